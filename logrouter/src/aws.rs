@@ -1,0 +1,48 @@
+//! AWS clients, built once and only when an S3 or SQS location is used, so a
+//! purely local run never looks for credentials.
+
+use tokio::sync::OnceCell;
+
+use crate::config::AwsConfig;
+
+/// Lazily built AWS clients shared by everything in one process.
+#[derive(Debug, Default)]
+pub struct AwsClients {
+    settings: AwsConfig,
+    sdk: OnceCell<aws_config::SdkConfig>,
+}
+
+impl AwsClients {
+    pub fn new(settings: AwsConfig) -> Self {
+        Self {
+            settings,
+            sdk: OnceCell::new(),
+        }
+    }
+
+    async fn sdk(&self) -> &aws_config::SdkConfig {
+        self.sdk
+            .get_or_init(|| async {
+                aws_config::defaults(aws_config::BehaviorVersion::latest())
+                    .load()
+                    .await
+            })
+            .await
+    }
+
+    pub async fn s3(&self) -> aws_sdk_s3::Client {
+        let conf = aws_sdk_s3::config::Builder::from(self.sdk().await)
+            .force_path_style(self.settings.force_path_style)
+            .build();
+        aws_sdk_s3::Client::from_conf(conf)
+    }
+
+    pub async fn sqs(&self) -> aws_sdk_sqs::Client {
+        aws_sdk_sqs::Client::new(self.sdk().await)
+    }
+}
+
+/// An SDK error with its whole chain of causes, for messages and logs.
+pub fn describe<E: std::error::Error>(e: &E) -> String {
+    aws_sdk_s3::error::DisplayErrorContext(e).to_string()
+}

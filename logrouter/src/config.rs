@@ -1,0 +1,321 @@
+//! Configuration: one TOML file, every key overridable by environment
+//! (`LOGROUTER_<SECTION>__<KEY>`), then by command-line flags.
+//!
+//! Loaded and validated once at start-up ([`Config::load`] then
+//! [`Config::validate`]); the rest of the code trusts it. Unknown keys are an
+//! error that names the key, so a typo never silently falls back to a default.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::normalize::validate_name;
+use crate::pointer::JsonPointer;
+
+/// Error in the configuration: always names the key and the fix.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read configuration: {0}")]
+    Load(#[from] config::ConfigError),
+    #[error("configuration key `{key}`: {message}")]
+    Invalid { key: &'static str, message: String },
+}
+
+/// Compression of routed output files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum OutputCompression {
+    #[default]
+    Gzip,
+    Zstd,
+}
+
+impl OutputCompression {
+    /// File extension of a routed part, after `.json`.
+    pub fn extension(self) -> &'static str {
+        match self {
+            OutputCompression::Gzip => "gz",
+            OutputCompression::Zstd => "zst",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub route: RouteConfig,
+    pub queue: QueueConfig,
+    pub aws: AwsConfig,
+}
+
+/// How lines are routed and written.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RouteConfig {
+    /// JSON pointer to the event type in each line.
+    pub type_field: String,
+    /// Longer lines are quarantined as `line_too_long`. Default 4 MiB,
+    /// Redshift's limit for one JSON object.
+    pub max_line_bytes: u64,
+    /// A routed part rolls over once this many compressed bytes are written.
+    pub part_size_bytes: u64,
+    pub output_compression: OutputCompression,
+    /// gzip 0–9 (default 1) or zstd 1–19 (default 3).
+    pub compression_level: Option<i32>,
+    /// When set, only these (normalised) types are routed; the others are
+    /// quarantined as `event_type_not_allowed`.
+    pub allowed_types: Option<Vec<String>>,
+    /// Distinct types one source may produce; lines of further types are
+    /// quarantined as `too_many_event_types` (each open type holds a
+    /// compressor, so this bounds memory against hostile input).
+    pub max_types_per_source: usize,
+    /// Where parts bound for S3 are spooled before upload (default: the
+    /// system temporary directory).
+    pub spool_dir: Option<PathBuf>,
+    /// Parts uploaded concurrently per object.
+    pub upload_concurrency: usize,
+    /// Parts at least this large go up by multipart upload.
+    pub multipart_threshold_bytes: u64,
+    /// Size of each multipart chunk (S3 minimum: 5 MiB).
+    pub multipart_chunk_bytes: u64,
+}
+
+impl Default for RouteConfig {
+    fn default() -> Self {
+        Self {
+            type_field: "/event_type".to_owned(),
+            max_line_bytes: 4 * 1024 * 1024,
+            part_size_bytes: 128 * 1024 * 1024,
+            output_compression: OutputCompression::Gzip,
+            compression_level: None,
+            allowed_types: None,
+            max_types_per_source: 1000,
+            spool_dir: None,
+            upload_concurrency: 4,
+            multipart_threshold_bytes: 16 * 1024 * 1024,
+            multipart_chunk_bytes: 8 * 1024 * 1024,
+        }
+    }
+}
+
+/// How the SQS service behaves.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QueueConfig {
+    /// Long-poll wait per receive, 0–20 s.
+    pub wait_time_secs: u32,
+    /// Visibility timeout requested on receive and renewed by the heartbeat.
+    pub visibility_timeout_secs: u32,
+    /// Heartbeat period; default a third of the visibility timeout.
+    pub heartbeat_secs: Option<u32>,
+    /// Objects processed at once.
+    pub max_objects_in_flight: usize,
+    /// After a failure the message becomes visible again after
+    /// `failure_backoff_secs * 2^(receives-1)`, capped at 15 minutes.
+    pub failure_backoff_secs: u32,
+    /// On SIGINT/SIGTERM, in-flight work gets this long to finish before its
+    /// messages are released back to the queue.
+    pub shutdown_grace_secs: u32,
+}
+
+impl Default for QueueConfig {
+    fn default() -> Self {
+        Self {
+            wait_time_secs: 20,
+            visibility_timeout_secs: 300,
+            heartbeat_secs: None,
+            max_objects_in_flight: 4,
+            failure_backoff_secs: 30,
+            shutdown_grace_secs: 30,
+        }
+    }
+}
+
+impl QueueConfig {
+    pub fn heartbeat_secs(&self) -> u32 {
+        self.heartbeat_secs
+            .unwrap_or((self.visibility_timeout_secs / 3).max(1))
+    }
+}
+
+/// AWS settings beyond the standard chain (env, profile, `AWS_ENDPOINT_URL`).
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct AwsConfig {
+    /// Path-style S3 addressing (`http://host/bucket/key`), for S3-compatible
+    /// servers and local stand-ins.
+    pub force_path_style: bool,
+}
+
+impl Config {
+    /// Reads an optional TOML file, then `LOGROUTER_…` environment overrides.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut builder = config::Config::builder();
+        if let Some(file) = file {
+            builder = builder.add_source(
+                config::File::from(file)
+                    .format(config::FileFormat::Toml)
+                    .required(true),
+            );
+        }
+        let env = config::Environment::with_prefix("LOGROUTER")
+            .prefix_separator("_")
+            .separator("__")
+            .try_parsing(true)
+            .list_separator(",")
+            .with_list_parse_key("route.allowed_types");
+        let cfg: Config = builder.add_source(env).build()?.try_deserialize()?;
+        Ok(cfg)
+    }
+
+    /// Checks every value once, so that the rest of the program can trust it.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let r = &self.route;
+        let invalid = |key, message: String| Err(ConfigError::Invalid { key, message });
+        if let Err(e) = JsonPointer::parse(&r.type_field) {
+            return invalid("route.type_field", e);
+        }
+        if r.max_line_bytes == 0 {
+            return invalid("route.max_line_bytes", "must be at least 1".into());
+        }
+        if r.part_size_bytes < 1024 {
+            return invalid("route.part_size_bytes", "must be at least 1024".into());
+        }
+        if let Some(level) = r.compression_level {
+            let ok = match r.output_compression {
+                OutputCompression::Gzip => (0..=9).contains(&level),
+                OutputCompression::Zstd => (1..=19).contains(&level),
+            };
+            if !ok {
+                return invalid(
+                    "route.compression_level",
+                    format!("{level} is out of range (gzip: 0-9, zstd: 1-19)"),
+                );
+            }
+        }
+        if let Some(types) = &r.allowed_types {
+            for t in types {
+                if let Err(e) = validate_name(t) {
+                    return invalid(
+                        "route.allowed_types",
+                        format!("{t:?} is not a normalised event type: it {} (write names as the router normalises them, e.g. \"video_play\")", e.rule),
+                    );
+                }
+            }
+        }
+        if r.max_types_per_source == 0 {
+            return invalid("route.max_types_per_source", "must be at least 1".into());
+        }
+        if r.upload_concurrency == 0 {
+            return invalid("route.upload_concurrency", "must be at least 1".into());
+        }
+        if r.multipart_chunk_bytes < 5 * 1024 * 1024 {
+            return invalid(
+                "route.multipart_chunk_bytes",
+                "must be at least 5242880 (5 MiB, the S3 minimum part size)".into(),
+            );
+        }
+        let q = &self.queue;
+        if q.wait_time_secs > 20 {
+            return invalid(
+                "queue.wait_time_secs",
+                "must be 0-20 (the SQS maximum long poll)".into(),
+            );
+        }
+        if !(1..=43_200).contains(&q.visibility_timeout_secs) {
+            return invalid(
+                "queue.visibility_timeout_secs",
+                "must be 1-43200 (the SQS limit of 12 hours)".into(),
+            );
+        }
+        if q.heartbeat_secs() == 0 || q.heartbeat_secs() >= q.visibility_timeout_secs {
+            return invalid(
+                "queue.heartbeat_secs",
+                "must be at least 1 and shorter than queue.visibility_timeout_secs".into(),
+            );
+        }
+        if q.max_objects_in_flight == 0 {
+            return invalid("queue.max_objects_in_flight", "must be at least 1".into());
+        }
+        Ok(())
+    }
+
+    pub fn type_pointer(&self) -> JsonPointer {
+        JsonPointer::parse(&self.route.type_field).expect("validated at start-up")
+    }
+
+    /// The compression level in force for the chosen output compression.
+    pub fn compression_level(&self) -> i32 {
+        self.route
+            .compression_level
+            .unwrap_or(match self.route.output_compression {
+                OutputCompression::Gzip => 1,
+                OutputCompression::Zstd => 3,
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load_str(toml: &str) -> Result<Config, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, toml).unwrap();
+        let c = Config::load(Some(&path))?;
+        c.validate()?;
+        Ok(c)
+    }
+
+    #[test]
+    fn example_config_is_valid_and_documents_the_defaults() {
+        let example = include_str!("../../logrouter.example.toml");
+        let c = load_str(example).unwrap();
+        let d = Config::default();
+        assert_eq!(c.route.type_field, d.route.type_field);
+        assert_eq!(c.route.max_line_bytes, d.route.max_line_bytes);
+        assert_eq!(c.route.part_size_bytes, d.route.part_size_bytes);
+        assert_eq!(
+            c.queue.visibility_timeout_secs,
+            d.queue.visibility_timeout_secs
+        );
+    }
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let e = load_str("[route]\ntype_feild = \"/type\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("type_feild"), "{e}");
+        let e = load_str("[routes]\n").unwrap_err().to_string();
+        assert!(e.contains("routes"), "{e}");
+    }
+
+    #[test]
+    fn bad_values_name_key_and_fix() {
+        for (toml, key) in [
+            ("[route]\ntype_field = \"type\"\n", "route.type_field"),
+            (
+                "[route]\nallowed_types = [\"Video Play\"]\n",
+                "route.allowed_types",
+            ),
+            (
+                "[route]\ncompression_level = 12\n",
+                "route.compression_level",
+            ),
+            ("[queue]\nwait_time_secs = 30\n", "queue.wait_time_secs"),
+            (
+                "[queue]\nvisibility_timeout_secs = 10\nheartbeat_secs = 10\n",
+                "queue.heartbeat_secs",
+            ),
+        ] {
+            let e = load_str(toml).unwrap_err().to_string();
+            assert!(e.contains(key), "{toml} -> {e}");
+        }
+        let e = load_str("[route]\nmax_line_bytes = \"big\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("max_line_bytes"), "{e}");
+    }
+}

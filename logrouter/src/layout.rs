@@ -1,0 +1,281 @@
+//! Names of everything the router writes under its destination.
+//!
+//! ```text
+//! DEST/<event_type>/dt=YYYY-MM-DD/hour=HH/<stem>-<hash>.part-00000.json.gz   routed lines
+//! DEST/_rejected/dt=YYYY-MM-DD/hour=HH/<stem>-<hash>.part-00000.json.gz      quarantine records
+//! DEST/_manifests/dt=YYYY-MM-DD/hour=HH/<stem>-<hash>.json                    one per source
+//! ```
+//!
+//! `<stem>` is the source's file name without its extensions, `<hash>` the
+//! first 12 hex digits of the SHA-256 of the source URI (two sources with the
+//! same file name in different folders never collide), and the time is the
+//! source's hour: from its key, else its LastModified. Every name is a pure
+//! function of the source, so routing a source again writes the same keys.
+
+use chrono::{DateTime, Datelike, NaiveDate, TimeZone, Timelike, Utc};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::config::OutputCompression;
+
+pub const REJECTED_DIR: &str = "_rejected";
+pub const MANIFESTS_DIR: &str = "_manifests";
+
+/// Key-time patterns recognised by default: `%Y %m %d %H` are 4/2/2/2 digits.
+pub const DEFAULT_KEY_TIME_PATTERNS: [&str; 4] = [
+    "dt=%Y-%m-%d/hour=%H",
+    "%Y-%m-%d_%H",
+    "%Y-%m-%d-%H",
+    "%Y/%m/%d/%H",
+];
+
+/// Where a source's time came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TimeFrom {
+    Key,
+    LastModified,
+    /// Standard input: no time at all; outputs go under `undated/`.
+    None,
+}
+
+/// The identity of a source in output names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceName {
+    pub time: Option<DateTime<Utc>>,
+    pub time_from: TimeFrom,
+    /// `<stem>-<hash>`.
+    pub slug: String,
+}
+
+impl SourceName {
+    /// `uri` identifies the source (`s3://b/k`, an absolute path, or `-`);
+    /// `file_name` is its last path segment.
+    pub fn new(
+        uri: &str,
+        key_time: Option<DateTime<Utc>>,
+        fallback: Option<DateTime<Utc>>,
+    ) -> Self {
+        let (time, time_from) = match (key_time, fallback) {
+            (Some(t), _) => (Some(t), TimeFrom::Key),
+            (None, Some(t)) => (Some(hour_floor(t)), TimeFrom::LastModified),
+            (None, None) => (None, TimeFrom::None),
+        };
+        let file_name = uri.rsplit('/').next().unwrap_or(uri);
+        let hash = hex::encode_prefix(&Sha256::digest(uri.as_bytes()), 6);
+        SourceName {
+            time,
+            time_from,
+            slug: format!("{}-{hash}", stem(file_name)),
+        }
+    }
+
+    fn partition(&self) -> String {
+        match self.time {
+            Some(t) => format!(
+                "dt={:04}-{:02}-{:02}/hour={:02}",
+                t.year(),
+                t.month(),
+                t.day(),
+                t.hour()
+            ),
+            None => "undated".to_owned(),
+        }
+    }
+
+    /// Key (relative to DEST) of part `part` of `event_type`.
+    pub fn part_key(&self, event_type: &str, part: u32, compression: OutputCompression) -> String {
+        format!(
+            "{event_type}/{}/{}.part-{part:05}.json.{}",
+            self.partition(),
+            self.slug,
+            compression.extension()
+        )
+    }
+
+    /// Key of quarantine part `part` (always gzip: quarantine is small and
+    /// must open with zcat).
+    pub fn rejected_key(&self, part: u32) -> String {
+        format!(
+            "{REJECTED_DIR}/{}/{}.part-{part:05}.json.gz",
+            self.partition(),
+            self.slug
+        )
+    }
+
+    pub fn manifest_key(&self) -> String {
+        format!("{MANIFESTS_DIR}/{}/{}.json", self.partition(), self.slug)
+    }
+}
+
+fn hour_floor(t: DateTime<Utc>) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(t.year(), t.month(), t.day(), t.hour(), 0, 0)
+        .single()
+        .unwrap_or(t)
+}
+
+/// The file name without compression/format extensions, reduced to
+/// `[A-Za-z0-9._-]` (other runs become `_`), at most 80 characters.
+fn stem(file_name: &str) -> String {
+    let mut s = file_name;
+    loop {
+        let lower = s.to_ascii_lowercase();
+        let cut = [
+            ".gz", ".gzip", ".zst", ".zstd", ".json", ".jsonl", ".ndjson", ".log", ".txt",
+        ]
+        .iter()
+        .find(|ext| lower.ends_with(*ext) && lower.len() > ext.len());
+        match cut {
+            Some(ext) => s = &s[..s.len() - ext.len()],
+            None => break,
+        }
+    }
+    let mut out = String::new();
+    for c in s.chars() {
+        if c.is_ascii_alphanumeric() || matches!(c, '.' | '-') {
+            out.push(c);
+        } else if !out.ends_with('_') {
+            out.push('_');
+        }
+        if out.len() >= 80 {
+            break;
+        }
+    }
+    let out = out.trim_matches(['_', '.']).to_owned();
+    if out.is_empty() {
+        "source".to_owned()
+    } else {
+        out
+    }
+}
+
+/// Finds the hour of a source in its key, trying each pattern at every
+/// position; the match furthest right wins (file names are more specific than
+/// folders). A match must be a real date and not be part of a longer number.
+pub fn key_time(key: &str, patterns: &[String]) -> Option<DateTime<Utc>> {
+    let b = key.as_bytes();
+    let mut best: Option<(usize, DateTime<Utc>)> = None;
+    for pattern in patterns {
+        for start in 0..b.len() {
+            if let Some(t) = match_at(b, start, pattern.as_bytes()) {
+                if best.is_none_or(|(pos, _)| start >= pos) {
+                    best = Some((start, t));
+                }
+            }
+        }
+    }
+    best.map(|(_, t)| t)
+}
+
+fn match_at(b: &[u8], start: usize, pattern: &[u8]) -> Option<DateTime<Utc>> {
+    if start > 0 && b[start - 1].is_ascii_digit() {
+        return None;
+    }
+    let (mut y, mut m, mut d, mut h) = (None, None, None, None);
+    let mut i = start;
+    let mut p = 0;
+    while p < pattern.len() {
+        if pattern[p] == b'%' && p + 1 < pattern.len() {
+            let width = if pattern[p + 1] == b'Y' { 4 } else { 2 };
+            let digits = b.get(i..i + width)?;
+            if !digits.iter().all(u8::is_ascii_digit) {
+                return None;
+            }
+            let n: u32 = std::str::from_utf8(digits).ok()?.parse().ok()?;
+            match pattern[p + 1] {
+                b'Y' => y = Some(n as i32),
+                b'm' => m = Some(n),
+                b'd' => d = Some(n),
+                b'H' => h = Some(n),
+                _ => return None,
+            }
+            i += width;
+            p += 2;
+        } else {
+            if b.get(i) != Some(&pattern[p]) {
+                return None;
+            }
+            i += 1;
+            p += 1;
+        }
+    }
+    if b.get(i).is_some_and(u8::is_ascii_digit) {
+        return None;
+    }
+    let date = NaiveDate::from_ymd_opt(y?, m?, d?)?;
+    let t = date.and_hms_opt(h.unwrap_or(0), 0, 0)?;
+    Some(Utc.from_utc_datetime(&t))
+}
+
+mod hex {
+    pub fn encode_prefix(bytes: &[u8], n: usize) -> String {
+        bytes.iter().take(n).map(|b| format!("{b:02x}")).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn defaults() -> Vec<String> {
+        DEFAULT_KEY_TIME_PATTERNS
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
+    }
+
+    fn check(key: &str, expected: Option<&str>) {
+        let got = key_time(key, &defaults()).map(|t| t.format("%Y-%m-%dT%H").to_string());
+        assert_eq!(got.as_deref(), expected, "{key}");
+    }
+
+    #[test]
+    fn key_times() {
+        check(
+            "logs/2015/01/20/events 2015-01-20_13.log.gz",
+            Some("2015-01-20T13"),
+        );
+        check(
+            "logs/dt=2015-01-20/hour=13/c++ players.json.gz",
+            Some("2015-01-20T13"),
+        );
+        check("2015-01-01-15.json.gz", Some("2015-01-01T15"));
+        check("archive/2015/02/24/07/part.gz", Some("2015-02-24T07"));
+        check("logs/2015/01/20/a.log.gz", None);
+        check("logs/2015-13-01-10.gz", None);
+        check("logs/12015-01-01-10.gz", None);
+        check("logs/2015-01-01-105.gz", None);
+        check("no-time-here.gz", None);
+    }
+
+    #[test]
+    fn names_are_descriptive_and_deterministic() {
+        let t = key_time("logs/2015-01-20-13.json.gz", &defaults());
+        let a = SourceName::new("s3://b/logs/2015-01-20-13.json.gz", t, None);
+        let b = SourceName::new("s3://b/logs/2015-01-20-13.json.gz", t, None);
+        assert_eq!(a, b);
+        let key = a.part_key("video_play", 3, OutputCompression::Gzip);
+        assert!(
+            key.starts_with("video_play/dt=2015-01-20/hour=13/2015-01-20-13-"),
+            "{key}"
+        );
+        assert!(key.ends_with(".part-00003.json.gz"), "{key}");
+        let other = SourceName::new("s3://b/other/2015-01-20-13.json.gz", t, None);
+        assert_ne!(a.slug, other.slug);
+        assert_eq!(
+            a.manifest_key(),
+            format!("_manifests/dt=2015-01-20/hour=13/{}.json", a.slug)
+        );
+        let stdin = SourceName::new("-", None, None);
+        assert!(stdin.rejected_key(0).starts_with("_rejected/undated/"));
+    }
+
+    #[test]
+    fn stems() {
+        assert_eq!(stem("events 2015-01-20_13.log.gz"), "events_2015-01-20_13");
+        assert_eq!(stem("c++ players.json.gz"), "c_players");
+        assert_eq!(stem("(copy 1).log"), "copy_1");
+        assert_eq!(stem(".gz"), "source");
+        assert_eq!(stem("../.."), "source");
+    }
+}

@@ -1,0 +1,24 @@
+//! The shared library of logrouter: what both the `router` and the `loader`
+//! binaries stand on.
+//!
+//! - [`config`]: the TOML/env configuration, validated once at start-up;
+//! - [`notification`]: SQS message bodies → S3 objects to process;
+//! - [`pointer`] and [`normalize`]: finding an event type in a line and
+//!   turning it into a safe name;
+//! - [`layout`]: the deterministic names of everything the router writes;
+//! - [`manifest`]: the per-source commit record the loader trusts;
+//! - [`store`] and [`location`]: reading sources and committing outputs,
+//!   locally or in S3;
+//! - [`queue`]: the SQS worker loop both services share;
+//! - [`aws`]: lazily built AWS clients.
+
+pub mod aws;
+pub mod config;
+pub mod layout;
+pub mod location;
+pub mod manifest;
+pub mod normalize;
+pub mod notification;
+pub mod pointer;
+pub mod queue;
+pub mod store;

@@ -1,0 +1,139 @@
+//! The manifest: one JSON document per routed source, written last.
+//!
+//! It is the source's commit marker. Until it exists, nothing downstream may
+//! trust the source's parts; once it exists, it says exactly which parts hold
+//! which lines, so the loader can load them and check its row counts against
+//! it. [`Manifest::check_counts`] is the "nothing is lost" invariant in code:
+//! the router refuses to write a manifest whose numbers do not add up.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::layout::TimeFrom;
+
+pub const FORMAT_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    pub format: u32,
+    pub source: ManifestSource,
+    /// The destination root the keys below are relative to.
+    pub dest: String,
+    /// JSON pointer the event type was read at.
+    pub type_field: String,
+    pub router_version: String,
+    pub routed_at: DateTime<Utc>,
+    pub lines: LineCounts,
+    /// Routed output per normalised event type.
+    pub types: BTreeMap<String, TypeOutput>,
+    pub quarantine: QuarantineOutput,
+    /// Set when the source's bytes were damaged (truncated or corrupt
+    /// compression): everything before the damage was routed.
+    pub damage: Option<Damage>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ManifestSource {
+    pub uri: String,
+    pub bucket: Option<String>,
+    pub key: Option<String>,
+    pub etag: Option<String>,
+    pub size: Option<u64>,
+    pub last_modified: Option<DateTime<Utc>>,
+    /// The hour the source covers (from its key, else LastModified).
+    pub time: Option<DateTime<Utc>>,
+    pub time_from: TimeFrom,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LineCounts {
+    pub read: u64,
+    pub routed: u64,
+    pub quarantined: u64,
+    pub blank: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TypeOutput {
+    pub lines: u64,
+    pub parts: Vec<PartOutput>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QuarantineOutput {
+    pub by_reason: BTreeMap<String, u64>,
+    pub parts: Vec<PartOutput>,
+}
+
+/// One committed output file.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartOutput {
+    /// Key relative to the manifest's `dest`.
+    pub key: String,
+    pub lines: u64,
+    /// Source line numbers (1-based) of the first and last line in the part.
+    pub first_line: u64,
+    pub last_line: u64,
+    /// Size of the file as stored (compressed).
+    pub bytes: u64,
+    pub uncompressed_bytes: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Damage {
+    /// Offset in the stored (compressed) object where reading failed.
+    pub raw_offset: u64,
+    /// Decompressed bytes read before the failure.
+    pub decoded_offset: u64,
+    /// The line being read when the damage surfaced.
+    pub line: u64,
+    pub error: String,
+}
+
+impl Manifest {
+    /// Checks that every line read is accounted for exactly once:
+    /// read = routed + quarantined + blank, and each total equals the sum of
+    /// its parts. A failure is a bug in the router, never bad input.
+    pub fn check_counts(&self) -> Result<(), String> {
+        let l = self.lines;
+        if l.read != l.routed + l.quarantined + l.blank {
+            return Err(format!(
+                "lines read {} != routed {} + quarantined {} + blank {}",
+                l.read, l.routed, l.quarantined, l.blank
+            ));
+        }
+        let by_type: u64 = self.types.values().map(|t| t.lines).sum();
+        if by_type != l.routed {
+            return Err(format!("routed {} != sum over types {by_type}", l.routed));
+        }
+        for (name, t) in &self.types {
+            let in_parts: u64 = t.parts.iter().map(|p| p.lines).sum();
+            if in_parts != t.lines {
+                return Err(format!(
+                    "{name}: {} lines != {in_parts} in its parts",
+                    t.lines
+                ));
+            }
+        }
+        let by_reason: u64 = self.quarantine.by_reason.values().sum();
+        let in_parts: u64 = self.quarantine.parts.iter().map(|p| p.lines).sum();
+        if by_reason != l.quarantined || in_parts != l.quarantined {
+            return Err(format!(
+                "quarantined {} != by reason {by_reason} or in parts {in_parts}",
+                l.quarantined
+            ));
+        }
+        Ok(())
+    }
+
+    /// Every output key the manifest names (routed and quarantine).
+    pub fn output_keys(&self) -> impl Iterator<Item = &str> {
+        self.types
+            .values()
+            .flat_map(|t| t.parts.iter())
+            .chain(self.quarantine.parts.iter())
+            .map(|p| p.key.as_str())
+    }
+}

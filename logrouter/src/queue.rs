@@ -1,0 +1,429 @@
+//! The SQS worker loop shared by `router run` and `loader run`.
+//!
+//! One loop receives messages; each message with objects to process becomes
+//! a task that holds one permit of a semaphore (objects in flight are
+//! bounded), keeps its message invisible with a heartbeat while it works, and
+//! on success hands the receipt to a deleter that deletes in batches. The
+//! loop never waits for a slow object: it only waits for a free permit.
+//!
+//! Rules that keep data safe:
+//! - a message is deleted only after its handler returned success for every
+//!   object it names (the handler returns only once its outputs are durable);
+//! - a body of unknown shape is never deleted: it is logged with an excerpt
+//!   and left for the queue's redrive policy;
+//! - a failed message is made visible again after a backoff that grows with
+//!   its receive count, so a poison message does not spin.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, Message, MessageSystemAttributeName};
+use dashmap::DashMap;
+use tokio::sync::{mpsc, Semaphore};
+use tokio::task::JoinSet;
+use tracing::{debug, error, info, warn};
+
+use crate::aws::describe;
+use crate::config::QueueConfig;
+use crate::notification::{parse_body, Notification, ObjectRef};
+
+/// Processes one object named by a notification.
+pub trait ObjectHandler: Send + Sync + 'static {
+    /// Returns a one-line summary on success. Must return success only once
+    /// everything the object produced is durable.
+    fn handle(&self, object: ObjectRef) -> impl Future<Output = Result<String, String>> + Send;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum QueueError {
+    #[error("queue {url} does not exist (check --queue-url and the region)")]
+    NoSuchQueue { url: String },
+}
+
+/// Counts of one run, for the exit code and the final log line.
+#[derive(Debug, Default)]
+pub struct RunStats {
+    pub messages_received: AtomicU64,
+    pub messages_deleted: AtomicU64,
+    /// Messages left on the queue because an object failed.
+    pub messages_failed: AtomicU64,
+    /// Messages of unknown shape left for the redrive policy.
+    pub messages_unknown: AtomicU64,
+    pub objects_done: AtomicU64,
+    pub objects_failed: AtomicU64,
+    pub receive_errors: AtomicU64,
+    pub delete_errors: AtomicU64,
+    pub visibility_errors: AtomicU64,
+}
+
+impl RunStats {
+    pub fn get(v: &AtomicU64) -> u64 {
+        v.load(Ordering::Relaxed)
+    }
+}
+
+fn bump(v: &AtomicU64) {
+    v.fetch_add(1, Ordering::Relaxed);
+}
+
+pub struct QueueWorker<H> {
+    pub sqs: aws_sdk_sqs::Client,
+    pub queue_url: String,
+    pub config: QueueConfig,
+    pub handler: Arc<H>,
+    /// Stop once a receive came back empty and nothing is in flight.
+    pub drain: bool,
+}
+
+/// A message being worked on, so that it can be released on shutdown.
+struct InFlight {
+    receipt: String,
+}
+
+impl<H: ObjectHandler> QueueWorker<H> {
+    /// Runs until `shutdown` resolves (or, with `drain`, the queue is empty).
+    /// On shutdown, work in flight gets `shutdown_grace_secs` to finish; the
+    /// messages of whatever is still running then are released (visibility 0).
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<Arc<RunStats>, QueueError> {
+        let stats = Arc::new(RunStats::default());
+        let permits = Arc::new(Semaphore::new(self.config.max_objects_in_flight));
+        let in_flight: Arc<DashMap<String, InFlight>> = Arc::new(DashMap::new());
+        let (delete_tx, delete_rx) = mpsc::unbounded_channel::<String>();
+        let deleter = tokio::spawn(delete_batches(
+            self.sqs.clone(),
+            self.queue_url.clone(),
+            delete_rx,
+            stats.clone(),
+        ));
+        let mut tasks = JoinSet::new();
+        let mut receive_backoff = Duration::ZERO;
+        tokio::pin!(shutdown);
+        let mut stopped_by_signal = false;
+
+        loop {
+            while tasks.try_join_next().is_some() {}
+            let free = permits.available_permits();
+            if free == 0 {
+                tokio::select! {
+                    _ = &mut shutdown => { stopped_by_signal = true; break; }
+                    _ = tasks.join_next() => continue,
+                }
+            }
+            let receive = self
+                .sqs
+                .receive_message()
+                .queue_url(&self.queue_url)
+                .max_number_of_messages(free.min(10) as i32)
+                .wait_time_seconds(self.config.wait_time_secs as i32)
+                .visibility_timeout(self.config.visibility_timeout_secs as i32)
+                .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
+                .send();
+            let received = tokio::select! {
+                _ = &mut shutdown => { stopped_by_signal = true; break; }
+                r = receive => r,
+            };
+            let messages = match received {
+                Ok(out) => {
+                    receive_backoff = Duration::ZERO;
+                    out.messages.unwrap_or_default()
+                }
+                Err(e) => {
+                    if e.as_service_error()
+                        .is_some_and(|s| s.is_queue_does_not_exist())
+                    {
+                        return Err(QueueError::NoSuchQueue {
+                            url: self.queue_url.clone(),
+                        });
+                    }
+                    bump(&stats.receive_errors);
+                    receive_backoff = (receive_backoff * 2)
+                        .clamp(Duration::from_millis(500), Duration::from_secs(30));
+                    warn!(queue = %self.queue_url, error = %describe(&e), retry_in = ?receive_backoff, "receive failed");
+                    tokio::select! {
+                        _ = &mut shutdown => { stopped_by_signal = true; break; }
+                        _ = tokio::time::sleep(receive_backoff) => continue,
+                    }
+                }
+            };
+            if messages.is_empty() {
+                if self.drain && tasks.is_empty() {
+                    debug!("queue empty after one long poll and nothing in flight: drained");
+                    break;
+                }
+                continue;
+            }
+            for message in messages {
+                bump(&stats.messages_received);
+                self.dispatch(
+                    message, &permits, &in_flight, &delete_tx, &stats, &mut tasks,
+                )
+                .await;
+            }
+        }
+
+        if stopped_by_signal {
+            info!(
+                in_flight = tasks.len(),
+                "stopping: no more receives; finishing work in flight"
+            );
+        }
+        let grace = Duration::from_secs(self.config.shutdown_grace_secs as u64);
+        let finished =
+            tokio::time::timeout(grace, async { while tasks.join_next().await.is_some() {} }).await;
+        if finished.is_err() {
+            tasks.abort_all();
+            while tasks.join_next().await.is_some() {}
+            for entry in in_flight.iter() {
+                warn!(message_id = %entry.key(), "releasing unfinished message back to the queue");
+                self.set_visibility(&entry.value().receipt, 0, &stats).await;
+            }
+        }
+        drop(delete_tx);
+        let _ = deleter.await;
+        Ok(stats)
+    }
+
+    async fn dispatch(
+        &self,
+        message: Message,
+        permits: &Arc<Semaphore>,
+        in_flight: &Arc<DashMap<String, InFlight>>,
+        delete_tx: &mpsc::UnboundedSender<String>,
+        stats: &Arc<RunStats>,
+        tasks: &mut JoinSet<()>,
+    ) {
+        let id = message.message_id.clone().unwrap_or_default();
+        let Some(receipt) = message.receipt_handle.clone() else {
+            warn!(message_id = %id, "message without receipt handle ignored");
+            return;
+        };
+        let body = message.body.as_deref().unwrap_or("");
+        let objects = match parse_body(body) {
+            Notification::Unknown { why, excerpt } => {
+                bump(&stats.messages_unknown);
+                error!(message_id = %id, %why, %excerpt,
+                    "message of unknown shape left on the queue for its redrive policy (dead-letter queue)");
+                return;
+            }
+            Notification::Nothing { why } => {
+                info!(message_id = %id, %why, "notification asks for nothing; deleting it");
+                let _ = delete_tx.send(receipt);
+                return;
+            }
+            Notification::Objects(objects) => objects,
+        };
+        let receive_count: u32 = message
+            .attributes
+            .as_ref()
+            .and_then(|a| a.get(&MessageSystemAttributeName::ApproximateReceiveCount))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(1);
+        let permit = permits
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("semaphore never closed");
+        in_flight.insert(
+            id.clone(),
+            InFlight {
+                receipt: receipt.clone(),
+            },
+        );
+        let ctx = MessageTask {
+            sqs: self.sqs.clone(),
+            queue_url: self.queue_url.clone(),
+            config: self.config.clone(),
+            stats: stats.clone(),
+        };
+        let handler = self.handler.clone();
+        let in_flight = in_flight.clone();
+        let delete_tx = delete_tx.clone();
+        tasks.spawn(async move {
+            let _permit = permit;
+            let ok = ctx
+                .process(&id, &receipt, objects, receive_count, handler)
+                .await;
+            in_flight.remove(&id);
+            if ok {
+                let _ = delete_tx.send(receipt);
+            }
+        });
+    }
+
+    async fn set_visibility(&self, receipt: &str, secs: u32, stats: &RunStats) {
+        set_visibility(&self.sqs, &self.queue_url, receipt, secs, stats).await
+    }
+}
+
+struct MessageTask {
+    sqs: aws_sdk_sqs::Client,
+    queue_url: String,
+    config: QueueConfig,
+    stats: Arc<RunStats>,
+}
+
+impl MessageTask {
+    /// Processes every object of one message under a visibility heartbeat.
+    /// Returns whether the message may be deleted.
+    async fn process<H: ObjectHandler>(
+        &self,
+        id: &str,
+        receipt: &str,
+        objects: Vec<ObjectRef>,
+        receive_count: u32,
+        handler: Arc<H>,
+    ) -> bool {
+        let work = async {
+            let mut failures = Vec::new();
+            for object in objects {
+                let uri = object.uri();
+                match handler.handle(object).await {
+                    Ok(summary) => {
+                        bump(&self.stats.objects_done);
+                        info!(message_id = %id, %summary, "object done");
+                    }
+                    Err(error) => {
+                        bump(&self.stats.objects_failed);
+                        error!(message_id = %id, object = %uri, %error, "object failed; message stays on the queue");
+                        failures.push(uri);
+                    }
+                }
+            }
+            failures
+        };
+        let heartbeat = async {
+            let period = Duration::from_secs(self.config.heartbeat_secs() as u64);
+            loop {
+                tokio::time::sleep(period).await;
+                debug!(message_id = %id, "extending visibility");
+                set_visibility(
+                    &self.sqs,
+                    &self.queue_url,
+                    receipt,
+                    self.config.visibility_timeout_secs,
+                    &self.stats,
+                )
+                .await;
+            }
+        };
+        let failures = tokio::select! {
+            f = work => f,
+            _ = heartbeat => unreachable!("the heartbeat never ends"),
+        };
+        if failures.is_empty() {
+            return true;
+        }
+        bump(&self.stats.messages_failed);
+        let backoff = backoff_secs(self.config.failure_backoff_secs, receive_count);
+        warn!(message_id = %id, failed = failures.len(), retry_in_secs = backoff, "message will be retried");
+        set_visibility(&self.sqs, &self.queue_url, receipt, backoff, &self.stats).await;
+        false
+    }
+}
+
+/// `base * 2^(receives-1)`, capped at 15 minutes.
+pub fn backoff_secs(base: u32, receive_count: u32) -> u32 {
+    let exp = receive_count.saturating_sub(1).min(16);
+    base.saturating_mul(1 << exp).min(900)
+}
+
+async fn set_visibility(
+    sqs: &aws_sdk_sqs::Client,
+    queue_url: &str,
+    receipt: &str,
+    secs: u32,
+    stats: &RunStats,
+) {
+    if let Err(e) = sqs
+        .change_message_visibility()
+        .queue_url(queue_url)
+        .receipt_handle(receipt)
+        .visibility_timeout(secs as i32)
+        .send()
+        .await
+    {
+        bump(&stats.visibility_errors);
+        warn!(error = %describe(&e), "changing message visibility failed");
+    }
+}
+
+/// Deletes receipts in batches of up to ten, gathering for at most 100 ms.
+async fn delete_batches(
+    sqs: aws_sdk_sqs::Client,
+    queue_url: String,
+    mut rx: mpsc::UnboundedReceiver<String>,
+    stats: Arc<RunStats>,
+) {
+    while let Some(first) = rx.recv().await {
+        let mut batch = vec![first];
+        let deadline = tokio::time::sleep(Duration::from_millis(100));
+        tokio::pin!(deadline);
+        while batch.len() < 10 {
+            tokio::select! {
+                _ = &mut deadline => break,
+                next = rx.recv() => match next {
+                    Some(r) => batch.push(r),
+                    None => break,
+                },
+            }
+        }
+        let entries: HashMap<String, String> = batch
+            .into_iter()
+            .enumerate()
+            .map(|(i, r)| (i.to_string(), r))
+            .collect();
+        let request = sqs
+            .delete_message_batch()
+            .queue_url(&queue_url)
+            .set_entries(Some(
+                entries
+                    .iter()
+                    .map(|(id, r)| {
+                        DeleteMessageBatchRequestEntry::builder()
+                            .id(id)
+                            .receipt_handle(r)
+                            .build()
+                            .expect("id and receipt are set")
+                    })
+                    .collect(),
+            ));
+        match request.send().await {
+            Ok(out) => {
+                let failed = out.failed.len() as u64;
+                stats
+                    .messages_deleted
+                    .fetch_add(entries.len() as u64 - failed, Ordering::Relaxed);
+                for f in &out.failed {
+                    bump(&stats.delete_errors);
+                    warn!(code = %f.code, message = ?f.message, "delete failed; the message will be processed again (idempotently)");
+                }
+            }
+            Err(e) => {
+                stats
+                    .delete_errors
+                    .fetch_add(entries.len() as u64, Ordering::Relaxed);
+                warn!(error = %describe(&e), count = entries.len(), "batch delete failed; the messages will be processed again (idempotently)");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::backoff_secs;
+
+    #[test]
+    fn backoff_grows_and_caps() {
+        assert_eq!(backoff_secs(30, 1), 30);
+        assert_eq!(backoff_secs(30, 2), 60);
+        assert_eq!(backoff_secs(30, 3), 120);
+        assert_eq!(backoff_secs(30, 50), 900);
+        assert_eq!(backoff_secs(0, 5), 0);
+    }
+}

@@ -1,0 +1,16 @@
+//! The router: splits S3 log objects into per-event-type files.
+//!
+//! - [`route::Router::route_object`] routes one source to a destination;
+//! - [`lines`] is the per-line hot loop, [`parts`] the compressed outputs,
+//!   [`decode`] the compression detection, [`reason`] the quarantine reasons;
+//! - [`service`] is `router run`: the SQS worker that routes each notified
+//!   object;
+//! - [`cli`] is the command line, kept here so that tests can drive it.
+
+pub mod cli;
+pub mod decode;
+pub mod lines;
+pub mod parts;
+pub mod reason;
+pub mod route;
+pub mod service;

@@ -1,0 +1,473 @@
+//! The per-line hot loop: split the decoded stream into lines with bounded
+//! memory, classify each line, and send it to its part.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::{self, BufRead, Write};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use base64::Engine;
+use logrouter::config::OutputCompression;
+use logrouter::layout::SourceName;
+use logrouter::manifest::{LineCounts, PartOutput, QuarantineOutput, TypeOutput};
+use logrouter::normalize::normalize_event_type;
+use logrouter::pointer::{JsonPointer, Lookup};
+use logrouter::store::{OutputStore, TransportError};
+use serde::Serialize;
+use tokio::sync::mpsc;
+
+use crate::parts::{FinishedPart, PartWriter};
+use crate::reason::Reason;
+
+const BOM: &[u8] = b"\xEF\xBB\xBF";
+/// Raw event types remembered with their normalised form; past this many
+/// (hostile input) types are normalised afresh for each line.
+const TYPE_CACHE_LIMIT: usize = 10_000;
+
+/// Routing rules, derived once from the configuration.
+#[derive(Debug, Clone)]
+pub struct RouteRules {
+    pub pointer: JsonPointer,
+    pub max_line_bytes: usize,
+    pub allowed_types: Option<Vec<String>>,
+    pub max_types_per_source: usize,
+    pub compression: OutputCompression,
+    pub level: i32,
+    pub part_size: u64,
+}
+
+/// The first quarantined line of each reason, for summaries.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct FirstError {
+    pub line: u64,
+    pub error: String,
+}
+
+/// Everything the line loop produced for one source.
+#[derive(Debug, Default)]
+pub struct LinesResult {
+    pub counts: LineCounts,
+    pub types: BTreeMap<String, TypeOutput>,
+    pub quarantine: QuarantineOutput,
+    pub first_errors: BTreeMap<String, FirstError>,
+    /// Set when the decoded stream failed (damage): decoded offset, the line
+    /// being read, and the error.
+    pub damage: Option<(u64, u64, String)>,
+    pub decoded_bytes: u64,
+}
+
+/// One quarantine record: where the line came from, why, and the line
+/// itself (as text when it is UTF-8, else base64), so that it can be
+/// recovered byte for byte.
+#[derive(Serialize)]
+struct QuarantineRecord<'a> {
+    source: &'a str,
+    line: u64,
+    reason: &'a str,
+    error: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    text: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    base64: Option<String>,
+}
+
+type CachedType = Result<Arc<str>, String>;
+
+/// Routes the lines of one source to part files.
+pub struct LineRouter<'a> {
+    rules: &'a RouteRules,
+    name: &'a SourceName,
+    source_uri: &'a str,
+    out: &'a OutputStore,
+    spool: &'a PathBuf,
+    finished: mpsc::Sender<FinishedPart>,
+    open: HashMap<Arc<str>, (u32, PartWriter)>,
+    quarantine: Option<(u32, PartWriter)>,
+    type_cache: HashMap<String, CachedType>,
+    result: LinesResult,
+    line_no: u64,
+    scratch: Vec<u8>,
+}
+
+impl<'a> LineRouter<'a> {
+    pub fn new(
+        rules: &'a RouteRules,
+        name: &'a SourceName,
+        source_uri: &'a str,
+        out: &'a OutputStore,
+        spool: &'a PathBuf,
+        finished: mpsc::Sender<FinishedPart>,
+    ) -> Self {
+        Self {
+            rules,
+            name,
+            source_uri,
+            out,
+            spool,
+            finished,
+            open: HashMap::new(),
+            quarantine: None,
+            type_cache: HashMap::new(),
+            result: LinesResult::default(),
+            line_no: 0,
+            scratch: Vec::new(),
+        }
+    }
+
+    /// Reads `reader` to its end (or to damage) and routes every line.
+    /// Returns `Err` only for transport and local I/O errors: the source
+    /// must then be retried. Damage is recorded in the result.
+    pub fn run(mut self, mut reader: impl BufRead) -> io::Result<LinesResult> {
+        let max = self.rules.max_line_bytes;
+        let mut pending: Vec<u8> = Vec::new();
+        // Streaming a line longer than the limit: its record is open.
+        let mut too_long: Option<u64> = None;
+        loop {
+            let buf = match reader.fill_buf() {
+                Ok(b) => b,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if TransportError::is(&e) => return Err(e),
+                Err(e) => {
+                    self.result.damage =
+                        Some((self.result.decoded_bytes, self.line_no + 1, e.to_string()));
+                    break;
+                }
+            };
+            if buf.is_empty() {
+                break;
+            }
+            let (chunk, newline) = match memchr::memchr(b'\n', buf) {
+                Some(i) => (&buf[..i], true),
+                None => (buf, false),
+            };
+            let used = chunk.len() + newline as usize;
+            if let Some(len) = too_long.as_mut() {
+                *len += chunk.len() as u64;
+                self.long_line_chunk(chunk)?;
+                if newline {
+                    self.long_line_end(*len)?;
+                    too_long = None;
+                }
+            } else if newline && pending.is_empty() {
+                self.line(chunk)?;
+            } else {
+                pending.extend_from_slice(chunk);
+                if pending.len() > max {
+                    self.long_line_begin(&pending)?;
+                    too_long = Some(pending.len() as u64);
+                    pending = Vec::new();
+                    if newline {
+                        self.long_line_end(too_long.take().unwrap_or(0))?;
+                    }
+                } else if newline {
+                    let line = std::mem::take(&mut pending);
+                    self.line(&line)?;
+                    pending = line;
+                    pending.clear();
+                }
+            }
+            self.result.decoded_bytes += used as u64;
+            reader.consume(used);
+        }
+        if let Some(len) = too_long {
+            self.long_line_end(len)?;
+        } else if !pending.is_empty() {
+            if self.result.damage.is_some() {
+                self.line_no += 1;
+                let detail = "the line was cut off by damage in the source's compression; the rest of the source is unreadable";
+                self.quarantine(Reason::TruncatedLine, detail, &pending)?;
+            } else {
+                self.line(&pending)?;
+            }
+        }
+        self.finish()
+    }
+
+    /// Classifies and writes one complete line (without its `\n`).
+    fn line(&mut self, raw: &[u8]) -> io::Result<()> {
+        self.line_no += 1;
+        let mut line = raw.strip_suffix(b"\r").unwrap_or(raw);
+        if self.line_no == 1 {
+            line = line.strip_prefix(BOM).unwrap_or(line);
+        }
+        if line.iter().all(|c| *c == b' ' || *c == b'\t') {
+            self.result.counts.blank += 1;
+            return Ok(());
+        }
+        if line.len() > self.rules.max_line_bytes {
+            let detail = format!(
+                "{} bytes, over route.max_line_bytes = {}",
+                line.len(),
+                self.rules.max_line_bytes
+            );
+            return self.quarantine(Reason::LineTooLong, &detail, raw);
+        }
+        let text = match std::str::from_utf8(line) {
+            Ok(t) => t,
+            Err(e) => {
+                let detail = format!("invalid UTF-8 at byte {} of the line", e.valid_up_to());
+                return self.quarantine(Reason::InvalidUtf8, &detail, raw);
+            }
+        };
+        let event_type = match self.rules.pointer.lookup(text) {
+            Lookup::Found(t) => t,
+            Lookup::Missing => {
+                let detail = format!(
+                    "no event type at {} (set --type-field / route.type_field to the JSON pointer of the type, e.g. /type)",
+                    self.rules.pointer
+                );
+                return self.quarantine(Reason::MissingEventType, &detail, raw);
+            }
+            Lookup::NotAString(kind) => {
+                let detail = format!(
+                    "the event type at {} is a {kind}, not a string",
+                    self.rules.pointer
+                );
+                return self.quarantine(Reason::InvalidEventType, &detail, raw);
+            }
+            Lookup::Duplicate => {
+                let detail = format!(
+                    "{} appears more than once, so the type is ambiguous",
+                    self.rules.pointer
+                );
+                return self.quarantine(Reason::InvalidEventType, &detail, raw);
+            }
+            Lookup::NotAnObject(kind) => {
+                let detail = format!("the line is a JSON {kind}; each line must be a JSON object");
+                return self.quarantine(Reason::NotAnObject, &detail, raw);
+            }
+            Lookup::InvalidJson(e) => return self.quarantine(Reason::InvalidJson, &e, raw),
+        };
+        let normalised = match self.type_cache.get(event_type.as_ref()) {
+            Some(cached) => cached.clone(),
+            None => {
+                let fresh: CachedType = match normalize_event_type(&event_type) {
+                    Ok(n) => Ok(Arc::from(n)),
+                    Err(e) => Err(format!("event type {:?} {e}", excerpt(&event_type))),
+                };
+                if self.type_cache.len() < TYPE_CACHE_LIMIT {
+                    self.type_cache
+                        .insert(event_type.into_owned(), fresh.clone());
+                }
+                fresh
+            }
+        };
+        let name = match normalised {
+            Ok(n) => n,
+            Err(detail) => return self.quarantine(Reason::InvalidEventType, &detail, raw),
+        };
+        if let Some(allowed) = &self.rules.allowed_types {
+            if !allowed.iter().any(|a| **a == *name) {
+                let detail = format!("{name} is not in route.allowed_types");
+                return self.quarantine(Reason::EventTypeNotAllowed, &detail, raw);
+            }
+        }
+        let line_no = self.line_no;
+        if !self.open.contains_key(&name) {
+            if self.result.types.len() >= self.rules.max_types_per_source
+                && !self.result.types.contains_key(&*name)
+            {
+                let detail = format!(
+                    "{name} would be type number {} of this source, over route.max_types_per_source = {}",
+                    self.result.types.len() + 1,
+                    self.rules.max_types_per_source
+                );
+                return self.quarantine(Reason::TooManyEventTypes, &detail, raw);
+            }
+            let next = self
+                .result
+                .types
+                .entry(name.to_string())
+                .or_default()
+                .parts
+                .len() as u32;
+            let writer = self.new_part(
+                self.name.part_key(&name, next, self.rules.compression),
+                false,
+            )?;
+            self.open.insert(name.clone(), (next, writer));
+        }
+        let (part_no, writer) = self.open.get_mut(&name).expect("opened above");
+        writer.write_line(line, line_no)?;
+        let rolled = writer.compressed_len() >= self.rules.part_size;
+        self.result.counts.routed += 1;
+        if rolled {
+            let part_no = *part_no;
+            let (_, full) = self.open.remove(&name).expect("just written");
+            let output = self.commit(full)?;
+            let entry = self.result.types.get_mut(&*name).expect("opened above");
+            entry.lines += output.lines;
+            entry.parts.push(output);
+            debug_assert_eq!(entry.parts.len() as u32, part_no + 1);
+        }
+        Ok(())
+    }
+
+    fn new_part(&self, key: String, quarantine: bool) -> io::Result<PartWriter> {
+        let temp = self.out.temp_path(&key, self.spool);
+        let (compression, level) = if quarantine {
+            (OutputCompression::Gzip, 6)
+        } else {
+            (self.rules.compression, self.rules.level)
+        };
+        PartWriter::create(temp, key, compression, level)
+    }
+
+    /// Hands a finished part to the committer and returns its record.
+    fn commit(&mut self, writer: PartWriter) -> io::Result<PartOutput> {
+        let finished = writer.finish()?;
+        let output = finished.output.clone();
+        self.finished
+            .blocking_send(finished)
+            .map_err(|_| io::Error::other("the committer stopped (an upload failed)"))?;
+        Ok(output)
+    }
+
+    fn quarantine_writer(&mut self) -> io::Result<&mut PartWriter> {
+        if self.quarantine.is_none() {
+            let n = self.result.quarantine.parts.len() as u32;
+            let writer = self.new_part(self.name.rejected_key(n), true)?;
+            self.quarantine = Some((n, writer));
+        }
+        Ok(&mut self.quarantine.as_mut().expect("just opened").1)
+    }
+
+    fn note_quarantine(&mut self, reason: Reason, detail: &str) {
+        self.result.counts.quarantined += 1;
+        *self
+            .result
+            .quarantine
+            .by_reason
+            .entry(reason.as_str().to_owned())
+            .or_default() += 1;
+        self.result
+            .first_errors
+            .entry(reason.as_str().to_owned())
+            .or_insert_with(|| FirstError {
+                line: self.line_no,
+                error: detail.to_owned(),
+            });
+        tracing::debug!(source = self.source_uri, line = self.line_no, %reason, detail, "line quarantined");
+    }
+
+    /// Writes a quarantine record for the line `raw` (as read, minus `\n`).
+    fn quarantine(&mut self, reason: Reason, detail: &str, raw: &[u8]) -> io::Result<()> {
+        self.note_quarantine(reason, detail);
+        let (text, b64) = match std::str::from_utf8(raw) {
+            Ok(t) => (Some(t), None),
+            Err(_) => (
+                None,
+                Some(base64::engine::general_purpose::STANDARD.encode(raw)),
+            ),
+        };
+        let record = QuarantineRecord {
+            source: self.source_uri,
+            line: self.line_no,
+            reason: reason.as_str(),
+            error: detail,
+            text,
+            base64: b64,
+        };
+        let mut buf = std::mem::take(&mut self.scratch);
+        buf.clear();
+        serde_json::to_writer(&mut buf, &record).map_err(io::Error::other)?;
+        let line_no = self.line_no;
+        let w = self.quarantine_writer()?;
+        w.write_line(&buf, line_no)?;
+        self.scratch = buf;
+        self.roll_quarantine_if_full()
+    }
+
+    fn roll_quarantine_if_full(&mut self) -> io::Result<()> {
+        if self
+            .quarantine
+            .as_ref()
+            .is_some_and(|(_, w)| w.compressed_len() >= self.rules.part_size)
+        {
+            let (_, w) = self.quarantine.take().expect("checked");
+            let output = self.commit(w)?;
+            self.result.quarantine.parts.push(output);
+        }
+        Ok(())
+    }
+
+    /// Starts the quarantine record of a line longer than the limit; the
+    /// line itself is streamed in base64, never held whole in memory.
+    fn long_line_begin(&mut self, first: &[u8]) -> io::Result<()> {
+        self.line_no += 1;
+        let detail = format!(
+            "longer than route.max_line_bytes = {}; the record's base64 holds the whole line",
+            self.rules.max_line_bytes
+        );
+        self.note_quarantine(Reason::LineTooLong, &detail);
+        let head = serde_json::json!({
+            "source": self.source_uri,
+            "line": self.line_no,
+            "reason": Reason::LineTooLong.as_str(),
+            "error": detail,
+        })
+        .to_string();
+        let w = self.quarantine_writer()?.writer();
+        // `{...,"error":"…"` then `,"base64":"` + data + `"}`.
+        w.write_all(&head.as_bytes()[..head.len() - 1])?;
+        w.write_all(b",\"base64\":\"")?;
+        self.scratch.clear();
+        self.long_line_chunk(first)
+    }
+
+    /// Base64 is written in groups of three bytes; a remainder waits in
+    /// `scratch` for the next chunk.
+    fn long_line_chunk(&mut self, chunk: &[u8]) -> io::Result<()> {
+        let mut carry = std::mem::take(&mut self.scratch);
+        carry.extend_from_slice(chunk);
+        let whole = carry.len() / 3 * 3;
+        let encoded = base64::engine::general_purpose::STANDARD.encode(&carry[..whole]);
+        self.quarantine_writer()?
+            .writer()
+            .write_all(encoded.as_bytes())?;
+        carry.drain(..whole);
+        self.scratch = carry;
+        Ok(())
+    }
+
+    fn long_line_end(&mut self, len: u64) -> io::Result<()> {
+        let rest = base64::engine::general_purpose::STANDARD.encode(&self.scratch);
+        self.scratch.clear();
+        let line_no = self.line_no;
+        let w = self.quarantine_writer()?;
+        w.writer().write_all(rest.as_bytes())?;
+        w.writer().write_all(b"\"}\n")?;
+        w.count_line(len, line_no);
+        self.roll_quarantine_if_full()
+    }
+
+    /// Closes every open part and returns the result.
+    fn finish(mut self) -> io::Result<LinesResult> {
+        self.result.counts.read = self.line_no;
+        let mut open: Vec<_> = std::mem::take(&mut self.open).into_iter().collect();
+        open.sort_by(|a, b| a.0.cmp(&b.0));
+        for (name, (_, writer)) in open {
+            let output = self.commit(writer)?;
+            let entry = self
+                .result
+                .types
+                .get_mut(&*name)
+                .expect("opened type is recorded");
+            entry.lines += output.lines;
+            entry.parts.push(output);
+        }
+        if let Some((_, w)) = self.quarantine.take() {
+            let output = self.commit(w)?;
+            self.result.quarantine.parts.push(output);
+        }
+        Ok(std::mem::take(&mut self.result))
+    }
+}
+
+fn excerpt(s: &str) -> String {
+    let mut e: String = s.chars().take(80).collect();
+    if e.len() < s.len() {
+        e.push('…');
+    }
+    e
+}

@@ -1,0 +1,61 @@
+//! Why a line was quarantined: stable identifiers, used in quarantine
+//! records, manifests, summaries and (later) metrics labels. Never rename one.
+
+use std::fmt;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Reason {
+    /// Not valid JSON.
+    InvalidJson,
+    /// Valid JSON, but not an object.
+    NotAnObject,
+    /// The type field is absent or null.
+    MissingEventType,
+    /// The type field is not a string, appears twice, or normalises to no
+    /// valid name.
+    InvalidEventType,
+    /// A valid type that the configured allow-list does not name.
+    EventTypeNotAllowed,
+    /// The source already produced `max_types_per_source` distinct types.
+    TooManyEventTypes,
+    /// The line's bytes are not UTF-8.
+    InvalidUtf8,
+    /// Longer than `max_line_bytes`.
+    LineTooLong,
+    /// The partial last line cut off by damage in the source's compression.
+    TruncatedLine,
+}
+
+impl Reason {
+    pub const ALL: [Reason; 9] = [
+        Reason::InvalidJson,
+        Reason::NotAnObject,
+        Reason::MissingEventType,
+        Reason::InvalidEventType,
+        Reason::EventTypeNotAllowed,
+        Reason::TooManyEventTypes,
+        Reason::InvalidUtf8,
+        Reason::LineTooLong,
+        Reason::TruncatedLine,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::InvalidJson => "invalid_json",
+            Reason::NotAnObject => "not_an_object",
+            Reason::MissingEventType => "missing_event_type",
+            Reason::InvalidEventType => "invalid_event_type",
+            Reason::EventTypeNotAllowed => "event_type_not_allowed",
+            Reason::TooManyEventTypes => "too_many_event_types",
+            Reason::InvalidUtf8 => "invalid_utf8",
+            Reason::LineTooLong => "line_too_long",
+            Reason::TruncatedLine => "truncated_line",
+        }
+    }
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}

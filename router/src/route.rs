@@ -1,0 +1,266 @@
+//! `route_object`: one source, from its first byte to its manifest.
+//!
+//! The async side opens the source and commits finished parts; the per-line
+//! work runs on a blocking thread ([`crate::lines::LineRouter`]). Finished
+//! parts travel over a small bounded channel, so a slow upload slows the
+//! reader instead of piling parts up on disk or in memory.
+
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use chrono::Utc;
+use logrouter::aws::AwsClients;
+use logrouter::config::Config;
+use logrouter::layout::{key_time, SourceName, DEFAULT_KEY_TIME_PATTERNS};
+use logrouter::location::Location;
+use logrouter::manifest::{Damage, Manifest, ManifestSource, FORMAT_VERSION};
+use logrouter::store::{open_source, OutputStore, StoreError, UploadSettings};
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use tracing::{info, warn};
+
+use crate::decode;
+use crate::lines::{FirstError, LineRouter, RouteRules};
+use crate::parts::FinishedPart;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RouteError {
+    #[error("cannot open source: {0}")]
+    Open(StoreError),
+    #[error("{uri}: {message}")]
+    Read { uri: String, message: String },
+    #[error("{uri}: writing output failed: {source}")]
+    Write { uri: String, source: StoreError },
+    #[error("{uri}: line accounting failed, manifest not written (this is a bug): {message}")]
+    Accounting { uri: String, message: String },
+}
+
+/// What happened to one source.
+#[derive(Debug)]
+pub enum RouteOutcome {
+    Routed {
+        manifest: Box<Manifest>,
+        manifest_key: String,
+        first_errors: std::collections::BTreeMap<String, FirstError>,
+    },
+    /// A manifest for the same ETag already exists (duplicate notification).
+    AlreadyRouted { uri: String, manifest_key: String },
+}
+
+/// Routes sources to one destination.
+pub struct Router {
+    rules: Arc<RouteRules>,
+    out: OutputStore,
+    clients: Arc<AwsClients>,
+    spool: Arc<PathBuf>,
+    upload: UploadSettings,
+    upload_concurrency: usize,
+    key_time_patterns: Vec<String>,
+    type_field: String,
+}
+
+impl Router {
+    /// `dest` is a local folder or `s3://bucket/prefix`.
+    pub async fn new(
+        config: &Config,
+        dest: &Location,
+        clients: Arc<AwsClients>,
+    ) -> Result<Self, String> {
+        let out = match dest {
+            Location::Local(p) => OutputStore::local(p.clone()),
+            Location::S3 { bucket, key } => {
+                OutputStore::s3(clients.s3().await, bucket.clone(), key)
+            }
+            Location::Stdin => return Err("--out cannot be stdin".to_owned()),
+        };
+        let r = &config.route;
+        Ok(Self {
+            rules: Arc::new(RouteRules {
+                pointer: config.type_pointer(),
+                max_line_bytes: r.max_line_bytes as usize,
+                allowed_types: r.allowed_types.clone(),
+                max_types_per_source: r.max_types_per_source,
+                compression: r.output_compression,
+                level: config.compression_level(),
+                part_size: r.part_size_bytes,
+            }),
+            out,
+            clients,
+            spool: Arc::new(r.spool_dir.clone().unwrap_or_else(std::env::temp_dir)),
+            upload: UploadSettings {
+                multipart_threshold: r.multipart_threshold_bytes,
+                chunk: r.multipart_chunk_bytes,
+            },
+            upload_concurrency: r.upload_concurrency,
+            key_time_patterns: DEFAULT_KEY_TIME_PATTERNS
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+            type_field: r.type_field.clone(),
+        })
+    }
+
+    pub fn dest(&self) -> &OutputStore {
+        &self.out
+    }
+
+    /// Routes one source. With `skip_if_routed`, a source whose manifest
+    /// already records the same ETag is not read again.
+    pub async fn route_object(
+        &self,
+        source: &Location,
+        skip_if_routed: bool,
+    ) -> Result<RouteOutcome, RouteError> {
+        let s3 = match source {
+            Location::S3 { .. } => Some(self.clients.s3().await),
+            _ => None,
+        };
+        let opened = open_source(source, s3.as_ref())
+            .await
+            .map_err(RouteError::Open)?;
+        let info = opened.info.clone();
+        let time_text = info.key.as_deref().unwrap_or(&info.uri);
+        let name = SourceName::new(
+            &info.uri,
+            key_time(time_text, &self.key_time_patterns),
+            info.last_modified,
+        );
+        let manifest_key = name.manifest_key();
+        let write_err = |source| RouteError::Write {
+            uri: info.uri.clone(),
+            source,
+        };
+        let previous: Option<Manifest> =
+            match self.out.get_small(&manifest_key).await.map_err(write_err)? {
+                Some(bytes) => serde_json::from_slice(&bytes).ok(),
+                None => None,
+            };
+        if skip_if_routed {
+            if let (Some(prev), Some(etag)) = (&previous, &info.etag) {
+                if prev.source.etag.as_ref() == Some(etag) {
+                    return Ok(RouteOutcome::AlreadyRouted {
+                        uri: info.uri.clone(),
+                        manifest_key,
+                    });
+                }
+            }
+        }
+
+        let (tx, rx) = mpsc::channel::<FinishedPart>(self.upload_concurrency.max(1) * 2);
+        let committer = tokio::spawn(commit_parts(
+            self.out.clone(),
+            rx,
+            self.upload,
+            self.upload_concurrency,
+        ));
+        let rules = self.rules.clone();
+        let out = self.out.clone();
+        let spool = self.spool.clone();
+        let uri = info.uri.clone();
+        let blocking_name = name.clone();
+        let reader = opened.reader;
+        let lines = tokio::task::spawn_blocking(move || {
+            let (_compression, decoded) = decode::decoder(reader)?;
+            LineRouter::new(&rules, &blocking_name, &uri, &out, &spool, tx).run(decoded)
+        })
+        .await
+        .expect("routing thread panicked");
+        // The sender is gone now; the committer finishes what it was given.
+        let committed = committer.await.expect("committer panicked");
+        let lines = lines.map_err(|e| RouteError::Read {
+            uri: info.uri.clone(),
+            message: e.to_string(),
+        })?;
+        committed.map_err(write_err)?;
+
+        let damage = lines.damage.as_ref().map(|(decoded, line, error)| Damage {
+            raw_offset: opened.raw_bytes.load(Ordering::Relaxed),
+            decoded_offset: *decoded,
+            line: *line,
+            error: error.clone(),
+        });
+        let manifest = Manifest {
+            format: FORMAT_VERSION,
+            source: ManifestSource {
+                uri: info.uri.clone(),
+                bucket: info.bucket.clone(),
+                key: info.key.clone(),
+                etag: info.etag.clone(),
+                size: info.size,
+                last_modified: info.last_modified,
+                time: name.time,
+                time_from: name.time_from,
+            },
+            dest: self.out.uri(),
+            type_field: self.type_field.clone(),
+            router_version: env!("CARGO_PKG_VERSION").to_owned(),
+            routed_at: Utc::now(),
+            lines: lines.counts,
+            types: lines.types,
+            quarantine: lines.quarantine,
+            damage,
+        };
+        manifest
+            .check_counts()
+            .map_err(|message| RouteError::Accounting {
+                uri: info.uri.clone(),
+                message,
+            })?;
+        let json = serde_json::to_vec_pretty(&manifest).expect("manifest serialises");
+        self.out
+            .put_small(&manifest_key, json)
+            .await
+            .map_err(write_err)?;
+
+        // Parts of an earlier route of this source that this one did not
+        // write again (fewer parts now) are removed, after the new manifest.
+        if let Some(prev) = previous {
+            let now: std::collections::HashSet<&str> = manifest.output_keys().collect();
+            for stale in prev.output_keys().filter(|k| !now.contains(k)) {
+                if let Err(e) = self.out.delete(stale).await {
+                    warn!(key = stale, error = %e, "could not remove a stale part of an earlier route");
+                }
+            }
+        }
+        info!(source = %info.uri, read = manifest.lines.read, routed = manifest.lines.routed,
+            quarantined = manifest.lines.quarantined, "source routed");
+        Ok(RouteOutcome::Routed {
+            manifest: Box::new(manifest),
+            manifest_key,
+            first_errors: lines.first_errors,
+        })
+    }
+}
+
+/// Commits finished parts, at most `concurrency` at once. Stops at the
+/// first failure (dropping the receiver makes the line loop stop too).
+async fn commit_parts(
+    out: OutputStore,
+    mut rx: mpsc::Receiver<FinishedPart>,
+    upload: UploadSettings,
+    concurrency: usize,
+) -> Result<(), StoreError> {
+    let mut running = JoinSet::new();
+    let mut result = Ok(());
+    while let Some(part) = rx.recv().await {
+        if running.len() >= concurrency {
+            if let Some(r) = running.join_next().await {
+                result = r.expect("commit task panicked");
+                if result.is_err() {
+                    break;
+                }
+            }
+        }
+        let out = out.clone();
+        running.spawn(async move { out.commit_file(&part.temp, &part.output.key, upload).await });
+    }
+    drop(rx);
+    while let Some(r) = running.join_next().await {
+        let r = r.expect("commit task panicked");
+        if result.is_ok() {
+            result = r;
+        }
+    }
+    result
+}

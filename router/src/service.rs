@@ -1,0 +1,73 @@
+//! `router run`: the SQS service. The shared [`QueueWorker`] receives
+//! notifications; [`RouteHandler`] routes each object they name.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use logrouter::aws::AwsClients;
+use logrouter::config::Config;
+use logrouter::location::Location;
+use logrouter::notification::ObjectRef;
+use logrouter::queue::{ObjectHandler, QueueWorker, RunStats};
+use tracing::error;
+
+use crate::cli::summary_line;
+use crate::route::{RouteOutcome, Router};
+
+/// Routes each notified object; duplicates of an already routed ETag are
+/// skipped cheaply (the manifest is the record).
+pub struct RouteHandler {
+    pub router: Router,
+}
+
+impl ObjectHandler for RouteHandler {
+    fn handle(&self, object: ObjectRef) -> impl Future<Output = Result<String, String>> + Send {
+        async move {
+            let source = Location::S3 {
+                bucket: object.bucket,
+                key: object.key,
+            };
+            match self.router.route_object(&source, true).await {
+                Ok(RouteOutcome::Routed {
+                    manifest,
+                    manifest_key,
+                    first_errors,
+                }) => {
+                    if let Some(d) = &manifest.damage {
+                        // Terminal: the bytes will not heal on a retry. The
+                        // manifest records what was routed before the damage.
+                        error!(source = %manifest.source.uri, raw_offset = d.raw_offset, line = d.line,
+                            error = %d.error, "source is damaged; routed what came before the damage");
+                    }
+                    Ok(summary_line(&manifest, &manifest_key, &first_errors))
+                }
+                Ok(RouteOutcome::AlreadyRouted { uri, manifest_key }) => Ok(format!(
+                    "{uri}: already routed with this ETag ({manifest_key})"
+                )),
+                Err(e) => Err(e.to_string()),
+            }
+        }
+    }
+}
+
+/// Runs the service until `shutdown` (or until drained, with `drain`).
+pub async fn run(
+    config: &Config,
+    queue_url: String,
+    dest: &Location,
+    drain: bool,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<Arc<RunStats>> {
+    let clients = Arc::new(AwsClients::new(config.aws.clone()));
+    let router = Router::new(config, dest, clients.clone())
+        .await
+        .map_err(anyhow::Error::msg)?;
+    let worker = QueueWorker {
+        sqs: clients.sqs().await,
+        queue_url,
+        config: config.queue.clone(),
+        handler: Arc::new(RouteHandler { router }),
+        drain,
+    };
+    Ok(worker.run(shutdown).await?)
+}
