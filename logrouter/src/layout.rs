@@ -275,7 +275,7 @@ mod tests {
         assert_eq!(stem("events 2015-01-20_13.log.gz"), "events_2015-01-20_13");
         assert_eq!(stem("c++ players.json.gz"), "c_players");
         assert_eq!(stem("(copy 1).log"), "copy_1");
-        assert_eq!(stem(".gz"), "source");
+        assert_eq!(stem(".gz"), "gz");
         assert_eq!(stem("../.."), "source");
     }
 }

@@ -1,1 +1,8 @@
+//! The router's integration tests: one test binary (cargo builds the
+//! `router` binary for it). Tests that need S3/SQS use the moto server that
+//! `scripts/test` starts; they fail, never skip, without it.
 
+mod cli;
+mod route;
+mod s3_sqs;
+mod support;

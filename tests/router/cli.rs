@@ -1,0 +1,103 @@
+//! The `router` binary: exit codes, configuration errors, environment
+//! overrides, the JSON summary.
+
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+fn router(args: &[&str], envs: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_router"));
+    cmd.args(args).env("RUST_LOG", "warn");
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    cmd.output().unwrap()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn exit_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let out = out.to_str().unwrap();
+    let good = dir.path().join("good.jsonl");
+    std::fs::write(&good, "{\"event_type\":\"a\"}\nnot json\n").unwrap();
+    let good = good.to_str().unwrap();
+
+    let o = router(&["route", "--out", out, good], &[]);
+    assert_eq!(o.status.code(), Some(0), "quarantined lines are not a failure: {}", stderr(&o));
+
+    let o = router(&["route", "--out", out, "/nonexistent/x.gz"], &[]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("/nonexistent/x.gz"), "{}", stderr(&o));
+
+    let damaged = dir.path().join("damaged.gz");
+    let mut gz = crate::support::gzip(&b"{\"event_type\":\"a\"}\n".repeat(1000));
+    gz.truncate(gz.len() - 10);
+    std::fs::write(&damaged, gz).unwrap();
+    let o = router(&["route", "--out", out, damaged.to_str().unwrap()], &[]);
+    assert_eq!(o.status.code(), Some(1), "a damaged source exits 1");
+    assert!(String::from_utf8_lossy(&o.stdout).contains("DAMAGED"));
+
+    let o = router(&["route", "--out", out], &[]);
+    assert_eq!(o.status.code(), Some(2), "usage error");
+
+    let o = router(&["route", "--type-field", "type", "--out", out, good], &[]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("route.type_field"), "{}", stderr(&o));
+}
+
+#[test]
+fn config_file_unknown_key_and_env_override() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("c.toml");
+    std::fs::write(&cfg, "[route]\nmax_line_byte = 10\n").unwrap();
+    let src = dir.path().join("gh.jsonl");
+    std::fs::copy(concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/data/logs/gharchive-2015-01-01-15-sample.jsonl"), &src).unwrap();
+    let out = dir.path().join("out");
+    let (cfg, src, out) = (cfg.to_str().unwrap(), src.to_str().unwrap(), out.to_str().unwrap());
+
+    let o = router(&["route", "--config", cfg, "--out", out, src], &[]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("max_line_byte"), "names the unknown key: {}", stderr(&o));
+
+    let o = router(&["route", "--json", "--out", out, src], &[("LOGROUTER_ROUTE__TYPE_FIELD", "/type")]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let summary: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let s = &summary["sources"][0];
+    assert_eq!(s["lines_read"], 3);
+    assert_eq!(s["routed"]["push_event"], 1);
+    assert_eq!(s["status"], "routed");
+
+    let o = router(&["route", "--out", out, src], &[("LOGROUTER_ROUTE__NO_SUCH", "1")]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("no_such"), "{}", stderr(&o));
+}
+
+#[test]
+fn stdin_source() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_router"))
+        .args(["route", "--json", "--out", out.to_str().unwrap(), "-"])
+        .env("RUST_LOG", "warn")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(&crate::support::gzip(b"{\"event_type\":\"x\"}\n{\"event_type\":\"y\"}\n"))
+        .unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(0));
+    let summary: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(summary["sources"][0]["lines_routed"], 2);
+    assert!(crate::support::files_under(&out).iter().any(|f| f.starts_with("x/undated/")));
+}

@@ -1,0 +1,210 @@
+//! S3 and SQS for real, through the AWS SDK against moto server: bucket
+//! notifications, `router run --drain`, idempotent duplicates, failures that
+//! leave the message on the queue.
+
+use std::sync::Arc;
+
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{Event, NotificationConfiguration, QueueConfiguration};
+use aws_sdk_sqs::types::QueueAttributeName;
+use logrouter::config::Config;
+use logrouter::location::Location;
+use logrouter::manifest::Manifest;
+use logrouter::queue::RunStats;
+use serde_json::Value;
+
+use crate::support::{get, gunzip, gzip, list_keys, messages_on_queue, s3, sqs, test_config, unique};
+
+const LINES: &str = "{\"event_type\":\"video_play\",\"v\":1}\n{\"event_type\":\"page.view\"}\nnot json\n\n{\"event_type\":\"video_play\",\"v\":2}\n";
+
+struct Stand {
+    s3: aws_sdk_s3::Client,
+    sqs: aws_sdk_sqs::Client,
+    src: String,
+    out: String,
+    queue_url: String,
+}
+
+/// A source bucket whose ObjectCreated events go to a fresh queue, and an
+/// output bucket (created unless `create_out` is false).
+async fn stand(create_out: bool) -> Stand {
+    let s3 = s3().await;
+    let sqs = sqs().await;
+    let src = unique("src");
+    let out = unique("out");
+    s3.create_bucket().bucket(&src).send().await.unwrap();
+    if create_out {
+        s3.create_bucket().bucket(&out).send().await.unwrap();
+    }
+    let queue_url = sqs
+        .create_queue()
+        .queue_name(unique("q"))
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    let arn = sqs
+        .get_queue_attributes()
+        .queue_url(&queue_url)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .unwrap()
+        .attributes
+        .unwrap()[&QueueAttributeName::QueueArn]
+        .clone();
+    s3.put_bucket_notification_configuration()
+        .bucket(&src)
+        .notification_configuration(
+            NotificationConfiguration::builder()
+                .queue_configurations(
+                    QueueConfiguration::builder()
+                        .queue_arn(arn)
+                        .events(Event::S3ObjectCreated)
+                        .build()
+                        .unwrap(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    Stand { s3, sqs, src, out, queue_url }
+}
+
+async fn run_drain(config: &Config, st: &Stand, dest: &str) -> Arc<RunStats> {
+    router::service::run(config, st.queue_url.clone(), &Location::parse(dest).unwrap(), true, std::future::pending())
+        .await
+        .unwrap()
+}
+
+async fn put(st: &Stand, key: &str, data: Vec<u8>) {
+    st.s3
+        .put_object()
+        .bucket(&st.src)
+        .key(key)
+        .body(ByteStream::from(data))
+        .send()
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn notified_object_is_routed_and_its_message_deleted() {
+    let st = stand(true).await;
+    let key = "logs/dt=2015-01-20/hour=13/web 1.json.gz";
+    put(&st, key, gzip(LINES.as_bytes())).await;
+    let stats = run_drain(&test_config(), &st, &format!("s3://{}/routed", st.out)).await;
+
+    assert_eq!(RunStats::get(&stats.objects_done), 1);
+    assert_eq!(RunStats::get(&stats.messages_failed), 0);
+    assert_eq!(messages_on_queue(&st.sqs, &st.queue_url).await, 0, "test event and notification consumed");
+
+    let keys = list_keys(&st.s3, &st.out).await;
+    assert_eq!(keys.len(), 4, "{keys:?}");
+    let manifest_key = keys.iter().find(|k| k.starts_with("routed/_manifests/dt=2015-01-20/hour=13/web_1-")).unwrap();
+    let m: Manifest = serde_json::from_slice(&get(&st.s3, &st.out, manifest_key).await).unwrap();
+    assert_eq!(m.source.key.as_deref(), Some(key));
+    assert!(m.source.etag.is_some());
+    assert_eq!((m.lines.read, m.lines.routed, m.lines.quarantined, m.lines.blank), (5, 3, 1, 1));
+    let play = &m.types["video_play"].parts[0];
+    let text = gunzip(&get(&st.s3, &st.out, &format!("routed/{}", play.key)).await);
+    assert_eq!(text, b"{\"event_type\":\"video_play\",\"v\":1}\n{\"event_type\":\"video_play\",\"v\":2}\n");
+    let rejected = gunzip(&get(&st.s3, &st.out, &format!("routed/{}", m.quarantine.parts[0].key)).await);
+    let r: Value = serde_json::from_slice(&rejected).unwrap();
+    assert_eq!(r["reason"], "invalid_json");
+    assert_eq!(r["text"], "not json");
+    assert_eq!(r["line"], 3);
+}
+
+#[tokio::test]
+async fn duplicate_notifications_leave_the_same_keys_and_nothing_more() {
+    let st = stand(true).await;
+    let key = "logs/2015-01-20-14.json.gz";
+    put(&st, key, gzip(LINES.as_bytes())).await;
+    let dest = format!("s3://{}/", st.out);
+    run_drain(&test_config(), &st, &dest).await;
+    let keys_before = list_keys(&st.s3, &st.out).await;
+    let manifest_key = keys_before.iter().find(|k| k.starts_with("_manifests/")).unwrap().clone();
+    let manifest_before = get(&st.s3, &st.out, &manifest_key).await;
+
+    // The same notification twice more, as S3 would redeliver it.
+    let body = serde_json::json!({"Records": [{"eventName": "ObjectCreated:Put", "s3": {
+        "bucket": {"name": st.src}, "object": {"key": "logs/2015-01-20-14.json.gz"}}}]})
+    .to_string();
+    for _ in 0..2 {
+        st.sqs.send_message().queue_url(&st.queue_url).message_body(&body).send().await.unwrap();
+    }
+    let stats = run_drain(&test_config(), &st, &dest).await;
+    assert_eq!(RunStats::get(&stats.objects_done), 2);
+    assert_eq!(list_keys(&st.s3, &st.out).await, keys_before);
+    assert_eq!(get(&st.s3, &st.out, &manifest_key).await, manifest_before, "already routed: not rewritten");
+    assert_eq!(messages_on_queue(&st.sqs, &st.queue_url).await, 0);
+
+    // A new version of the object (new ETag) is routed again, same keys.
+    put(&st, key, gzip(b"{\"event_type\":\"video_play\",\"v\":9}\n")).await;
+    run_drain(&test_config(), &st, &dest).await;
+    let keys_after = list_keys(&st.s3, &st.out).await;
+    assert!(keys_after.iter().all(|k| keys_before.contains(k)), "no new keys: {keys_after:?}");
+    let m: Manifest = serde_json::from_slice(&get(&st.s3, &st.out, &manifest_key).await).unwrap();
+    assert_eq!(m.lines.read, 1);
+    assert_eq!(keys_after.len(), 2, "stale parts of the first version removed: {keys_after:?}");
+}
+
+#[tokio::test]
+async fn unreachable_output_bucket_leaves_the_message_on_the_queue() {
+    let st = stand(false).await;
+    put(&st, "logs/2015-01-20-15.json.gz", gzip(LINES.as_bytes())).await;
+    let mut config = test_config();
+    config.queue.failure_backoff_secs = 60;
+    let stats = run_drain(&config, &st, &format!("s3://{}/routed", st.out)).await;
+    assert_eq!(RunStats::get(&stats.objects_failed), 1);
+    assert_eq!(RunStats::get(&stats.messages_failed), 1);
+    assert_eq!(messages_on_queue(&st.sqs, &st.queue_url).await, 1, "the notification stays for a retry");
+}
+
+#[tokio::test]
+async fn unknown_bodies_are_never_deleted() {
+    let st = stand(true).await;
+    for body in ["this is not a notification", "{\"hello\": \"world\"}"] {
+        st.sqs.send_message().queue_url(&st.queue_url).message_body(body).send().await.unwrap();
+    }
+    let stats = run_drain(&test_config(), &st, &format!("s3://{}/", st.out)).await;
+    assert_eq!(RunStats::get(&stats.messages_unknown), 2);
+    assert_eq!(messages_on_queue(&st.sqs, &st.queue_url).await, 2);
+}
+
+#[tokio::test]
+async fn cli_routes_s3_to_s3_with_multipart_upload() {
+    let st = stand(true).await;
+    let key = "archive/2015/01/20/13/events.json.gz";
+    put(&st, key, gzip(LINES.as_bytes())).await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("c.toml");
+    // Every part goes up by multipart upload (a one-chunk upload is valid).
+    std::fs::write(&cfg, "[route]\nmultipart_threshold_bytes = 1\n[aws]\nforce_path_style = true\n").unwrap();
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_router"))
+        .args(["route", "--json", "--config", cfg.to_str().unwrap()])
+        .args(["--out", &format!("s3://{}/r", st.out), &format!("s3://{}/{key}", st.src)])
+        .env("AWS_ENDPOINT_URL", crate::support::moto())
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    let summary: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let outputs = summary["sources"][0]["outputs"].as_array().unwrap().clone();
+    assert_eq!(outputs.len(), 3);
+    for k in outputs {
+        let data = get(&st.s3, &st.out, &format!("r/{}", k.as_str().unwrap())).await;
+        assert!(!gunzip(&data).is_empty());
+    }
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_router"))
+        .args(["route", "--out", dir.path().to_str().unwrap(), &format!("s3://{}/missing.gz", st.src)])
+        .env("AWS_ENDPOINT_URL", crate::support::moto())
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("missing.gz"));
+}
