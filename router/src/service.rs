@@ -21,31 +21,29 @@ pub struct RouteHandler {
 }
 
 impl ObjectHandler for RouteHandler {
-    fn handle(&self, object: ObjectRef) -> impl Future<Output = Result<String, String>> + Send {
-        async move {
-            let source = Location::S3 {
-                bucket: object.bucket,
-                key: object.key,
-            };
-            match self.router.route_object(&source, true).await {
-                Ok(RouteOutcome::Routed {
-                    manifest,
-                    manifest_key,
-                    first_errors,
-                }) => {
-                    if let Some(d) = &manifest.damage {
-                        // Terminal: the bytes will not heal on a retry. The
-                        // manifest records what was routed before the damage.
-                        error!(source = %manifest.source.uri, raw_offset = d.raw_offset, line = d.line,
-                            error = %d.error, "source is damaged; routed what came before the damage");
-                    }
-                    Ok(summary_line(&manifest, &manifest_key, &first_errors))
+    async fn handle(&self, object: ObjectRef) -> Result<String, String> {
+        let source = Location::S3 {
+            bucket: object.bucket,
+            key: object.key,
+        };
+        match self.router.route_object(&source, true).await {
+            Ok(RouteOutcome::Routed {
+                manifest,
+                manifest_key,
+                first_errors,
+            }) => {
+                if let Some(d) = &manifest.damage {
+                    // Terminal: the bytes will not heal on a retry. The
+                    // manifest records what was routed before the damage.
+                    error!(source = %manifest.source.uri, raw_offset = d.raw_offset, line = d.line,
+                        error = %d.error, "source is damaged; routed what came before the damage");
                 }
-                Ok(RouteOutcome::AlreadyRouted { uri, manifest_key }) => Ok(format!(
-                    "{uri}: already routed with this ETag ({manifest_key})"
-                )),
-                Err(e) => Err(e.to_string()),
+                Ok(summary_line(&manifest, &manifest_key, &first_errors))
             }
+            Ok(RouteOutcome::AlreadyRouted { uri, manifest_key }) => Ok(format!(
+                "{uri}: already routed with this ETag ({manifest_key})"
+            )),
+            Err(e) => Err(e.to_string()),
         }
     }
 }

@@ -28,7 +28,12 @@ fn exit_codes() {
     let good = good.to_str().unwrap();
 
     let o = router(&["route", "--out", out, good], &[]);
-    assert_eq!(o.status.code(), Some(0), "quarantined lines are not a failure: {}", stderr(&o));
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "quarantined lines are not a failure: {}",
+        stderr(&o)
+    );
 
     let o = router(&["route", "--out", out, "/nonexistent/x.gz"], &[]);
     assert_eq!(o.status.code(), Some(1));
@@ -56,15 +61,33 @@ fn config_file_unknown_key_and_env_override() {
     let cfg = dir.path().join("c.toml");
     std::fs::write(&cfg, "[route]\nmax_line_byte = 10\n").unwrap();
     let src = dir.path().join("gh.jsonl");
-    std::fs::copy(concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/data/logs/gharchive-2015-01-01-15-sample.jsonl"), &src).unwrap();
+    std::fs::copy(
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../tests/data/logs/gharchive-2015-01-01-15-sample.jsonl"
+        ),
+        &src,
+    )
+    .unwrap();
     let out = dir.path().join("out");
-    let (cfg, src, out) = (cfg.to_str().unwrap(), src.to_str().unwrap(), out.to_str().unwrap());
+    let (cfg, src, out) = (
+        cfg.to_str().unwrap(),
+        src.to_str().unwrap(),
+        out.to_str().unwrap(),
+    );
 
     let o = router(&["route", "--config", cfg, "--out", out, src], &[]);
     assert_eq!(o.status.code(), Some(2));
-    assert!(stderr(&o).contains("max_line_byte"), "names the unknown key: {}", stderr(&o));
+    assert!(
+        stderr(&o).contains("max_line_byte"),
+        "names the unknown key: {}",
+        stderr(&o)
+    );
 
-    let o = router(&["route", "--json", "--out", out, src], &[("LOGROUTER_ROUTE__TYPE_FIELD", "/type")]);
+    let o = router(
+        &["route", "--json", "--out", out, src],
+        &[("LOGROUTER_ROUTE__TYPE_FIELD", "/type")],
+    );
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let summary: Value = serde_json::from_slice(&o.stdout).unwrap();
     let s = &summary["sources"][0];
@@ -72,7 +95,10 @@ fn config_file_unknown_key_and_env_override() {
     assert_eq!(s["routed"]["push_event"], 1);
     assert_eq!(s["status"], "routed");
 
-    let o = router(&["route", "--out", out, src], &[("LOGROUTER_ROUTE__NO_SUCH", "1")]);
+    let o = router(
+        &["route", "--out", out, src],
+        &[("LOGROUTER_ROUTE__NO_SUCH", "1")],
+    );
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("no_such"), "{}", stderr(&o));
 }
@@ -93,11 +119,15 @@ fn stdin_source() {
         .stdin
         .take()
         .unwrap()
-        .write_all(&crate::support::gzip(b"{\"event_type\":\"x\"}\n{\"event_type\":\"y\"}\n"))
+        .write_all(&crate::support::gzip(
+            b"{\"event_type\":\"x\"}\n{\"event_type\":\"y\"}\n",
+        ))
         .unwrap();
     let o = child.wait_with_output().unwrap();
     assert_eq!(o.status.code(), Some(0));
     let summary: Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(summary["sources"][0]["lines_routed"], 2);
-    assert!(crate::support::files_under(&out).iter().any(|f| f.starts_with("x/undated/")));
+    assert!(crate::support::files_under(&out)
+        .iter()
+        .any(|f| f.starts_with("x/undated/")));
 }

@@ -18,11 +18,23 @@ async fn route_file(dir: &Path, name: &str, input: &[u8], config: &Config) -> (M
     let src = dir.join(name);
     std::fs::write(&src, input).unwrap();
     let out = dir.join("out");
-    let router = Router::new(config, &Location::Local(out.clone()), Arc::new(AwsClients::default()))
+    let router = Router::new(
+        config,
+        &Location::Local(out.clone()),
+        Arc::new(AwsClients::default()),
+    )
+    .await
+    .unwrap();
+    match router
+        .route_object(&Location::Local(src), false)
         .await
-        .unwrap();
-    match router.route_object(&Location::Local(src), false).await.unwrap() {
-        RouteOutcome::Routed { manifest, manifest_key, .. } => (*manifest, manifest_key),
+        .unwrap()
+    {
+        RouteOutcome::Routed {
+            manifest,
+            manifest_key,
+            ..
+        } => (*manifest, manifest_key),
         other => panic!("{other:?}"),
     }
 }
@@ -36,7 +48,8 @@ fn describe(out: &Path, m: &Manifest) -> String {
     );
     for (t, o) in &m.types {
         for p in &o.parts {
-            let text = String::from_utf8(decompress(&std::fs::read(out.join(&p.key)).unwrap())).unwrap();
+            let text =
+                String::from_utf8(decompress(&std::fs::read(out.join(&p.key)).unwrap())).unwrap();
             for line in text.lines() {
                 s.push_str(&format!("{t}: {line}\n"));
             }
@@ -46,7 +59,11 @@ fn describe(out: &Path, m: &Manifest) -> String {
         let text = String::from_utf8(gunzip(&std::fs::read(out.join(&p.key)).unwrap())).unwrap();
         for line in text.lines() {
             let r: Value = serde_json::from_str(line).unwrap();
-            s.push_str(&format!("quarantine: {} {}\n", r["line"], r["reason"].as_str().unwrap()));
+            s.push_str(&format!(
+                "quarantine: {} {}\n",
+                r["line"],
+                r["reason"].as_str().unwrap()
+            ));
         }
     }
     if let Some(d) = &m.damage {
@@ -66,7 +83,10 @@ fn decompress(data: &[u8]) -> Vec<u8> {
 fn zstd_decode(data: &[u8]) -> Vec<u8> {
     use std::io::Read;
     let mut out = Vec::new();
-    zstd::stream::read::Decoder::new(data).unwrap().read_to_end(&mut out).unwrap();
+    zstd::stream::read::Decoder::new(data)
+        .unwrap()
+        .read_to_end(&mut out)
+        .unwrap();
     out
 }
 
@@ -101,17 +121,17 @@ async fn every_quarantine_reason() {
     config.route.allowed_types = Some(vec!["video_play".into(), "video_pause".into(), "ok".into()]);
     config.route.max_types_per_source = 2;
     let input = [
-        &b"{\"event_type\":\"video_play\"}\n"[..],    // 1 routed
-        b"{\"event_type\":\"video_play\"\n",          // 2 invalid_json
-        b"[\"event_type\"]\n",                        // 3 not_an_object
-        b"{\"type\":\"video_play\"}\n",               // 4 missing_event_type
-        b"{\"event_type\":null}\n",                   // 5 missing_event_type
-        b"{\"event_type\":12}\n",                     // 6 invalid_event_type
-        b"{\"event_type\":\"!!!\"}\n",                // 7 invalid_event_type
+        &b"{\"event_type\":\"video_play\"}\n"[..], // 1 routed
+        b"{\"event_type\":\"video_play\"\n",       // 2 invalid_json
+        b"[\"event_type\"]\n",                     // 3 not_an_object
+        b"{\"type\":\"video_play\"}\n",            // 4 missing_event_type
+        b"{\"event_type\":null}\n",                // 5 missing_event_type
+        b"{\"event_type\":12}\n",                  // 6 invalid_event_type
+        b"{\"event_type\":\"!!!\"}\n",             // 7 invalid_event_type
         b"{\"event_type\":\"a\",\"event_type\":\"b\"}\n", // 8 invalid_event_type
-        b"{\"event_type\":\"page_view\"}\n",          // 9 event_type_not_allowed
-        b"{\"event_type\":\"Video Pause\"}\n",        // 10 routed (second type)
-        b"{\"event_type\":\"ok\"}\n",                 // 11 too_many_event_types
+        b"{\"event_type\":\"page_view\"}\n",       // 9 event_type_not_allowed
+        b"{\"event_type\":\"Video Pause\"}\n",     // 10 routed (second type)
+        b"{\"event_type\":\"ok\"}\n",              // 11 too_many_event_types
         b"{\"event_type\":\"video_play\",\"s\":\"\xff\"}\n", // 12 invalid_utf8
     ]
     .concat();
@@ -173,7 +193,8 @@ b: {"event_type":"b","m":3}"#,
 
 #[tokio::test]
 async fn zstd_input_and_output() {
-    let input = zstd::encode_all(&b"{\"event_type\":\"a\"}\n{\"event_type\":\"b\"}\n"[..], 3).unwrap();
+    let input =
+        zstd::encode_all(&b"{\"event_type\":\"a\"}\n{\"event_type\":\"b\"}\n"[..], 3).unwrap();
     let mut config = Config::default();
     config.route.output_compression = logrouter::config::OutputCompression::Zstd;
     check_with(
@@ -195,7 +216,15 @@ fn noisy_lines(n: usize) -> Vec<u8> {
         x ^= x << 13;
         x ^= x >> 7;
         x ^= x << 17;
-        out.extend(format!("{{\"event_type\":\"t{}\",\"i\":{i},\"r\":\"{:x}{:x}\"}}\n", i % 3, x, x.rotate_left(7)).bytes());
+        out.extend(
+            format!(
+                "{{\"event_type\":\"t{}\",\"i\":{i},\"r\":\"{:x}{:x}\"}}\n",
+                i % 3,
+                x,
+                x.rotate_left(7)
+            )
+            .bytes(),
+        );
     }
     out
 }
@@ -208,7 +237,11 @@ async fn truncated_gzip_routes_what_came_before_and_records_damage() {
     let (m, _) = route_file(dir.path(), "cut.gz", cut, &Config::default()).await;
     m.check_counts().unwrap();
     let d = m.damage.as_ref().expect("damage recorded");
-    assert!(m.lines.routed > 1000 && m.lines.routed < 5000, "{:?}", m.lines);
+    assert!(
+        m.lines.routed > 1000 && m.lines.routed < 5000,
+        "{:?}",
+        m.lines
+    );
     assert_eq!(d.raw_offset, cut.len() as u64);
     // The partial last line, if any, is quarantined, never routed.
     assert!(m.quarantine.by_reason.keys().all(|r| r == "truncated_line"));
@@ -223,14 +256,20 @@ async fn corrupt_zstd_records_damage() {
     let dir = tempfile::tempdir().unwrap();
     let (m, _) = route_file(dir.path(), "cut.zst", &data, &Config::default()).await;
     m.check_counts().unwrap();
-    assert!(m.damage.is_some(), "truncated zstd must be reported as damage");
+    assert!(
+        m.damage.is_some(),
+        "truncated zstd must be reported as damage"
+    );
 }
 
 #[tokio::test]
 async fn too_long_line_is_streamed_to_quarantine_byte_for_byte() {
     let mut config = Config::default();
     config.route.max_line_bytes = 1000;
-    let long = format!("{{\"event_type\":\"a\",\"pad\":\"{}\"}}", "x\u{e9}".repeat(200_000));
+    let long = format!(
+        "{{\"event_type\":\"a\",\"pad\":\"{}\"}}",
+        "x\u{e9}".repeat(200_000)
+    );
     let mut input = b"{\"event_type\":\"a\"}\n".to_vec();
     input.extend(long.as_bytes());
     input.extend(b"\n{\"event_type\":\"a\",\"after\":1}\n");
@@ -239,7 +278,8 @@ async fn too_long_line_is_streamed_to_quarantine_byte_for_byte() {
     assert_eq!(m.lines.read, 3);
     assert_eq!(m.lines.routed, 2);
     assert_eq!(m.quarantine.by_reason.get("line_too_long"), Some(&1));
-    let q = gunzip(&std::fs::read(dir.path().join("out").join(&m.quarantine.parts[0].key)).unwrap());
+    let q =
+        gunzip(&std::fs::read(dir.path().join("out").join(&m.quarantine.parts[0].key)).unwrap());
     let record: Value = serde_json::from_slice(q.strip_suffix(b"\n").unwrap()).unwrap();
     assert_eq!(record["line"], 2);
     use base64::Engine;
@@ -256,7 +296,8 @@ async fn non_utf8_line_is_recoverable_from_quarantine() {
     input.push(b'\n');
     let dir = tempfile::tempdir().unwrap();
     let (m, _) = route_file(dir.path(), "bad.jsonl", &input, &Config::default()).await;
-    let q = gunzip(&std::fs::read(dir.path().join("out").join(&m.quarantine.parts[0].key)).unwrap());
+    let q =
+        gunzip(&std::fs::read(dir.path().join("out").join(&m.quarantine.parts[0].key)).unwrap());
     let record: Value = serde_json::from_slice(&q).unwrap();
     assert_eq!(record["reason"], "invalid_utf8");
     use base64::Engine;
@@ -282,11 +323,17 @@ async fn parts_roll_over_and_routing_again_writes_the_same_keys() {
         .filter(|f| !f.starts_with("_manifests"))
         .map(|f| std::fs::read(dir.path().join("out").join(f)).unwrap())
         .collect();
-    assert!(key.starts_with("_manifests/dt=2015-01-20/hour=13/2015-01-20-13-"), "{key}");
+    assert!(
+        key.starts_with("_manifests/dt=2015-01-20/hour=13/2015-01-20-13-"),
+        "{key}"
+    );
 
     let (m2, _) = route_file(dir.path(), "2015-01-20-13.json.gz", &input, &config).await;
     let files2 = files_under(&dir.path().join("out"));
-    assert_eq!(files1, files2, "a second route writes the same keys and no others");
+    assert_eq!(
+        files1, files2,
+        "a second route writes the same keys and no others"
+    );
     let bytes2: Vec<Vec<u8>> = files2
         .iter()
         .filter(|f| !f.starts_with("_manifests"))
@@ -300,14 +347,22 @@ async fn parts_roll_over_and_routing_again_writes_the_same_keys() {
     let (m3, _) = route_file(dir.path(), "2015-01-20-13.json.gz", &input, &config).await;
     assert_eq!(m3.types["t0"].parts.len(), 1);
     let files3 = files_under(&dir.path().join("out"));
-    assert_eq!(files3.len(), 3 + 1, "one part per type and the manifest: {files3:?}");
+    assert_eq!(
+        files3.len(),
+        3 + 1,
+        "one part per type and the manifest: {files3:?}"
+    );
 }
 
 #[tokio::test]
 async fn github_archive_sample_routes_by_type_pointer() {
     let mut config = Config::default();
     config.route.type_field = "/type".into();
-    let input = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/data/logs/gharchive-2015-01-01-15-sample.jsonl")).unwrap();
+    let input = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../tests/data/logs/gharchive-2015-01-01-15-sample.jsonl"
+    ))
+    .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let (m, key) = route_file(dir.path(), "2015-01-01-15.json", &input, &config).await;
     let types: Vec<&str> = m.types.keys().map(String::as_str).collect();
@@ -318,10 +373,19 @@ async fn github_archive_sample_routes_by_type_pointer() {
     let mut routed = Vec::new();
     for t in m.types.values() {
         for p in &t.parts {
-            routed.extend(gunzip(&std::fs::read(out.join(&p.key)).unwrap()).split(|b| *b == b'\n').filter(|l| !l.is_empty()).map(<[u8]>::to_vec));
+            routed.extend(
+                gunzip(&std::fs::read(out.join(&p.key)).unwrap())
+                    .split(|b| *b == b'\n')
+                    .filter(|l| !l.is_empty())
+                    .map(<[u8]>::to_vec),
+            );
         }
     }
-    let mut source: Vec<Vec<u8>> = input.split(|b| *b == b'\n').filter(|l| !l.is_empty()).map(<[u8]>::to_vec).collect();
+    let mut source: Vec<Vec<u8>> = input
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(<[u8]>::to_vec)
+        .collect();
     routed.sort();
     source.sort();
     assert_eq!(routed, source);

@@ -13,7 +13,9 @@ use logrouter::manifest::Manifest;
 use logrouter::queue::RunStats;
 use serde_json::Value;
 
-use crate::support::{get, gunzip, gzip, list_keys, messages_on_queue, s3, sqs, test_config, unique};
+use crate::support::{
+    get, gunzip, gzip, list_keys, messages_on_queue, s3, sqs, test_config, unique,
+};
 
 const LINES: &str = "{\"event_type\":\"video_play\",\"v\":1}\n{\"event_type\":\"page.view\"}\nnot json\n\n{\"event_type\":\"video_play\",\"v\":2}\n";
 
@@ -70,13 +72,25 @@ async fn stand(create_out: bool) -> Stand {
         .send()
         .await
         .unwrap();
-    Stand { s3, sqs, src, out, queue_url }
+    Stand {
+        s3,
+        sqs,
+        src,
+        out,
+        queue_url,
+    }
 }
 
 async fn run_drain(config: &Config, st: &Stand, dest: &str) -> Arc<RunStats> {
-    router::service::run(config, st.queue_url.clone(), &Location::parse(dest).unwrap(), true, std::future::pending())
-        .await
-        .unwrap()
+    router::service::run(
+        config,
+        st.queue_url.clone(),
+        &Location::parse(dest).unwrap(),
+        true,
+        std::future::pending(),
+    )
+    .await
+    .unwrap()
 }
 
 async fn put(st: &Stand, key: &str, data: Vec<u8>) {
@@ -99,19 +113,44 @@ async fn notified_object_is_routed_and_its_message_deleted() {
 
     assert_eq!(RunStats::get(&stats.objects_done), 1);
     assert_eq!(RunStats::get(&stats.messages_failed), 0);
-    assert_eq!(messages_on_queue(&st.sqs, &st.queue_url).await, 0, "test event and notification consumed");
+    assert_eq!(
+        messages_on_queue(&st.sqs, &st.queue_url).await,
+        0,
+        "test event and notification consumed"
+    );
 
     let keys = list_keys(&st.s3, &st.out).await;
     assert_eq!(keys.len(), 4, "{keys:?}");
-    let manifest_key = keys.iter().find(|k| k.starts_with("routed/_manifests/dt=2015-01-20/hour=13/web_1-")).unwrap();
+    let manifest_key = keys
+        .iter()
+        .find(|k| k.starts_with("routed/_manifests/dt=2015-01-20/hour=13/web_1-"))
+        .unwrap();
     let m: Manifest = serde_json::from_slice(&get(&st.s3, &st.out, manifest_key).await).unwrap();
     assert_eq!(m.source.key.as_deref(), Some(key));
     assert!(m.source.etag.is_some());
-    assert_eq!((m.lines.read, m.lines.routed, m.lines.quarantined, m.lines.blank), (5, 3, 1, 1));
+    assert_eq!(
+        (
+            m.lines.read,
+            m.lines.routed,
+            m.lines.quarantined,
+            m.lines.blank
+        ),
+        (5, 3, 1, 1)
+    );
     let play = &m.types["video_play"].parts[0];
     let text = gunzip(&get(&st.s3, &st.out, &format!("routed/{}", play.key)).await);
-    assert_eq!(text, b"{\"event_type\":\"video_play\",\"v\":1}\n{\"event_type\":\"video_play\",\"v\":2}\n");
-    let rejected = gunzip(&get(&st.s3, &st.out, &format!("routed/{}", m.quarantine.parts[0].key)).await);
+    assert_eq!(
+        text,
+        b"{\"event_type\":\"video_play\",\"v\":1}\n{\"event_type\":\"video_play\",\"v\":2}\n"
+    );
+    let rejected = gunzip(
+        &get(
+            &st.s3,
+            &st.out,
+            &format!("routed/{}", m.quarantine.parts[0].key),
+        )
+        .await,
+    );
     let r: Value = serde_json::from_slice(&rejected).unwrap();
     assert_eq!(r["reason"], "invalid_json");
     assert_eq!(r["text"], "not json");
@@ -126,7 +165,11 @@ async fn duplicate_notifications_leave_the_same_keys_and_nothing_more() {
     let dest = format!("s3://{}/", st.out);
     run_drain(&test_config(), &st, &dest).await;
     let keys_before = list_keys(&st.s3, &st.out).await;
-    let manifest_key = keys_before.iter().find(|k| k.starts_with("_manifests/")).unwrap().clone();
+    let manifest_key = keys_before
+        .iter()
+        .find(|k| k.starts_with("_manifests/"))
+        .unwrap()
+        .clone();
     let manifest_before = get(&st.s3, &st.out, &manifest_key).await;
 
     // The same notification twice more, as S3 would redeliver it.
@@ -134,22 +177,39 @@ async fn duplicate_notifications_leave_the_same_keys_and_nothing_more() {
         "bucket": {"name": st.src}, "object": {"key": "logs/2015-01-20-14.json.gz"}}}]})
     .to_string();
     for _ in 0..2 {
-        st.sqs.send_message().queue_url(&st.queue_url).message_body(&body).send().await.unwrap();
+        st.sqs
+            .send_message()
+            .queue_url(&st.queue_url)
+            .message_body(&body)
+            .send()
+            .await
+            .unwrap();
     }
     let stats = run_drain(&test_config(), &st, &dest).await;
     assert_eq!(RunStats::get(&stats.objects_done), 2);
     assert_eq!(list_keys(&st.s3, &st.out).await, keys_before);
-    assert_eq!(get(&st.s3, &st.out, &manifest_key).await, manifest_before, "already routed: not rewritten");
+    assert_eq!(
+        get(&st.s3, &st.out, &manifest_key).await,
+        manifest_before,
+        "already routed: not rewritten"
+    );
     assert_eq!(messages_on_queue(&st.sqs, &st.queue_url).await, 0);
 
     // A new version of the object (new ETag) is routed again, same keys.
     put(&st, key, gzip(b"{\"event_type\":\"video_play\",\"v\":9}\n")).await;
     run_drain(&test_config(), &st, &dest).await;
     let keys_after = list_keys(&st.s3, &st.out).await;
-    assert!(keys_after.iter().all(|k| keys_before.contains(k)), "no new keys: {keys_after:?}");
+    assert!(
+        keys_after.iter().all(|k| keys_before.contains(k)),
+        "no new keys: {keys_after:?}"
+    );
     let m: Manifest = serde_json::from_slice(&get(&st.s3, &st.out, &manifest_key).await).unwrap();
     assert_eq!(m.lines.read, 1);
-    assert_eq!(keys_after.len(), 2, "stale parts of the first version removed: {keys_after:?}");
+    assert_eq!(
+        keys_after.len(),
+        2,
+        "stale parts of the first version removed: {keys_after:?}"
+    );
 }
 
 #[tokio::test]
@@ -161,14 +221,24 @@ async fn unreachable_output_bucket_leaves_the_message_on_the_queue() {
     let stats = run_drain(&config, &st, &format!("s3://{}/routed", st.out)).await;
     assert_eq!(RunStats::get(&stats.objects_failed), 1);
     assert_eq!(RunStats::get(&stats.messages_failed), 1);
-    assert_eq!(messages_on_queue(&st.sqs, &st.queue_url).await, 1, "the notification stays for a retry");
+    assert_eq!(
+        messages_on_queue(&st.sqs, &st.queue_url).await,
+        1,
+        "the notification stays for a retry"
+    );
 }
 
 #[tokio::test]
 async fn unknown_bodies_are_never_deleted() {
     let st = stand(true).await;
     for body in ["this is not a notification", "{\"hello\": \"world\"}"] {
-        st.sqs.send_message().queue_url(&st.queue_url).message_body(body).send().await.unwrap();
+        st.sqs
+            .send_message()
+            .queue_url(&st.queue_url)
+            .message_body(body)
+            .send()
+            .await
+            .unwrap();
     }
     let stats = run_drain(&test_config(), &st, &format!("s3://{}/", st.out)).await;
     assert_eq!(RunStats::get(&stats.messages_unknown), 2);
@@ -183,15 +253,28 @@ async fn cli_routes_s3_to_s3_with_multipart_upload() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("c.toml");
     // Every part goes up by multipart upload (a one-chunk upload is valid).
-    std::fs::write(&cfg, "[route]\nmultipart_threshold_bytes = 1\n[aws]\nforce_path_style = true\n").unwrap();
+    std::fs::write(
+        &cfg,
+        "[route]\nmultipart_threshold_bytes = 1\n[aws]\nforce_path_style = true\n",
+    )
+    .unwrap();
     let o = std::process::Command::new(env!("CARGO_BIN_EXE_router"))
         .args(["route", "--json", "--config", cfg.to_str().unwrap()])
-        .args(["--out", &format!("s3://{}/r", st.out), &format!("s3://{}/{key}", st.src)])
+        .args([
+            "--out",
+            &format!("s3://{}/r", st.out),
+            &format!("s3://{}/{key}", st.src),
+        ])
         .env("AWS_ENDPOINT_URL", crate::support::moto())
         .env("RUST_LOG", "warn")
         .output()
         .unwrap();
-    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     let summary: Value = serde_json::from_slice(&o.stdout).unwrap();
     let outputs = summary["sources"][0]["outputs"].as_array().unwrap().clone();
     assert_eq!(outputs.len(), 3);
@@ -200,7 +283,12 @@ async fn cli_routes_s3_to_s3_with_multipart_upload() {
         assert!(!gunzip(&data).is_empty());
     }
     let o = std::process::Command::new(env!("CARGO_BIN_EXE_router"))
-        .args(["route", "--out", dir.path().to_str().unwrap(), &format!("s3://{}/missing.gz", st.src)])
+        .args([
+            "route",
+            "--out",
+            dir.path().to_str().unwrap(),
+            &format!("s3://{}/missing.gz", st.src),
+        ])
         .env("AWS_ENDPOINT_URL", crate::support::moto())
         .env("RUST_LOG", "warn")
         .output()

@@ -29,13 +29,21 @@ pub fn moto() -> &'static str {
 
 pub async fn s3() -> aws_sdk_s3::Client {
     moto();
-    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await;
-    aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&sdk).force_path_style(true).build())
+    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .load()
+        .await;
+    aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&sdk)
+            .force_path_style(true)
+            .build(),
+    )
 }
 
 pub async fn sqs() -> aws_sdk_sqs::Client {
     moto();
-    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await;
+    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .load()
+        .await;
     aws_sdk_sqs::Client::new(&sdk)
 }
 
@@ -73,7 +81,9 @@ pub fn gzip(data: &[u8]) -> Vec<u8> {
 
 pub fn gunzip(data: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
-    flate2::read::MultiGzDecoder::new(data).read_to_end(&mut out).unwrap();
+    flate2::read::MultiGzDecoder::new(data)
+        .read_to_end(&mut out)
+        .unwrap();
     out
 }
 
@@ -110,7 +120,13 @@ pub async fn list_keys(s3: &aws_sdk_s3::Client, bucket: &str) -> Vec<String> {
 }
 
 pub async fn get(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Vec<u8> {
-    let r = s3.get_object().bucket(bucket).key(key).send().await.unwrap();
+    let r = s3
+        .get_object()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .unwrap();
     r.body.collect().await.unwrap().to_vec()
 }
 
