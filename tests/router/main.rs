@@ -3,6 +3,7 @@
 //! `scripts/test` starts; they fail, never skip, without it.
 
 mod cli;
+mod queue;
 mod route;
 mod s3_sqs;
 mod support;
