@@ -10,6 +10,8 @@ use crate::config::AwsConfig;
 pub struct AwsClients {
     settings: AwsConfig,
     sdk: OnceCell<aws_config::SdkConfig>,
+    s3: OnceCell<aws_sdk_s3::Client>,
+    sqs: OnceCell<aws_sdk_sqs::Client>,
 }
 
 impl AwsClients {
@@ -17,6 +19,8 @@ impl AwsClients {
         Self {
             settings,
             sdk: OnceCell::new(),
+            s3: OnceCell::new(),
+            sqs: OnceCell::new(),
         }
     }
 
@@ -30,15 +34,24 @@ impl AwsClients {
             .await
     }
 
+    /// The S3 client (one per process: it owns the connection pool).
     pub async fn s3(&self) -> aws_sdk_s3::Client {
-        let conf = aws_sdk_s3::config::Builder::from(self.sdk().await)
-            .force_path_style(self.settings.force_path_style)
-            .build();
-        aws_sdk_s3::Client::from_conf(conf)
+        self.s3
+            .get_or_init(|| async {
+                let conf = aws_sdk_s3::config::Builder::from(self.sdk().await)
+                    .force_path_style(self.settings.force_path_style)
+                    .build();
+                aws_sdk_s3::Client::from_conf(conf)
+            })
+            .await
+            .clone()
     }
 
     pub async fn sqs(&self) -> aws_sdk_sqs::Client {
-        aws_sdk_sqs::Client::new(self.sdk().await)
+        self.sqs
+            .get_or_init(|| async { aws_sdk_sqs::Client::new(self.sdk().await) })
+            .await
+            .clone()
     }
 }
 

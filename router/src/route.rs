@@ -131,11 +131,21 @@ impl Router {
             uri: info.uri.clone(),
             source,
         };
-        let previous: Option<Manifest> =
-            match self.out.get_small(&manifest_key).await.map_err(write_err)? {
-                Some(bytes) => serde_json::from_slice(&bytes).ok(),
-                None => None,
-            };
+        let previous: Option<Manifest> = match self
+            .out
+            .get_small(&manifest_key)
+            .await
+            .map_err(write_err)?
+        {
+            Some(bytes) => match serde_json::from_slice(&bytes) {
+                Ok(m) => Some(m),
+                Err(e) => {
+                    warn!(key = %manifest_key, error = %e, "existing manifest is unreadable; routing again and replacing it");
+                    None
+                }
+            },
+            None => None,
+        };
         if skip_if_routed {
             if let (Some(prev), Some(etag)) = (&previous, &info.etag) {
                 if prev.source.etag.as_ref() == Some(etag) {
