@@ -62,3 +62,52 @@ pub fn decoder(
     };
     Ok((compression, reader))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(prefix: &[u8], expected: Result<Compression, &str>) {
+        match (Compression::detect(prefix), expected) {
+            (Ok(got), Ok(want)) => assert_eq!(got, want, "{prefix:?}"),
+            (Err(msg), Err(name)) => assert!(msg.contains(name), "{msg}"),
+            (got, want) => panic!("{prefix:?}: got {got:?}, want {want:?}"),
+        }
+    }
+
+    #[test]
+    fn detection_by_magic_bytes() {
+        check(&[0x1f, 0x8b, 8, 0], Ok(Compression::Gzip));
+        check(&[0x28, 0xb5, 0x2f, 0xfd], Ok(Compression::Zstd));
+        check(b"{\"a\"", Ok(Compression::Plain));
+        check(b"", Ok(Compression::Plain));
+        check(&[0x1f], Ok(Compression::Plain));
+        check(b"BZh9", Err("bzip2"));
+        check(&[0xfd, b'7', b'z', b'X'], Err("xz"));
+        check(&[b'P', b'K', 3, 4], Err("zip"));
+    }
+
+    #[test]
+    fn decoder_reads_what_it_detected() {
+        let gz = {
+            use std::io::Write;
+            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            e.write_all(b"hello\n").unwrap();
+            e.finish().unwrap()
+        };
+        for (input, want) in [
+            (gz, Compression::Gzip),
+            (
+                zstd::encode_all(&b"hello\n"[..], 1).unwrap(),
+                Compression::Zstd,
+            ),
+            (b"hello\n".to_vec(), Compression::Plain),
+        ] {
+            let (c, mut r) = decoder(Box::new(std::io::Cursor::new(input))).unwrap();
+            assert_eq!(c, want);
+            let mut s = String::new();
+            r.read_to_string(&mut s).unwrap();
+            assert_eq!(s, "hello\n");
+        }
+    }
+}

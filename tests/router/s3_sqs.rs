@@ -296,3 +296,58 @@ async fn cli_routes_s3_to_s3_with_multipart_upload() {
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("missing.gz"));
 }
+
+#[tokio::test]
+async fn router_run_drain_binary_routes_a_notified_object() {
+    let st = stand(true).await;
+    put(&st, "logs/2015-01-20-16.json.gz", gzip(LINES.as_bytes())).await;
+    let cfg = tempfile::tempdir().unwrap();
+    let cfg_file = cfg.path().join("c.toml");
+    std::fs::write(
+        &cfg_file,
+        "[queue]\nwait_time_secs = 1\n[aws]\nforce_path_style = true\n",
+    )
+    .unwrap();
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_router"))
+        .args(["run", "--drain", "--config", cfg_file.to_str().unwrap()])
+        .args([
+            "--queue-url",
+            &st.queue_url,
+            "--out",
+            &format!("s3://{}/x", st.out),
+        ])
+        .env("AWS_ENDPOINT_URL", crate::support::moto())
+        .env("RUST_LOG", "info")
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(0), "{log}");
+    assert!(log.contains("object done"), "{log}");
+    assert_eq!(list_keys(&st.s3, &st.out).await.len(), 4);
+    assert_eq!(messages_on_queue(&st.sqs, &st.queue_url).await, 0);
+}
+
+#[tokio::test]
+async fn damaged_object_is_recorded_and_its_message_does_not_loop() {
+    let st = stand(true).await;
+    let mut data = gzip(&LINES.repeat(2000).into_bytes());
+    data.truncate(data.len() / 2);
+    put(&st, "logs/2015-01-20-17.json.gz", data).await;
+    let stats = run_drain(&test_config(), &st, &format!("s3://{}/", st.out)).await;
+    assert_eq!(RunStats::get(&stats.objects_done), 1);
+    assert_eq!(
+        messages_on_queue(&st.sqs, &st.queue_url).await,
+        0,
+        "damage is terminal: consumed"
+    );
+    let keys = list_keys(&st.s3, &st.out).await;
+    let mk = keys.iter().find(|k| k.starts_with("_manifests/")).unwrap();
+    let m: Manifest = serde_json::from_slice(&get(&st.s3, &st.out, mk).await).unwrap();
+    let d = m.damage.clone().expect("damage in manifest");
+    assert!(
+        d.raw_offset > 0 && m.lines.routed > 0,
+        "{d:?} {:?}",
+        m.lines
+    );
+    m.check_counts().unwrap();
+}
