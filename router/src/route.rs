@@ -172,7 +172,8 @@ impl Router {
         let reader = opened.reader;
         let lines = tokio::task::spawn_blocking(move || {
             let (_compression, decoded) = decode::decoder(reader)?;
-            LineRouter::new(&rules, &blocking_name, &uri, &out, &spool, tx).run(decoded)
+            LineRouter::new(&rules, &blocking_name, &uri, &out, &spool, tx)
+                .run(decode::read_ahead(decoded))
         })
         .await
         .expect("routing thread panicked");
