@@ -102,7 +102,7 @@ impl Default for RouteConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct QueueConfig {
-    /// Long-poll wait per receive, 0–20 s.
+    /// Long-poll wait per receive, 1–20 s.
     pub wait_time_secs: u32,
     /// Visibility timeout requested on receive and renewed by the heartbeat.
     pub visibility_timeout_secs: u32,

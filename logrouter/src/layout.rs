@@ -8,9 +8,12 @@
 //!
 //! `<stem>` is the source's file name without its extensions, `<hash>` the
 //! first 12 hex digits of the SHA-256 of the source URI (two sources with the
-//! same file name in different folders never collide), and the time is the
-//! source's hour: from its key, else its LastModified. Every name is a pure
-//! function of the source, so routing a source again writes the same keys.
+//! same file name in different folders never collide), and the partition is
+//! the hour found in the source's key, or `undated` when its key has none.
+//! Every name is a pure function of the source's URI, so routing a source
+//! again writes the same keys. (LastModified is recorded in the manifest but
+//! never used in names: it changes when an object is copied in place, and the
+//! same source would then get a second manifest.)
 
 use chrono::{DateTime, Datelike, NaiveDate, TimeZone, Timelike, Utc};
 use serde::{Deserialize, Serialize};
@@ -35,15 +38,18 @@ pub const DEFAULT_KEY_TIME_PATTERNS: [&str; 4] = [
 pub enum TimeFrom {
     Key,
     LastModified,
-    /// Standard input: no time at all; outputs go under `undated/`.
+    /// Standard input: no time at all.
     None,
 }
 
 /// The identity of a source in output names.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SourceName {
+    /// The hour the source covers: from its key, else LastModified.
     pub time: Option<DateTime<Utc>>,
     pub time_from: TimeFrom,
+    /// The hour in the key, which alone names the partition.
+    key_time: Option<DateTime<Utc>>,
     /// `<stem>-<hash>`.
     pub slug: String,
 }
@@ -66,12 +72,13 @@ impl SourceName {
         SourceName {
             time,
             time_from,
+            key_time,
             slug: format!("{}-{hash}", stem(file_name)),
         }
     }
 
     fn partition(&self) -> String {
-        match self.time {
+        match self.key_time {
             Some(t) => format!(
                 "dt={:04}-{:02}-{:02}/hour={:02}",
                 t.year(),
@@ -268,6 +275,18 @@ mod tests {
         );
         let stdin = SourceName::new("-", None, None);
         assert!(stdin.rejected_key(0).starts_with("_rejected/undated/"));
+        // LastModified is recorded but never names anything: a copy in place
+        // must not give the same source a second manifest.
+        let lm = chrono::Utc::now();
+        let a = SourceName::new("s3://b/logs/a.log.gz", None, Some(lm));
+        let b = SourceName::new(
+            "s3://b/logs/a.log.gz",
+            None,
+            Some(lm - chrono::Duration::hours(5)),
+        );
+        assert_eq!(a.manifest_key(), b.manifest_key());
+        assert!(a.manifest_key().starts_with("_manifests/undated/"));
+        assert_eq!(a.time_from, TimeFrom::LastModified);
     }
 
     #[test]

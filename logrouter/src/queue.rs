@@ -79,8 +79,9 @@ pub struct QueueWorker<H> {
 }
 
 /// A message being worked on, so that it can be released on shutdown.
+/// Keyed by receipt handle: two deliveries of one message have two.
 struct InFlight {
-    receipt: String,
+    message_id: String,
 }
 
 impl<H: ObjectHandler> QueueWorker<H> {
@@ -179,9 +180,13 @@ impl<H: ObjectHandler> QueueWorker<H> {
         if finished.is_err() {
             tasks.abort_all();
             while tasks.join_next().await.is_some() {}
-            for entry in in_flight.iter() {
-                warn!(message_id = %entry.key(), "releasing unfinished message back to the queue");
-                self.set_visibility(&entry.value().receipt, 0, &stats).await;
+            let unfinished: Vec<(String, String)> = in_flight
+                .iter()
+                .map(|e| (e.key().clone(), e.value().message_id.clone()))
+                .collect();
+            for (receipt, message_id) in unfinished {
+                warn!(%message_id, "releasing unfinished message back to the queue");
+                self.set_visibility(&receipt, 0, &stats).await;
             }
         }
         drop(delete_tx);
@@ -230,9 +235,9 @@ impl<H: ObjectHandler> QueueWorker<H> {
             .await
             .expect("semaphore never closed");
         in_flight.insert(
-            id.clone(),
+            receipt.clone(),
             InFlight {
-                receipt: receipt.clone(),
+                message_id: id.clone(),
             },
         );
         let ctx = MessageTask {
@@ -249,7 +254,7 @@ impl<H: ObjectHandler> QueueWorker<H> {
             let ok = ctx
                 .process(&id, &receipt, objects, receive_count, handler)
                 .await;
-            in_flight.remove(&id);
+            in_flight.remove(&receipt);
             if ok {
                 let _ = delete_tx.send(receipt);
             }

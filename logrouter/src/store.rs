@@ -63,6 +63,14 @@ pub enum OutputStore {
 /// Counts temporary files so that two parts never share one.
 static TEMP_SEQ: AtomicU64 = AtomicU64::new(0);
 
+/// Distinguishes processes that share a pid (one per container).
+static PROCESS_NONCE: std::sync::LazyLock<u32> = std::sync::LazyLock::new(|| {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0)
+});
+
 /// Settings for uploads of committed files.
 #[derive(Debug, Clone, Copy)]
 pub struct UploadSettings {
@@ -104,9 +112,12 @@ impl OutputStore {
 
     /// A fresh temporary file for the output `key`: beside its final place
     /// for local output (so the commit is a rename), in `spool` for S3.
+    /// The name carries the pid, a counter and the start time's nanoseconds,
+    /// and writers open it with `create_new`, so two processes sharing a
+    /// folder (containers are all pid 1) never share a file.
     pub fn temp_path(&self, key: &str, spool: &Path) -> PathBuf {
         let n = TEMP_SEQ.fetch_add(1, Ordering::Relaxed);
-        let pid = std::process::id();
+        let pid = format!("{}-{}", std::process::id(), *PROCESS_NONCE);
         match self {
             OutputStore::Local { root } => {
                 let final_path = root.join(key);
@@ -131,7 +142,8 @@ impl OutputStore {
             OutputStore::Local { root } => {
                 let dest = root.join(key);
                 let tmp = tmp.to_owned();
-                tokio::task::spawn_blocking(move || commit_local(&tmp, &dest))
+                let root = root.clone();
+                tokio::task::spawn_blocking(move || commit_local(&tmp, &dest, &root))
                     .await
                     .expect("commit task panicked")
             }
@@ -181,12 +193,13 @@ impl OutputStore {
             OutputStore::Local { root } => {
                 let dest = root.join(key);
                 let tmp = self.temp_path(key, Path::new(""));
+                let root = root.clone();
                 tokio::task::spawn_blocking(move || {
                     if let Some(dir) = tmp.parent() {
                         std::fs::create_dir_all(dir).map_err(io_err("create folder", dir))?;
                     }
                     std::fs::write(&tmp, &data).map_err(io_err("write", &tmp))?;
-                    commit_local(&tmp, &dest)
+                    commit_local(&tmp, &dest, &root)
                 })
                 .await
                 .expect("write task panicked")
@@ -285,16 +298,27 @@ impl OutputStore {
     }
 }
 
-/// fsync the file, rename it into place, fsync the folder.
-fn commit_local(tmp: &Path, dest: &Path) -> Result<(), StoreError> {
-    std::fs::File::open(tmp)
+/// fsync the file, rename it into place, then fsync every folder from the
+/// file's up to the output root (folders may have been created for it), so
+/// the file survives a power cut before its manifest is written.
+fn commit_local(tmp: &Path, dest: &Path, root: &Path) -> Result<(), StoreError> {
+    let result = std::fs::File::open(tmp)
         .and_then(|f| f.sync_all())
-        .map_err(io_err("fsync", tmp))?;
-    std::fs::rename(tmp, dest).map_err(io_err("rename into place", dest))?;
-    if let Some(dir) = dest.parent() {
-        std::fs::File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(io_err("fsync folder", dir))?;
+        .map_err(io_err("fsync", tmp))
+        .and_then(|()| std::fs::rename(tmp, dest).map_err(io_err("rename into place", dest)));
+    if result.is_err() {
+        let _ = std::fs::remove_file(tmp);
+        return result;
+    }
+    let mut dir = dest.parent();
+    while let Some(d) = dir {
+        std::fs::File::open(d)
+            .and_then(|f| f.sync_all())
+            .map_err(io_err("fsync folder", d))?;
+        if d == root || !d.starts_with(root) {
+            break;
+        }
+        dir = d.parent();
     }
     Ok(())
 }

@@ -97,7 +97,12 @@ pub fn read_ahead(mut inner: Box<dyn BufRead + Send>) -> Box<dyn BufRead + Send>
                     let _ = tx.send(Err(e));
                     return;
                 }
-                Ok(()) if end => return,
+                Ok(()) if end => {
+                    // An empty block marks the end; a channel closed without
+                    // it means the thread died (a panic), never a clean end.
+                    let _ = tx.send(Ok(Vec::new()));
+                    return;
+                }
                 Ok(()) => {}
             }
         })
@@ -106,6 +111,7 @@ pub fn read_ahead(mut inner: Box<dyn BufRead + Send>) -> Box<dyn BufRead + Send>
         rx,
         block: Vec::new(),
         pos: 0,
+        ended: false,
     })
 }
 
@@ -113,6 +119,7 @@ struct ReadAhead {
     rx: std::sync::mpsc::Receiver<io::Result<Vec<u8>>>,
     block: Vec<u8>,
     pos: usize,
+    ended: bool,
 }
 
 impl Read for ReadAhead {
@@ -127,12 +134,12 @@ impl Read for ReadAhead {
 
 impl BufRead for ReadAhead {
     fn fill_buf(&mut self) -> io::Result<&[u8]> {
-        if self.pos >= self.block.len() {
+        if self.pos >= self.block.len() && !self.ended {
             match self.rx.recv() {
-                // The decode thread ended: the stream is over.
-                Err(_) => return Ok(&[]),
+                Err(_) => return Err(io::Error::other("the decode thread stopped unexpectedly")),
                 Ok(Err(e)) => return Err(e),
                 Ok(Ok(block)) => {
+                    self.ended = block.is_empty();
                     self.block = block;
                     self.pos = 0;
                 }

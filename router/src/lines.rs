@@ -23,6 +23,11 @@ const BOM: &[u8] = b"\xEF\xBB\xBF";
 /// Raw event types remembered with their normalised form; past this many
 /// (hostile input) types are normalised afresh for each line.
 const TYPE_CACHE_LIMIT: usize = 10_000;
+/// Longer raw types are never cached (bounds the cache to a few MiB).
+const TYPE_CACHE_MAX_KEY: usize = 256;
+/// Room for a `\r` and, on line 1, a BOM: a line is streamed to quarantine
+/// only when even without them it could not fit `max_line_bytes`.
+const TERMINATOR_SLACK: usize = 4;
 
 /// Routing rules, derived once from the configuration.
 #[derive(Debug, Clone)]
@@ -152,7 +157,7 @@ impl<'a> LineRouter<'a> {
                 self.line(chunk)?;
             } else {
                 pending.extend_from_slice(chunk);
-                if pending.len() > max {
+                if pending.len() > max + TERMINATOR_SLACK {
                     self.long_line_begin(&pending)?;
                     too_long = Some(pending.len() as u64);
                     pending = Vec::new();
@@ -245,7 +250,9 @@ impl<'a> LineRouter<'a> {
                     Ok(n) => Ok(Arc::from(n)),
                     Err(e) => Err(format!("event type {:?} {e}", excerpt(&event_type))),
                 };
-                if self.type_cache.len() < TYPE_CACHE_LIMIT {
+                if self.type_cache.len() < TYPE_CACHE_LIMIT
+                    && event_type.len() <= TYPE_CACHE_MAX_KEY
+                {
                     self.type_cache
                         .insert(event_type.into_owned(), fresh.clone());
                 }
@@ -396,7 +403,7 @@ impl<'a> LineRouter<'a> {
     fn long_line_begin(&mut self, first: &[u8]) -> io::Result<()> {
         self.line_no += 1;
         let detail = format!(
-            "longer than route.max_line_bytes = {}; the record's base64 holds the whole line",
+            "longer than route.max_line_bytes = {}; the record's base64 holds the line as read",
             self.rules.max_line_bytes
         );
         self.note_quarantine(Reason::LineTooLong, &detail);

@@ -13,11 +13,19 @@ use std::path::PathBuf;
 use logrouter::config::OutputCompression;
 use logrouter::manifest::PartOutput;
 
-/// A closed part waiting to be committed under `output.key`.
+/// A closed part waiting to be committed under `output.key`. Dropping it
+/// removes its temporary file if the commit did not move it away (a failed
+/// or abandoned upload), so failed attempts do not fill the spool.
 #[derive(Debug)]
 pub struct FinishedPart {
     pub temp: PathBuf,
     pub output: PartOutput,
+}
+
+impl Drop for FinishedPart {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.temp);
+    }
 }
 
 /// Counts the compressed bytes that reach the file.
@@ -91,8 +99,13 @@ impl PartWriter {
         if let Some(dir) = temp.parent() {
             std::fs::create_dir_all(dir)?;
         }
+        // create_new: never share a temporary file with another process.
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&temp)?;
         let file = CountingFile {
-            inner: BufWriter::with_capacity(64 * 1024, File::create(&temp)?),
+            inner: BufWriter::with_capacity(64 * 1024, file),
             written: 0,
         };
         let encoder = match compression {
@@ -158,6 +171,7 @@ impl PartWriter {
             temp: std::mem::take(&mut self.temp),
             output: std::mem::take(&mut self.output),
         })
+        // (`self` is dropped here with no encoder: its Drop removes nothing.)
     }
 }
 

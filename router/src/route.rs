@@ -157,6 +157,14 @@ impl Router {
             }
         }
 
+        // The parts about to be written reuse the keys the previous manifest
+        // names. Withdraw that manifest first, so that no manifest ever names
+        // a part holding data it does not describe; if this route fails
+        // midway, the source simply has no manifest until a retry succeeds.
+        if previous.is_some() {
+            self.out.delete(&manifest_key).await.map_err(write_err)?;
+        }
+
         let (tx, rx) = mpsc::channel::<FinishedPart>(self.upload_concurrency.max(1) * 2);
         let committer = tokio::spawn(commit_parts(
             self.out.clone(),

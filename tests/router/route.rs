@@ -390,3 +390,71 @@ async fn github_archive_sample_routes_by_type_pointer() {
     source.sort();
     assert_eq!(routed, source);
 }
+
+/// Review finding: a re-route that fails midway must not leave the old
+/// manifest naming parts that now hold new data.
+#[tokio::test]
+async fn failed_reroute_withdraws_the_old_manifest() {
+    let dir = tempfile::tempdir().unwrap();
+    let name = "2015-01-20-13.jsonl";
+    let (_, key) = route_file(
+        dir.path(),
+        name,
+        b"{\"event_type\":\"a\"}\n",
+        &Config::default(),
+    )
+    .await;
+    let out = dir.path().join("out");
+    assert!(out.join(&key).exists());
+    // A new type whose folder cannot be created: a file stands in its way.
+    std::fs::write(out.join("b"), "in the way").unwrap();
+    std::fs::write(
+        dir.path().join(name),
+        b"{\"event_type\":\"a\",\"v\":2}\n{\"event_type\":\"b\"}\n",
+    )
+    .unwrap();
+    let router = Router::new(
+        &Config::default(),
+        &Location::Local(out.clone()),
+        Arc::new(AwsClients::default()),
+    )
+    .await
+    .unwrap();
+    let err = router
+        .route_object(&Location::Local(dir.path().join(name)), false)
+        .await;
+    assert!(err.is_err());
+    assert!(
+        !out.join(&key).exists(),
+        "the old manifest must be withdrawn"
+    );
+    assert!(
+        files_under(&out).iter().all(|f| !f.contains(".tmp")),
+        "no temporary files left: {:?}",
+        files_under(&out)
+    );
+}
+
+/// Review finding: a CRLF line of exactly `max_line_bytes` (plus `\r`) that
+/// spans read buffers is routed, not quarantined.
+#[tokio::test]
+async fn crlf_line_of_exactly_the_limit_is_routed() {
+    let mut config = Config::default();
+    config.route.max_line_bytes = 300_000;
+    let prefix = b"{\"event_type\":\"a\",\"p\":\"";
+    let pad = 300_000 - prefix.len() - 2;
+    let mut line = prefix.to_vec();
+    line.extend(std::iter::repeat_n(b'x', pad));
+    line.extend(b"\"}");
+    assert_eq!(line.len(), 300_000);
+    let mut input = line.clone();
+    input.extend(b"\r\n");
+    let dir = tempfile::tempdir().unwrap();
+    let (m, _) = route_file(dir.path(), "crlf.jsonl", &input, &config).await;
+    assert_eq!((m.lines.routed, m.lines.quarantined), (1, 0));
+    line.push(b'x');
+    let mut input = line.clone();
+    input.extend(b"\r\n");
+    let (m, _) = route_file(dir.path(), "crlf2.jsonl", &input, &config).await;
+    assert_eq!(m.quarantine.by_reason.get("line_too_long"), Some(&1));
+}
