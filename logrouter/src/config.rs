@@ -76,6 +76,9 @@ pub struct RouteConfig {
     pub upload_concurrency: usize,
     /// Parts at least this large go up by multipart upload.
     pub multipart_threshold_bytes: u64,
+    /// Patterns that find a source's hour in its key (`%Y %m %d %H`; the
+    /// rightmost match wins). Used for output names and backfill windows.
+    pub key_time_patterns: Vec<String>,
     /// Size of each multipart chunk (S3 minimum: 5 MiB).
     pub multipart_chunk_bytes: u64,
 }
@@ -94,6 +97,10 @@ impl Default for RouteConfig {
             upload_concurrency: 4,
             multipart_threshold_bytes: 16 * 1024 * 1024,
             multipart_chunk_bytes: 8 * 1024 * 1024,
+            key_time_patterns: crate::layout::DEFAULT_KEY_TIME_PATTERNS
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
         }
     }
 }
@@ -163,7 +170,8 @@ impl Config {
             .separator("__")
             .try_parsing(true)
             .list_separator(",")
-            .with_list_parse_key("route.allowed_types");
+            .with_list_parse_key("route.allowed_types")
+            .with_list_parse_key("route.key_time_patterns");
         let cfg: Config = builder.add_source(env).build()?.try_deserialize()?;
         Ok(cfg)
     }
@@ -201,6 +209,11 @@ impl Config {
                         format!("{t:?} is not a normalised event type: it {} (write names as the router normalises them, e.g. \"video_play\")", e.rule),
                     );
                 }
+            }
+        }
+        for p in &r.key_time_patterns {
+            if let Err(e) = crate::layout::check_pattern(p) {
+                return invalid("route.key_time_patterns", format!("{p:?}: {e}"));
             }
         }
         if r.max_types_per_source == 0 {
@@ -305,6 +318,14 @@ mod tests {
                 "route.compression_level",
             ),
             ("[queue]\nwait_time_secs = 30\n", "queue.wait_time_secs"),
+            (
+                "[route]\nkey_time_patterns = [\"%Y-%m\"]\n",
+                "route.key_time_patterns",
+            ),
+            (
+                "[route]\nkey_time_patterns = [\"%Y%m%d%Q\"]\n",
+                "route.key_time_patterns",
+            ),
             (
                 "[queue]\nvisibility_timeout_secs = 10\nheartbeat_secs = 10\n",
                 "queue.heartbeat_secs",

@@ -115,6 +115,42 @@ impl SourceName {
     }
 }
 
+impl SourceName {
+    /// The same source under another name, for a filtered replay: its parts
+    /// and manifest never overwrite (or stand in for) the full route's.
+    pub fn variant(mut self, tag: &str) -> Self {
+        if !tag.is_empty() {
+            self.slug = format!("{}.{tag}", self.slug);
+        }
+        self
+    }
+}
+
+/// Checks a key-time pattern: `%Y`, `%m` and `%d` are required, `%H`
+/// optional (hour 0), no other `%` code.
+pub fn check_pattern(p: &str) -> Result<(), String> {
+    let b = p.as_bytes();
+    let mut seen = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            match b.get(i + 1) {
+                Some(c @ (b'Y' | b'm' | b'd' | b'H')) => seen.push(*c),
+                _ => return Err("only %Y, %m, %d and %H are understood".into()),
+            }
+            i += 2;
+        } else {
+            i += 1;
+        }
+    }
+    for need in [b'Y', b'm', b'd'] {
+        if !seen.contains(&need) {
+            return Err(format!("needs %{}", need as char));
+        }
+    }
+    Ok(())
+}
+
 fn hour_floor(t: DateTime<Utc>) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(t.year(), t.month(), t.day(), t.hour(), 0, 0)
         .single()

@@ -32,6 +32,33 @@ pub struct Manifest {
     /// Set when the source's bytes were damaged (truncated or corrupt
     /// compression): everything before the damage was routed.
     pub damage: Option<Damage>,
+    /// Set for a selective replay: only lines passing it were written. Such a
+    /// manifest never stands for a full route of the source.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filter: Option<RouteFilter>,
+}
+
+/// A selective replay: only these types, only lines containing this text or
+/// matching this regex.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RouteFilter {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub types: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub match_text: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub match_regex: Option<String>,
+}
+
+impl RouteFilter {
+    /// A short stable tag naming this filter in output keys (`replay-<hash>`).
+    pub fn tag(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let text = serde_json::to_string(self).expect("filter serialises");
+        let digest = Sha256::digest(text.as_bytes());
+        let hex: String = digest.iter().take(4).map(|b| format!("{b:02x}")).collect();
+        format!("replay-{hex}")
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -53,6 +80,9 @@ pub struct LineCounts {
     pub routed: u64,
     pub quarantined: u64,
     pub blank: u64,
+    /// Lines a replay filter passed over (counted, not written).
+    #[serde(default)]
+    pub filtered: u64,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -94,15 +124,18 @@ pub struct Damage {
 
 impl Manifest {
     /// Checks that every line read is accounted for exactly once:
-    /// read = routed + quarantined + blank, and each total equals the sum of
-    /// its parts. A failure is a bug in the router, never bad input.
+    /// read = routed + quarantined + blank + filtered, and each total equals
+    /// the sum of its parts. A failure is a bug in the router, never bad input.
     pub fn check_counts(&self) -> Result<(), String> {
         let l = self.lines;
-        if l.read != l.routed + l.quarantined + l.blank {
+        if l.read != l.routed + l.quarantined + l.blank + l.filtered {
             return Err(format!(
-                "lines read {} != routed {} + quarantined {} + blank {}",
-                l.read, l.routed, l.quarantined, l.blank
+                "lines read {} != routed {} + quarantined {} + blank {} + filtered {}",
+                l.read, l.routed, l.quarantined, l.blank, l.filtered
             ));
+        }
+        if self.filter.is_none() && l.filtered != 0 {
+            return Err(format!("{} lines filtered without a filter", l.filtered));
         }
         let by_type: u64 = self.types.values().map(|t| t.lines).sum();
         if by_type != l.routed {

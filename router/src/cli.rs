@@ -54,6 +54,9 @@ pub enum Command {
         #[arg(required = true)]
         sources: Vec<String>,
     },
+    /// Reprocess a time window of an S3 archive: route it here, or enqueue
+    /// one notification per object for the `router run` fleet.
+    Backfill(BackfillArgs),
     /// Long-poll SQS for S3 notifications and route each new object.
     Run {
         #[command(flatten)]
@@ -67,6 +70,49 @@ pub enum Command {
         #[arg(long)]
         drain: bool,
     },
+}
+
+#[derive(Args, Debug)]
+pub struct BackfillArgs {
+    #[command(flatten)]
+    pub common: Common,
+    /// The archive: s3://bucket/prefix.
+    #[arg(long)]
+    pub source: String,
+    /// Start of the window, inclusive: 2015-01-20T00 (UTC hour), 2015-01-20, or RFC 3339.
+    #[arg(long)]
+    pub from: String,
+    /// End of the window, exclusive.
+    #[arg(long)]
+    pub to: String,
+    /// Route here: a local folder or s3://bucket/prefix.
+    #[arg(long, required_unless_present_any = ["enqueue", "dry_run"])]
+    pub out: Option<String>,
+    /// Instead of routing here, send one S3 event message per object to this
+    /// queue (the router fleet's), so every `router run` worker shares the work.
+    #[arg(long, conflicts_with = "out")]
+    pub enqueue: Option<String>,
+    /// Objects routed at once.
+    #[arg(long, default_value_t = 4)]
+    pub concurrency: usize,
+    /// Route objects again even when their manifest records the same ETag.
+    #[arg(long)]
+    pub force: bool,
+    /// List what would be routed, then stop.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Selective replay: only these (normalised) event types, comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    pub types: Option<Vec<String>>,
+    /// Selective replay: only lines containing this text.
+    #[arg(long = "match")]
+    pub match_text: Option<String>,
+    /// Selective replay: only lines matching this regular expression.
+    #[arg(long, conflicts_with = "match_text")]
+    pub match_regex: Option<String>,
+    /// Print the summary as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// A usage or configuration error: exit code 2.
@@ -124,6 +170,7 @@ pub async fn execute(cli: Cli) -> ExitCode {
             out,
             drain,
         } => run_command(&common, queue_url, &out, drain).await,
+        Command::Backfill(args) => backfill_command(args).await,
     };
     match result {
         Ok(code) => code,
@@ -223,6 +270,157 @@ async fn run_command(
     }
 }
 
+async fn backfill_command(a: BackfillArgs) -> Result<ExitCode, UsageError> {
+    use crate::backfill::{self, BackfillSummary};
+    let config = load_config(&a.common)?;
+    let from = backfill::parse_time(&a.from).map_err(|e| UsageError(format!("--from: {e}")))?;
+    let to = backfill::parse_time(&a.to).map_err(|e| UsageError(format!("--to: {e}")))?;
+    if from >= to {
+        return Err(UsageError(format!(
+            "--from {from} must be before --to {to}"
+        )));
+    }
+    let Location::S3 {
+        bucket,
+        key: prefix,
+    } = location(&a.source, "--source")?
+    else {
+        return Err(UsageError("--source must be s3://bucket/prefix".into()));
+    };
+    let filter = logrouter::manifest::RouteFilter {
+        types: a.types.clone(),
+        match_text: a.match_text.clone(),
+        match_regex: a.match_regex.clone(),
+    };
+    let filtered = filter != logrouter::manifest::RouteFilter::default();
+    if filtered && a.enqueue.is_some() {
+        return Err(UsageError(
+            "--types/--match/--match-regex select lines while routing here; --enqueue hands whole objects to the router fleet, which routes them in full".into(),
+        ));
+    }
+    let clients = Arc::new(AwsClients::new(config.aws.clone()));
+    let s3 = clients.s3().await;
+    let started = std::time::Instant::now();
+    let selection = match backfill::select(
+        &s3,
+        &bucket,
+        &prefix,
+        from,
+        to,
+        &config.route.key_time_patterns,
+    )
+    .await
+    {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("router: {e}");
+            return Ok(ExitCode::from(1));
+        }
+    };
+    let mut summary = BackfillSummary {
+        listed: selection.listed,
+        selected: selection.selected.len() as u64,
+        selected_bytes: selection.total_bytes(),
+        time_from_last_modified: selection.time_from_last_modified,
+        ..Default::default()
+    };
+    let first = selection.selected.first().map_or("-", |c| c.key.as_str());
+    let last = selection.selected.last().map_or("-", |c| c.key.as_str());
+    let header = format!(
+        "{} [{from}, {to}): {} of {} objects selected, {} bytes ({} dated by LastModified); first {first}, last {last}",
+        a.source, summary.selected, summary.listed, summary.selected_bytes, summary.time_from_last_modified
+    );
+    if a.dry_run {
+        if a.json {
+            let doc = json!({"dry_run": true, "summary": summary, "objects": selection.selected});
+            println!("{}", serde_json::to_string_pretty(&doc).expect("json"));
+        } else {
+            println!("{header}");
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    if !a.json {
+        eprintln!("router: {header}");
+    }
+    if let Some(queue_url) = &a.enqueue {
+        backfill::enqueue_all(&clients, queue_url, &bucket, &selection, &mut summary).await;
+    } else {
+        let dest = location(a.out.as_deref().expect("clap requires --out"), "--out")?;
+        let router = Router::new(&config, &dest, clients.clone())
+            .await
+            .map_err(UsageError)?
+            .with_filter(filter)
+            .map_err(UsageError)?;
+        backfill::route_all(
+            Arc::new(router),
+            &bucket,
+            &selection,
+            a.concurrency,
+            a.force,
+            &mut summary,
+        )
+        .await;
+    }
+    summary.seconds = started.elapsed().as_secs_f64();
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&summary).expect("json"));
+    } else {
+        print_backfill_summary(&summary, a.enqueue.is_some());
+    }
+    Ok(if summary.ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn print_backfill_summary(s: &crate::backfill::BackfillSummary, enqueued: bool) {
+    if enqueued {
+        println!(
+            "enqueued {} messages for {} objects in {:.1} s",
+            s.messages_sent, s.selected, s.seconds
+        );
+    } else {
+        println!(
+            "routed {}, skipped {} (already routed), damaged {}, failed {} of {} objects in {:.1} s",
+            s.routed,
+            s.skipped,
+            s.damaged.len(),
+            s.failed.len(),
+            s.selected,
+            s.seconds
+        );
+        let types: Vec<String> = s
+            .lines_by_type
+            .iter()
+            .map(|(t, n)| format!("{t} {n}"))
+            .collect();
+        let reasons: Vec<String> = s
+            .quarantined_by_reason
+            .iter()
+            .map(|(r, n)| format!("{r} {n}"))
+            .collect();
+        println!(
+            "lines read {}, filtered {}; per type: {}; quarantined: {}",
+            s.lines_read,
+            s.lines_filtered,
+            if types.is_empty() {
+                "-".to_owned()
+            } else {
+                types.join(", ")
+            },
+            if reasons.is_empty() {
+                "-".to_owned()
+            } else {
+                reasons.join(", ")
+            }
+        );
+    }
+    for f in s.damaged.iter().chain(&s.failed) {
+        println!("FAILED {}: {}", f.key, f.error);
+    }
+}
+
 /// Resolves on SIGINT or SIGTERM.
 pub async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
@@ -258,6 +456,12 @@ pub fn summary_line(
         l.quarantined,
         l.blank
     );
+    if l.filtered > 0 {
+        s.push_str(&format!(
+            ", {} filtered out by the replay filter",
+            l.filtered
+        ));
+    }
     if !m.quarantine.by_reason.is_empty() {
         let reasons: Vec<String> = m
             .quarantine
@@ -290,6 +494,7 @@ fn json_report(m: &Manifest, manifest_key: &str) -> serde_json::Value {
         "lines_routed": m.lines.routed,
         "lines_quarantined": m.lines.quarantined,
         "lines_blank": m.lines.blank,
+        "lines_filtered": m.lines.filtered,
         "routed": routed,
         "quarantined": m.quarantine.by_reason,
         "outputs": outputs,

@@ -7,6 +7,7 @@
 //!   object;
 //! - [`cli`] is the command line, kept here so that tests can drive it.
 
+pub mod backfill;
 pub mod cli;
 pub mod decode;
 pub mod lines;

@@ -29,9 +29,29 @@ const TYPE_CACHE_MAX_KEY: usize = 256;
 /// only when even without them it could not fit `max_line_bytes`.
 const TERMINATOR_SLACK: usize = 4;
 
+/// Keeps only lines containing a text or matching a regex (selective replay).
+#[derive(Debug, Clone)]
+pub enum LineMatcher {
+    Text(Box<memchr::memmem::Finder<'static>>),
+    Regex(regex::bytes::Regex),
+}
+
+impl LineMatcher {
+    pub fn is_match(&self, line: &[u8]) -> bool {
+        match self {
+            LineMatcher::Text(f) => f.find(line).is_some(),
+            LineMatcher::Regex(r) => r.is_match(line),
+        }
+    }
+}
+
 /// Routing rules, derived once from the configuration.
 #[derive(Debug, Clone)]
 pub struct RouteRules {
+    /// Replay filter: lines not matching are counted as filtered.
+    pub matcher: Option<LineMatcher>,
+    /// Replay filter: only these normalised types are written.
+    pub only_types: Option<Vec<String>>,
     pub pointer: JsonPointer,
     pub max_line_bytes: usize,
     pub allowed_types: Option<Vec<String>>,
@@ -199,6 +219,12 @@ impl<'a> LineRouter<'a> {
             self.result.counts.blank += 1;
             return Ok(());
         }
+        if let Some(m) = &self.rules.matcher {
+            if !m.is_match(line) {
+                self.result.counts.filtered += 1;
+                return Ok(());
+            }
+        }
         if line.len() > self.rules.max_line_bytes {
             let detail = format!(
                 "{} bytes, over route.max_line_bytes = {}",
@@ -267,6 +293,12 @@ impl<'a> LineRouter<'a> {
             if !allowed.iter().any(|a| **a == *name) {
                 let detail = format!("{name} is not in route.allowed_types");
                 return self.quarantine(Reason::EventTypeNotAllowed, &detail, raw);
+            }
+        }
+        if let Some(only) = &self.rules.only_types {
+            if !only.iter().any(|t| **t == *name) {
+                self.result.counts.filtered += 1;
+                return Ok(());
             }
         }
         let line_no = self.line_no;

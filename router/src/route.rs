@@ -12,16 +12,16 @@ use std::sync::Arc;
 use chrono::Utc;
 use logrouter::aws::AwsClients;
 use logrouter::config::Config;
-use logrouter::layout::{key_time, SourceName, DEFAULT_KEY_TIME_PATTERNS};
+use logrouter::layout::{key_time, SourceName};
 use logrouter::location::Location;
-use logrouter::manifest::{Damage, Manifest, ManifestSource, FORMAT_VERSION};
+use logrouter::manifest::{Damage, Manifest, ManifestSource, RouteFilter, FORMAT_VERSION};
 use logrouter::store::{open_source, OutputStore, StoreError, UploadSettings};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tracing::{info, warn};
 
 use crate::decode;
-use crate::lines::{FirstError, LineRouter, RouteRules};
+use crate::lines::{FirstError, LineMatcher, LineRouter, RouteRules};
 use crate::parts::FinishedPart;
 
 #[derive(Debug, thiserror::Error)]
@@ -58,6 +58,7 @@ pub struct Router {
     upload_concurrency: usize,
     key_time_patterns: Vec<String>,
     type_field: String,
+    filter: Option<RouteFilter>,
 }
 
 impl Router {
@@ -77,6 +78,8 @@ impl Router {
         let r = &config.route;
         Ok(Self {
             rules: Arc::new(RouteRules {
+                matcher: None,
+                only_types: None,
                 pointer: config.type_pointer(),
                 max_line_bytes: r.max_line_bytes as usize,
                 allowed_types: r.allowed_types.clone(),
@@ -93,12 +96,45 @@ impl Router {
                 chunk: r.multipart_chunk_bytes,
             },
             upload_concurrency: r.upload_concurrency,
-            key_time_patterns: DEFAULT_KEY_TIME_PATTERNS
-                .iter()
-                .map(|s| s.to_string())
-                .collect(),
+            key_time_patterns: r.key_time_patterns.clone(),
             type_field: r.type_field.clone(),
+            filter: None,
         })
+    }
+
+    /// A router for a selective replay: only lines passing `filter` are
+    /// written, under names of their own (`<source>.replay-<hash>`), and the
+    /// manifest records the filter, so a replay never stands for (nor blocks)
+    /// a full route of the same source.
+    pub fn with_filter(mut self, filter: RouteFilter) -> Result<Self, String> {
+        if filter == RouteFilter::default() {
+            return Ok(self);
+        }
+        let mut rules = (*self.rules).clone();
+        rules.matcher = match (&filter.match_text, &filter.match_regex) {
+            (Some(_), Some(_)) => return Err("give --match or --match-regex, not both".into()),
+            (Some(t), None) => Some(LineMatcher::Text(Box::new(
+                memchr::memmem::Finder::new(t.as_bytes()).into_owned(),
+            ))),
+            (None, Some(r)) => Some(LineMatcher::Regex(
+                regex::bytes::Regex::new(r).map_err(|e| format!("--match-regex {r:?}: {e}"))?,
+            )),
+            (None, None) => None,
+        };
+        if let Some(types) = &filter.types {
+            for t in types {
+                logrouter::normalize::validate_name(t).map_err(|e| {
+                    format!(
+                        "--types: {t:?} {} (give normalised names, e.g. video_play)",
+                        e.rule
+                    )
+                })?;
+            }
+        }
+        rules.only_types = filter.types.clone();
+        self.rules = Arc::new(rules);
+        self.filter = Some(filter);
+        Ok(self)
     }
 
     pub fn dest(&self) -> &OutputStore {
@@ -121,11 +157,14 @@ impl Router {
             .map_err(RouteError::Open)?;
         let info = opened.info.clone();
         let time_text = info.key.as_deref().unwrap_or(&info.uri);
-        let name = SourceName::new(
+        let mut name = SourceName::new(
             &info.uri,
             key_time(time_text, &self.key_time_patterns),
             info.last_modified,
         );
+        if let Some(f) = &self.filter {
+            name = name.variant(&f.tag());
+        }
         let manifest_key = name.manifest_key();
         let write_err = |source| RouteError::Write {
             uri: info.uri.clone(),
@@ -148,7 +187,7 @@ impl Router {
         };
         if skip_if_routed {
             if let (Some(prev), Some(etag)) = (&previous, &info.etag) {
-                if prev.source.etag.as_ref() == Some(etag) {
+                if prev.source.etag.as_ref() == Some(etag) && prev.filter == self.filter {
                     return Ok(RouteOutcome::AlreadyRouted {
                         uri: info.uri.clone(),
                         manifest_key,
@@ -219,6 +258,7 @@ impl Router {
             types: lines.types,
             quarantine: lines.quarantine,
             damage,
+            filter: self.filter.clone(),
         };
         manifest
             .check_counts()

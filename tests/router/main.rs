@@ -2,6 +2,7 @@
 //! `router` binary for it). Tests that need S3/SQS use the moto server that
 //! `scripts/test` starts; they fail, never skip, without it.
 
+mod backfill;
 mod cli;
 mod queue;
 mod route;

@@ -1,0 +1,446 @@
+//! `router backfill`: reprocess a time window of an archive.
+//!
+//! Lists the objects under an S3 prefix, keeps those whose hour (from the key,
+//! else LastModified) falls in `[from, to)`, and either routes them here with
+//! `concurrency` objects in flight, or (`--enqueue`) sends one S3-event-shaped
+//! message per object to the router's queue so that the whole fleet of
+//! `router run` workers shares the work: SQS is the scale-out engine, there is
+//! no coordinator of our own.
+//!
+//! Resumable by construction: an object whose manifest already records the
+//! same ETag (and the same replay filter) is skipped, so a killed backfill run
+//! again continues where it stopped; `--force` routes everything again.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
+use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeZone, Utc};
+use logrouter::aws::{describe, AwsClients};
+use logrouter::layout::key_time;
+use logrouter::location::Location;
+use serde::Serialize;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use tracing::info;
+
+use crate::route::{RouteOutcome, Router};
+
+/// One archived object selected for the window.
+#[derive(Debug, Clone, Serialize)]
+pub struct Candidate {
+    pub key: String,
+    pub size: u64,
+    pub etag: Option<String>,
+    pub time: DateTime<Utc>,
+    /// True when the key had no time and LastModified was used.
+    pub from_last_modified: bool,
+}
+
+/// What the listing found.
+#[derive(Debug, Default, Serialize)]
+pub struct Selection {
+    pub listed: u64,
+    pub selected: Vec<Candidate>,
+    /// Selected objects whose time came from LastModified.
+    pub time_from_last_modified: u64,
+}
+
+impl Selection {
+    pub fn total_bytes(&self) -> u64 {
+        self.selected.iter().map(|c| c.size).sum()
+    }
+}
+
+/// Parses `2015-01-20T13`, `2015-01-20` or RFC 3339 as a UTC time.
+pub fn parse_time(text: &str) -> Result<DateTime<Utc>, String> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(text) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    if let Ok(t) = NaiveDateTime::parse_from_str(&format!("{text}:00:00"), "%Y-%m-%dT%H:%M:%S") {
+        return Ok(Utc.from_utc_datetime(&t));
+    }
+    if let Ok(d) = NaiveDate::parse_from_str(text, "%Y-%m-%d") {
+        return Ok(Utc.from_utc_datetime(&d.and_hms_opt(0, 0, 0).expect("midnight")));
+    }
+    Err(format!(
+        "{text:?} is not a time: write 2015-01-20T13 (an hour, UTC), 2015-01-20, or RFC 3339"
+    ))
+}
+
+/// Lists `bucket/prefix` and keeps the objects whose hour is in `[from, to)`,
+/// sorted by time then key.
+pub async fn select(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    prefix: &str,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    patterns: &[String],
+) -> Result<Selection, String> {
+    let mut sel = Selection::default();
+    let mut pages = s3
+        .list_objects_v2()
+        .bucket(bucket)
+        .prefix(prefix)
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| format!("listing s3://{bucket}/{prefix}: {}", describe(&e)))?;
+        for o in page.contents() {
+            let Some(key) = o.key() else { continue };
+            if key.ends_with('/') {
+                continue;
+            }
+            sel.listed += 1;
+            let last_modified = o
+                .last_modified()
+                .and_then(|t| DateTime::<Utc>::from_timestamp(t.secs(), t.subsec_nanos()));
+            let (time, from_lm) = match (key_time(key, patterns), last_modified) {
+                (Some(t), _) => (t, false),
+                (None, Some(t)) => (t, true),
+                (None, None) => continue,
+            };
+            if time < from || time >= to {
+                continue;
+            }
+            sel.time_from_last_modified += u64::from(from_lm);
+            sel.selected.push(Candidate {
+                key: key.to_owned(),
+                size: o.size().unwrap_or(0).max(0) as u64,
+                etag: o.e_tag().map(|e| e.trim_matches('"').to_owned()),
+                time,
+                from_last_modified: from_lm,
+            });
+        }
+    }
+    sel.selected
+        .sort_by(|a, b| (a.time, &a.key).cmp(&(b.time, &b.key)));
+    Ok(sel)
+}
+
+/// The outcome of a backfill run.
+#[derive(Debug, Default, Serialize)]
+pub struct BackfillSummary {
+    pub listed: u64,
+    pub selected: u64,
+    pub selected_bytes: u64,
+    pub time_from_last_modified: u64,
+    pub routed: u64,
+    pub skipped: u64,
+    pub damaged: Vec<FailedObject>,
+    pub failed: Vec<FailedObject>,
+    pub messages_sent: u64,
+    pub lines_read: u64,
+    pub lines_filtered: u64,
+    pub lines_by_type: BTreeMap<String, u64>,
+    pub quarantined_by_reason: BTreeMap<String, u64>,
+    pub seconds: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct FailedObject {
+    pub key: String,
+    pub error: String,
+}
+
+impl BackfillSummary {
+    pub fn ok(&self) -> bool {
+        self.failed.is_empty() && self.damaged.is_empty()
+    }
+
+    fn absorb(&mut self, outcome: RouteOutcome, key: &str) {
+        match outcome {
+            RouteOutcome::AlreadyRouted { .. } => self.skipped += 1,
+            RouteOutcome::Routed { manifest, .. } => {
+                self.routed += 1;
+                self.lines_read += manifest.lines.read;
+                self.lines_filtered += manifest.lines.filtered;
+                for (t, o) in &manifest.types {
+                    *self.lines_by_type.entry(t.clone()).or_default() += o.lines;
+                }
+                for (r, n) in &manifest.quarantine.by_reason {
+                    *self.quarantined_by_reason.entry(r.clone()).or_default() += n;
+                }
+                if let Some(d) = &manifest.damage {
+                    self.damaged.push(FailedObject {
+                        key: key.to_owned(),
+                        error: format!("damaged at line {}: {}", d.line, d.error),
+                    });
+                }
+            }
+        }
+    }
+}
+
+/// Live progress: a bar on a terminal, a log line every 10 s otherwise.
+struct Progress {
+    bar: Option<indicatif::ProgressBar>,
+    total_objects: u64,
+    total_bytes: u64,
+    done_objects: AtomicU64,
+    done_bytes: AtomicU64,
+    lines: AtomicU64,
+    started: Instant,
+    last_log: std::sync::Mutex<Instant>,
+}
+
+impl Progress {
+    fn new(total_objects: u64, total_bytes: u64) -> Self {
+        let bar = std::io::IsTerminal::is_terminal(&std::io::stderr()).then(|| {
+            let bar = indicatif::ProgressBar::new(total_bytes);
+            bar.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{bar:30} {bytes}/{total_bytes} {msg} ETA {eta}",
+                )
+                .expect("valid template"),
+            );
+            bar
+        });
+        Self {
+            bar,
+            total_objects,
+            total_bytes,
+            done_objects: AtomicU64::new(0),
+            done_bytes: AtomicU64::new(0),
+            lines: AtomicU64::new(0),
+            started: Instant::now(),
+            last_log: std::sync::Mutex::new(Instant::now()),
+        }
+    }
+
+    fn object_done(&self, bytes: u64, lines: u64) {
+        let objects = self.done_objects.fetch_add(1, Ordering::Relaxed) + 1;
+        let done = self.done_bytes.fetch_add(bytes, Ordering::Relaxed) + bytes;
+        let lines = self.lines.fetch_add(lines, Ordering::Relaxed) + lines;
+        let secs = self.started.elapsed().as_secs_f64().max(0.001);
+        let rate = lines as f64 / secs;
+        let msg = format!(
+            "{objects}/{} objects, {rate:.0} lines/s",
+            self.total_objects
+        );
+        if let Some(bar) = &self.bar {
+            bar.set_position(done);
+            bar.set_message(msg);
+            return;
+        }
+        let mut last = self.last_log.lock().expect("progress lock");
+        if last.elapsed() >= Duration::from_secs(10) || objects == self.total_objects {
+            *last = Instant::now();
+            let eta = if done > 0 {
+                (self.total_bytes.saturating_sub(done)) as f64 * secs / done as f64
+            } else {
+                0.0
+            };
+            info!(
+                "backfill: {msg}, {} of {} MB, ETA {eta:.0} s",
+                done / 1_000_000,
+                self.total_bytes / 1_000_000
+            );
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+/// Routes every selected object with `concurrency` in flight.
+pub async fn route_all(
+    router: Arc<Router>,
+    bucket: &str,
+    selection: &Selection,
+    concurrency: usize,
+    force: bool,
+    summary: &mut BackfillSummary,
+) {
+    let progress = Arc::new(Progress::new(
+        selection.selected.len() as u64,
+        selection.total_bytes(),
+    ));
+    let permits = Arc::new(Semaphore::new(concurrency.max(1)));
+    let mut tasks = JoinSet::new();
+    for c in &selection.selected {
+        let permit = permits
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("open semaphore");
+        let (router, progress) = (router.clone(), progress.clone());
+        let source = Location::S3 {
+            bucket: bucket.to_owned(),
+            key: c.key.clone(),
+        };
+        let (key, size) = (c.key.clone(), c.size);
+        tasks.spawn(async move {
+            let _permit = permit;
+            let result = router.route_object(&source, !force).await;
+            let lines = match &result {
+                Ok(RouteOutcome::Routed { manifest, .. }) => manifest.lines.read,
+                _ => 0,
+            };
+            progress.object_done(size, lines);
+            (key, result)
+        });
+        while let Some(done) = tasks.try_join_next() {
+            record(done, summary);
+        }
+    }
+    while let Some(done) = tasks.join_next().await {
+        record(done, summary);
+    }
+    progress.finish();
+}
+
+type RouteResult = Result<RouteOutcome, crate::route::RouteError>;
+
+fn record(
+    done: Result<(String, RouteResult), tokio::task::JoinError>,
+    summary: &mut BackfillSummary,
+) {
+    let (key, result) = done.expect("backfill task panicked");
+    match result {
+        Ok(outcome) => summary.absorb(outcome, &key),
+        Err(e) => {
+            tracing::error!(%key, error = %e, "object failed");
+            summary.failed.push(FailedObject {
+                key,
+                error: e.to_string(),
+            });
+        }
+    }
+}
+
+/// Percent-encodes a key the way S3 event notifications do (`+` for space),
+/// so that `notification::decode_key` gives it back.
+pub fn encode_key(key: &str) -> String {
+    let mut out = String::with_capacity(key.len());
+    for b in key.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
+                out.push(b as char)
+            }
+            b' ' => out.push('+'),
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+/// The S3 event notification body `router run` receives for `c`.
+pub fn event_body(bucket: &str, c: &Candidate) -> String {
+    serde_json::json!({"Records": [{
+        "eventVersion": "2.1",
+        "eventSource": "aws:s3",
+        "eventName": "ObjectCreated:Put",
+        "eventTime": Utc::now().to_rfc3339(),
+        "s3": {
+            "s3SchemaVersion": "1.0",
+            "configurationId": "logrouter-backfill",
+            "bucket": {"name": bucket},
+            "object": {"key": encode_key(&c.key), "size": c.size, "eTag": c.etag},
+        },
+    }]})
+    .to_string()
+}
+
+/// Sends one message per selected object, in batches of ten.
+pub async fn enqueue_all(
+    clients: &AwsClients,
+    queue_url: &str,
+    bucket: &str,
+    selection: &Selection,
+    summary: &mut BackfillSummary,
+) {
+    let sqs = clients.sqs().await;
+    for chunk in selection.selected.chunks(10) {
+        let entries: Vec<SendMessageBatchRequestEntry> = chunk
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                SendMessageBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .message_body(event_body(bucket, c))
+                    .build()
+                    .expect("id and body are set")
+            })
+            .collect();
+        match sqs
+            .send_message_batch()
+            .queue_url(queue_url)
+            .set_entries(Some(entries))
+            .send()
+            .await
+        {
+            Ok(out) => {
+                summary.messages_sent += out.successful().len() as u64;
+                for f in out.failed() {
+                    let key = f
+                        .id()
+                        .parse::<usize>()
+                        .ok()
+                        .and_then(|i| chunk.get(i))
+                        .map_or_else(String::new, |c| c.key.clone());
+                    summary.failed.push(FailedObject {
+                        key,
+                        error: format!(
+                            "SendMessageBatch: {} {}",
+                            f.code(),
+                            f.message().unwrap_or("")
+                        ),
+                    });
+                }
+            }
+            Err(e) => {
+                let error = format!("SendMessageBatch: {}", describe(&e));
+                for c in chunk {
+                    summary.failed.push(FailedObject {
+                        key: c.key.clone(),
+                        error: error.clone(),
+                    });
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use logrouter::notification::decode_key;
+
+    #[test]
+    fn keys_round_trip_through_notification_encoding() {
+        for key in [
+            "logs/2015/01/20/a b+c.json.gz",
+            "logs/café/(copy 1).log",
+            "x%y=z&?.gz",
+            "plain/key",
+        ] {
+            assert_eq!(decode_key(&encode_key(key)).as_deref(), Some(key), "{key}");
+        }
+    }
+
+    #[test]
+    fn times() {
+        assert_eq!(
+            parse_time("2015-01-20T13").unwrap().to_rfc3339(),
+            "2015-01-20T13:00:00+00:00"
+        );
+        assert_eq!(
+            parse_time("2015-01-20").unwrap().to_rfc3339(),
+            "2015-01-20T00:00:00+00:00"
+        );
+        assert_eq!(
+            parse_time("2015-01-20T13:30:00Z").unwrap().to_rfc3339(),
+            "2015-01-20T13:30:00+00:00"
+        );
+        assert!(parse_time("yesterday")
+            .unwrap_err()
+            .contains("2015-01-20T13"));
+    }
+}

@@ -1,0 +1,381 @@
+//! `router backfill` against moto: an archive of 48 hourly objects over
+//! three days under realistic keys (plus one with no time in its key).
+
+use std::path::Path;
+use std::process::Output;
+
+use aws_sdk_s3::primitives::ByteStream;
+use chrono::{Duration, TimeZone, Utc};
+use serde_json::Value;
+
+use crate::support::{files_under, gzip, s3, sqs, test_config, unique};
+
+/// Keys in three styles, one object per hour from 2015-01-19T12 to
+/// 2015-01-21T11, and `logs/misc/latest.json.gz` with no time.
+fn archive_keys() -> Vec<String> {
+    let start = Utc.with_ymd_and_hms(2015, 1, 19, 12, 0, 0).unwrap();
+    (0..48)
+        .map(|i| {
+            let t = start + Duration::hours(i);
+            match i % 3 {
+                0 => t.format("logs/dt=%Y-%m-%d/hour=%H/web.json.gz").to_string(),
+                1 => t.format("logs/%Y/%m/%d/%H/app.json.gz").to_string(),
+                _ => t.format("logs/events %Y-%m-%d_%H.log.gz").to_string(),
+            }
+        })
+        .collect()
+}
+
+fn content(key: &str) -> Vec<u8> {
+    let mut s = String::new();
+    for i in 0..200 {
+        s.push_str(&format!(
+            "{{\"event_type\":\"video_play\",\"i\":{i},\"k\":\"{key}\"}}\n"
+        ));
+        s.push_str(&format!("{{\"event_type\":\"page_view\",\"i\":{i}}}\n"));
+    }
+    s.push_str("{\"event_type\":\"video_play\",\"tag\":\"needle\"}\n{\"event_type\":\"page_view\",\"tag\":\"needle\"}\n");
+    gzip(s.as_bytes())
+}
+
+async fn archive() -> (aws_sdk_s3::Client, String) {
+    let s3 = s3().await;
+    let bucket = unique("archive");
+    s3.create_bucket().bucket(&bucket).send().await.unwrap();
+    let mut keys = archive_keys();
+    keys.push("logs/misc/latest.json.gz".into());
+    for k in keys {
+        let body = content(&k);
+        s3.put_object()
+            .bucket(&bucket)
+            .key(&k)
+            .body(ByteStream::from(body))
+            .send()
+            .await
+            .unwrap();
+    }
+    (s3, bucket)
+}
+
+fn config_file(dir: &Path) -> String {
+    let p = dir.join("c.toml");
+    std::fs::write(
+        &p,
+        "[aws]\nforce_path_style = true\n[queue]\nwait_time_secs = 1\n",
+    )
+    .unwrap();
+    p.to_str().unwrap().to_owned()
+}
+
+fn backfill(cfg: &str, bucket: &str, args: &[&str]) -> (Output, Value) {
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_router"))
+        .args([
+            "backfill",
+            "--json",
+            "--config",
+            cfg,
+            "--source",
+            &format!("s3://{bucket}/logs/"),
+        ])
+        .args(args)
+        .env("AWS_ENDPOINT_URL", crate::support::moto())
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    let v = serde_json::from_slice(&o.stdout).unwrap_or(Value::Null);
+    (o, v)
+}
+
+fn manifests(out: &Path) -> Vec<String> {
+    files_under(out)
+        .into_iter()
+        .filter(|f| f.starts_with("_manifests/"))
+        .collect()
+}
+
+const DAY: [&str; 4] = ["--from", "2015-01-20T00", "--to", "2015-01-21T00"];
+
+#[tokio::test]
+async fn window_routes_exactly_its_objects_and_a_rerun_skips_them() {
+    let (_s3, bucket) = archive().await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config_file(dir.path());
+    let out = dir.path().join("out");
+    let out_s = out.to_str().unwrap();
+
+    let (o, dry) = backfill(&cfg, &bucket, &[&DAY[..], &["--dry-run"]].concat());
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_eq!(dry["summary"]["selected"], 24);
+    assert_eq!(dry["summary"]["listed"], 49);
+    assert_eq!(
+        dry["objects"][0]["key"],
+        "logs/dt=2015-01-20/hour=00/web.json.gz"
+    );
+    assert_eq!(
+        dry["objects"][23]["key"],
+        "logs/events 2015-01-20_23.log.gz"
+    );
+    assert!(!out.exists(), "a dry run writes nothing");
+
+    let (o, s) = backfill(
+        &cfg,
+        &bucket,
+        &[&DAY[..], &["--out", out_s, "--concurrency", "3"]].concat(),
+    );
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_eq!(
+        (s["routed"].as_u64(), s["skipped"].as_u64()),
+        (Some(24), Some(0))
+    );
+    assert_eq!(s["time_from_last_modified"], 0);
+    assert_eq!(s["lines_by_type"]["video_play"], 24 * 201);
+    let m = manifests(&out);
+    assert_eq!(m.len(), 24);
+    assert!(
+        m.iter().all(|k| k.starts_with("_manifests/dt=2015-01-20/")),
+        "{m:?}"
+    );
+
+    let files = files_under(&out);
+    let (o, s) = backfill(&cfg, &bucket, &[&DAY[..], &["--out", out_s]].concat());
+    assert_eq!(o.status.code(), Some(0));
+    assert_eq!(
+        (s["routed"].as_u64(), s["skipped"].as_u64()),
+        (Some(0), Some(24))
+    );
+    assert_eq!(files_under(&out), files, "a rerun adds nothing");
+
+    // The object with no time in its key is dated by LastModified (now).
+    let (_, dry) = backfill(
+        &cfg,
+        &bucket,
+        &["--from", "2020-01-01", "--to", "2200-01-01", "--dry-run"],
+    );
+    assert_eq!(dry["summary"]["selected"], 1);
+    assert_eq!(dry["summary"]["time_from_last_modified"], 1);
+}
+
+#[tokio::test]
+async fn failed_object_makes_exit_1_and_a_rerun_finishes_the_job() {
+    let (s3, bucket) = archive().await;
+    let bad = "logs/2015/01/20/07/app.json.gz";
+    s3.put_object()
+        .bucket(&bucket)
+        .key(bad)
+        .body(ByteStream::from_static(b"BZh91AY&SY not gzip"))
+        .send()
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config_file(dir.path());
+    let out = dir.path().join("out");
+    let out_s = out.to_str().unwrap();
+
+    let (o, s) = backfill(&cfg, &bucket, &[&DAY[..], &["--out", out_s]].concat());
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(s["routed"], 23);
+    assert_eq!(s["failed"][0]["key"], bad);
+    assert!(s["failed"][0]["error"].as_str().unwrap().contains("bzip2"));
+
+    s3.put_object()
+        .bucket(&bucket)
+        .key(bad)
+        .body(ByteStream::from(content(bad)))
+        .send()
+        .await
+        .unwrap();
+    let (o, s) = backfill(&cfg, &bucket, &[&DAY[..], &["--out", out_s]].concat());
+    assert_eq!(o.status.code(), Some(0));
+    assert_eq!(
+        (s["routed"].as_u64(), s["skipped"].as_u64()),
+        (Some(1), Some(23))
+    );
+    assert_eq!(manifests(&out).len(), 24);
+}
+
+#[tokio::test]
+async fn killed_backfill_continues_where_it_stopped() {
+    let (_s3, bucket) = archive().await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config_file(dir.path());
+    let out = dir.path().join("out");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_router"))
+        .args([
+            "backfill",
+            "--config",
+            &cfg,
+            "--source",
+            &format!("s3://{bucket}/logs/"),
+        ])
+        .args(DAY)
+        .args(["--out", out.to_str().unwrap(), "--concurrency", "1"])
+        .env("AWS_ENDPOINT_URL", crate::support::moto())
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while out.join("_manifests").exists() && manifests(&out).len() < 3
+        || !out.join("_manifests").exists()
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "backfill made no progress"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let done_before = manifests(&out).len() as u64;
+
+    let (o, s) = backfill(
+        &cfg,
+        &bucket,
+        &[&DAY[..], &["--out", out.to_str().unwrap()]].concat(),
+    );
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_eq!(
+        s["routed"].as_u64().unwrap() + s["skipped"].as_u64().unwrap(),
+        24
+    );
+    assert!(s["skipped"].as_u64().unwrap() >= done_before);
+    assert_eq!(manifests(&out).len(), 24);
+    // Every object once: one part per type per object, no extra files.
+    let parts = files_under(&out)
+        .into_iter()
+        .filter(|f| f.ends_with(".json.gz"))
+        .count();
+    assert_eq!(parts, 24 * 2, "{:?}", files_under(&out));
+}
+
+#[tokio::test]
+async fn enqueued_backfill_is_routed_by_router_run_to_the_same_outputs() {
+    let (_s3, bucket) = archive().await;
+    let sqs = sqs().await;
+    let queue_url = sqs
+        .create_queue()
+        .queue_name(unique("bf"))
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config_file(dir.path());
+
+    let (o, s) = backfill(
+        &cfg,
+        &bucket,
+        &[&DAY[..], &["--enqueue", &queue_url]].concat(),
+    );
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_eq!(s["messages_sent"], 24);
+    assert_eq!(
+        crate::support::messages_on_queue(&sqs, &queue_url).await,
+        24
+    );
+
+    let by_queue = dir.path().join("by-queue");
+    let stats = router::service::run(
+        &test_config(),
+        queue_url.clone(),
+        &logrouter::location::Location::Local(by_queue.clone()),
+        true,
+        std::future::pending(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(logrouter::queue::RunStats::get(&stats.objects_done), 24);
+
+    let direct = dir.path().join("direct");
+    let (o, _) = backfill(
+        &cfg,
+        &bucket,
+        &[&DAY[..], &["--out", direct.to_str().unwrap()]].concat(),
+    );
+    assert_eq!(o.status.code(), Some(0));
+    let files = files_under(&direct);
+    assert_eq!(files_under(&by_queue), files);
+    for f in files.iter().filter(|f| f.ends_with(".gz")) {
+        assert_eq!(
+            std::fs::read(direct.join(f)).unwrap(),
+            std::fs::read(by_queue.join(f)).unwrap(),
+            "{f}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn selective_replay_writes_only_its_lines_and_never_blocks_a_full_route() {
+    let (_s3, bucket) = archive().await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config_file(dir.path());
+    let out = dir.path().join("out");
+    let out_s = out.to_str().unwrap();
+
+    let (o, s) = backfill(
+        &cfg,
+        &bucket,
+        &[
+            &DAY[..],
+            &["--out", out_s, "--types", "video_play", "--match", "needle"],
+        ]
+        .concat(),
+    );
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_eq!(s["lines_by_type"], serde_json::json!({"video_play": 24}));
+    assert_eq!(s["lines_filtered"], 24 * 401);
+    let m = manifests(&out);
+    assert_eq!(m.len(), 24);
+    assert!(m.iter().all(|k| k.contains(".replay-")), "{m:?}");
+    let one: Value = serde_json::from_slice(&std::fs::read(out.join(&m[0])).unwrap()).unwrap();
+    assert_eq!(one["filter"]["types"], serde_json::json!(["video_play"]));
+    assert_eq!(one["filter"]["match_text"], "needle");
+
+    let (o, s) = backfill(&cfg, &bucket, &[&DAY[..], &["--out", out_s]].concat());
+    assert_eq!(o.status.code(), Some(0));
+    assert_eq!(
+        (s["routed"].as_u64(), s["skipped"].as_u64()),
+        (Some(24), Some(0)),
+        "a replay is not a full route"
+    );
+    assert_eq!(manifests(&out).len(), 48);
+
+    let (o, _) = backfill(
+        &cfg,
+        &bucket,
+        &[&DAY[..], &["--out", out_s, "--match-regex", "("]].concat(),
+    );
+    assert_eq!(o.status.code(), Some(2), "a bad regex is a usage error");
+    let (o, _) = backfill(
+        &cfg,
+        &bucket,
+        &[&DAY[..], &["--enqueue", "http://q", "--types", "a"]].concat(),
+    );
+    assert_eq!(o.status.code(), Some(2));
+}
