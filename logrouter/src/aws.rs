@@ -55,7 +55,22 @@ impl AwsClients {
     }
 }
 
-/// An SDK error with its whole chain of causes, for messages and logs.
-pub fn describe<E: std::error::Error>(e: &E) -> String {
-    aws_sdk_s3::error::DisplayErrorContext(e).to_string()
+/// An SDK error in one line for people: `Code: message` for an error the
+/// service answered (not the raw HTTP response), else the chain of causes
+/// (timeouts, connection refused, credentials).
+pub fn describe<E, R>(e: &aws_sdk_s3::error::SdkError<E, R>) -> String
+where
+    E: aws_sdk_s3::error::ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    use aws_sdk_s3::error::{DisplayErrorContext, SdkError};
+    if let SdkError::ServiceError(service) = e {
+        let err = service.err();
+        return match (err.code(), err.message()) {
+            (Some(code), Some(message)) => format!("{code}: {message}"),
+            (Some(code), None) => code.to_owned(),
+            _ => DisplayErrorContext(err).to_string(),
+        };
+    }
+    DisplayErrorContext(e).to_string()
 }

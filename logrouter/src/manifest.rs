@@ -12,6 +12,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::layout::TimeFrom;
+use crate::store::SourceInfo;
 
 pub const FORMAT_VERSION: u32 = 1;
 
@@ -61,14 +62,11 @@ impl RouteFilter {
     }
 }
 
+/// The source: what was known of it when it was opened, and its hour.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ManifestSource {
-    pub uri: String,
-    pub bucket: Option<String>,
-    pub key: Option<String>,
-    pub etag: Option<String>,
-    pub size: Option<u64>,
-    pub last_modified: Option<DateTime<Utc>>,
+    #[serde(flatten)]
+    pub object: SourceInfo,
     /// The hour the source covers (from its key, else LastModified).
     pub time: Option<DateTime<Utc>>,
     pub time_from: TimeFrom,

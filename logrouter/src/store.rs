@@ -409,7 +409,7 @@ async fn upload_multipart(
 }
 
 /// What is known of a source before its first byte is read.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SourceInfo {
     /// `s3://bucket/key`, the absolute local path, or `-`.
     pub uri: String,

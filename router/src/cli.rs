@@ -449,7 +449,7 @@ pub fn summary_line(
     let l = m.lines;
     let mut s = format!(
         "{}: {} lines: {} routed to {} types, {} quarantined, {} blank",
-        m.source.uri,
+        m.source.object.uri,
         l.read,
         l.routed,
         m.types.len(),
@@ -488,7 +488,7 @@ fn json_report(m: &Manifest, manifest_key: &str) -> serde_json::Value {
     let routed: BTreeMap<&str, u64> = m.types.iter().map(|(t, o)| (t.as_str(), o.lines)).collect();
     let outputs: Vec<&str> = m.output_keys().collect();
     json!({
-        "source": m.source.uri,
+        "source": m.source.object.uri,
         "status": if m.damage.is_some() { "damaged" } else { "routed" },
         "lines_read": m.lines.read,
         "lines_routed": m.lines.routed,

@@ -240,34 +240,9 @@ impl<'a> LineRouter<'a> {
                 return self.quarantine(Reason::InvalidUtf8, &detail, raw);
             }
         };
-        let event_type = match self.rules.pointer.lookup(text) {
-            Lookup::Found(t) => t,
-            Lookup::Missing => {
-                let detail = format!(
-                    "no event type at {} (set --type-field / route.type_field to the JSON pointer of the type, e.g. /type)",
-                    self.rules.pointer
-                );
-                return self.quarantine(Reason::MissingEventType, &detail, raw);
-            }
-            Lookup::NotAString(kind) => {
-                let detail = format!(
-                    "the event type at {} is a {kind}, not a string",
-                    self.rules.pointer
-                );
-                return self.quarantine(Reason::InvalidEventType, &detail, raw);
-            }
-            Lookup::Duplicate => {
-                let detail = format!(
-                    "{} appears more than once, so the type is ambiguous",
-                    self.rules.pointer
-                );
-                return self.quarantine(Reason::InvalidEventType, &detail, raw);
-            }
-            Lookup::NotAnObject(kind) => {
-                let detail = format!("the line is a JSON {kind}; each line must be a JSON object");
-                return self.quarantine(Reason::NotAnObject, &detail, raw);
-            }
-            Lookup::InvalidJson(e) => return self.quarantine(Reason::InvalidJson, &e, raw),
+        let event_type = match event_type_of(&self.rules.pointer, text) {
+            Ok(t) => t,
+            Err((reason, detail)) => return self.quarantine(reason, &detail, raw),
         };
         let normalised = match self.type_cache.get(event_type.as_ref()) {
             Some(cached) => cached.clone(),
@@ -501,6 +476,33 @@ impl<'a> LineRouter<'a> {
         }
         Ok(std::mem::take(&mut self.result))
     }
+}
+
+/// The raw event type of a line, or why the line cannot have one.
+fn event_type_of<'a>(
+    pointer: &JsonPointer,
+    text: &'a str,
+) -> Result<std::borrow::Cow<'a, str>, (Reason, String)> {
+    Err(match pointer.lookup(text) {
+        Lookup::Found(t) => return Ok(t),
+        Lookup::Missing => (
+            Reason::MissingEventType,
+            format!("no event type at {pointer} (set --type-field / route.type_field to the JSON pointer of the type, e.g. /type)"),
+        ),
+        Lookup::NotAString(kind) => (
+            Reason::InvalidEventType,
+            format!("the event type at {pointer} is a {kind}, not a string"),
+        ),
+        Lookup::Duplicate => (
+            Reason::InvalidEventType,
+            format!("{pointer} appears more than once, so the type is ambiguous"),
+        ),
+        Lookup::NotAnObject(kind) => (
+            Reason::NotAnObject,
+            format!("the line is a JSON {kind}; each line must be a JSON object"),
+        ),
+        Lookup::InvalidJson(e) => (Reason::InvalidJson, e),
+    })
 }
 
 fn excerpt(s: &str) -> String {

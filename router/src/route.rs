@@ -187,7 +187,7 @@ impl Router {
         };
         if skip_if_routed {
             if let (Some(prev), Some(etag)) = (&previous, &info.etag) {
-                if prev.source.etag.as_ref() == Some(etag) && prev.filter == self.filter {
+                if prev.source.object.etag.as_ref() == Some(etag) && prev.filter == self.filter {
                     return Ok(RouteOutcome::AlreadyRouted {
                         uri: info.uri.clone(),
                         manifest_key,
@@ -241,12 +241,7 @@ impl Router {
         let manifest = Manifest {
             format: FORMAT_VERSION,
             source: ManifestSource {
-                uri: info.uri.clone(),
-                bucket: info.bucket.clone(),
-                key: info.key.clone(),
-                etag: info.etag.clone(),
-                size: info.size,
-                last_modified: info.last_modified,
+                object: info.clone(),
                 time: name.time,
                 time_from: name.time_from,
             },

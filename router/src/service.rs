@@ -35,7 +35,7 @@ impl ObjectHandler for RouteHandler {
                 if let Some(d) = &manifest.damage {
                     // Terminal: the bytes will not heal on a retry. The
                     // manifest records what was routed before the damage.
-                    error!(source = %manifest.source.uri, raw_offset = d.raw_offset, line = d.line,
+                    error!(source = %manifest.source.object.uri, raw_offset = d.raw_offset, line = d.line,
                         error = %d.error, "source is damaged; routed what came before the damage");
                 }
                 Ok(summary_line(&manifest, &manifest_key, &first_errors))

@@ -126,8 +126,8 @@ async fn notified_object_is_routed_and_its_message_deleted() {
         .find(|k| k.starts_with("routed/_manifests/dt=2015-01-20/hour=13/web_1-"))
         .unwrap();
     let m: Manifest = serde_json::from_slice(&get(&st.s3, &st.out, manifest_key).await).unwrap();
-    assert_eq!(m.source.key.as_deref(), Some(key));
-    assert!(m.source.etag.is_some());
+    assert_eq!(m.source.object.key.as_deref(), Some(key));
+    assert!(m.source.object.etag.is_some());
     assert_eq!(
         (
             m.lines.read,
