@@ -7,4 +7,5 @@ mod cli;
 mod queue;
 mod route;
 mod s3_sqs;
+mod splitter;
 mod support;
