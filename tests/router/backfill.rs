@@ -270,14 +270,7 @@ async fn killed_backfill_continues_where_it_stopped() {
 async fn enqueued_backfill_is_routed_by_router_run_to_the_same_outputs() {
     let (_s3, bucket) = archive().await;
     let sqs = sqs().await;
-    let queue_url = sqs
-        .create_queue()
-        .queue_name(unique("bf"))
-        .send()
-        .await
-        .unwrap()
-        .queue_url
-        .unwrap();
+    let queue_url = crate::support::create_queue(&sqs, "bf").await;
     let dir = tempfile::tempdir().unwrap();
     let cfg = config_file(dir.path());
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 use logrouter::notification::ObjectRef;
 use logrouter::queue::{ObjectHandler, QueueWorker, RunStats};
 
-use crate::support::{sqs, test_config, unique};
+use crate::support::{sqs, test_config};
 
 /// Sleeps `delay` per object and counts how often each key was handed over.
 struct SlowHandler {
@@ -38,14 +38,7 @@ fn body(key: &str) -> String {
 
 async fn queue_with(keys: &[&str]) -> (aws_sdk_sqs::Client, String) {
     let sqs = sqs().await;
-    let url = sqs
-        .create_queue()
-        .queue_name(unique("wq"))
-        .send()
-        .await
-        .unwrap()
-        .queue_url
-        .unwrap();
+    let url = crate::support::create_queue(&sqs, "wq").await;
     for k in keys {
         sqs.send_message()
             .queue_url(&url)

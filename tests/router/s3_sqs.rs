@@ -38,14 +38,7 @@ async fn stand(create_out: bool) -> Stand {
     if create_out {
         s3.create_bucket().bucket(&out).send().await.unwrap();
     }
-    let queue_url = sqs
-        .create_queue()
-        .queue_name(unique("q"))
-        .send()
-        .await
-        .unwrap()
-        .queue_url
-        .unwrap();
+    let queue_url = crate::support::create_queue(&sqs, "q").await;
     let arn = sqs
         .get_queue_attributes()
         .queue_url(&queue_url)

@@ -145,3 +145,14 @@ pub async fn messages_on_queue(sqs: &aws_sdk_sqs::Client, url: &str) -> u64 {
     let n = |k: A| a.get(&k).map_or(0, |v| v.parse::<u64>().unwrap());
     n(A::ApproximateNumberOfMessages) + n(A::ApproximateNumberOfMessagesNotVisible)
 }
+
+/// A fresh queue named `<prefix>-…`; returns its URL.
+pub async fn create_queue(sqs: &aws_sdk_sqs::Client, prefix: &str) -> String {
+    sqs.create_queue()
+        .queue_name(unique(prefix))
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap()
+}
