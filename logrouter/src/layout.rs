@@ -22,6 +22,9 @@ use sha2::{Digest, Sha256};
 use crate::config::OutputCompression;
 
 pub const REJECTED_DIR: &str = "_rejected";
+/// Selective replays live apart: `DEST/_replays/<tag>/…`, the same layout
+/// below, so type folders only ever hold full routes.
+pub const REPLAYS_DIR: &str = "_replays";
 pub const MANIFESTS_DIR: &str = "_manifests";
 
 /// Key-time patterns recognised by default: `%Y %m %d %H` are 4/2/2/2 digits.
@@ -50,6 +53,8 @@ pub struct SourceName {
     pub time_from: TimeFrom,
     /// The hour in the key, which alone names the partition.
     key_time: Option<DateTime<Utc>>,
+    /// `""`, or `_replays/<tag>/` for a selective replay.
+    root: String,
     /// `<stem>-<hash>`.
     pub slug: String,
 }
@@ -73,6 +78,7 @@ impl SourceName {
             time,
             time_from,
             key_time,
+            root: String::new(),
             slug: format!("{}-{hash}", stem(file_name)),
         }
     }
@@ -93,7 +99,8 @@ impl SourceName {
     /// Key (relative to DEST) of part `part` of `event_type`.
     pub fn part_key(&self, event_type: &str, part: u32, compression: OutputCompression) -> String {
         format!(
-            "{event_type}/{}/{}.part-{part:05}.json.{}",
+            "{}{event_type}/{}/{}.part-{part:05}.json.{}",
+            self.root,
             self.partition(),
             self.slug,
             compression.extension()
@@ -104,23 +111,30 @@ impl SourceName {
     /// must open with zcat).
     pub fn rejected_key(&self, part: u32) -> String {
         format!(
-            "{REJECTED_DIR}/{}/{}.part-{part:05}.json.gz",
+            "{}{REJECTED_DIR}/{}/{}.part-{part:05}.json.gz",
+            self.root,
             self.partition(),
             self.slug
         )
     }
 
     pub fn manifest_key(&self) -> String {
-        format!("{MANIFESTS_DIR}/{}/{}.json", self.partition(), self.slug)
+        format!(
+            "{}{MANIFESTS_DIR}/{}/{}.json",
+            self.root,
+            self.partition(),
+            self.slug
+        )
     }
 }
 
 impl SourceName {
-    /// The same source under another name, for a filtered replay: its parts
-    /// and manifest never overwrite (or stand in for) the full route's.
+    /// The same source under `_replays/<tag>/`, for a selective replay: its
+    /// parts and manifest never overwrite, stand in for, or mix with the full
+    /// route's.
     pub fn variant(mut self, tag: &str) -> Self {
         if !tag.is_empty() {
-            self.slug = format!("{}.{tag}", self.slug);
+            self.root = format!("{REPLAYS_DIR}/{tag}/");
         }
         self
     }
@@ -309,6 +323,14 @@ mod tests {
             a.manifest_key(),
             format!("_manifests/dt=2015-01-20/hour=13/{}.json", a.slug)
         );
+        let replay = a.clone().variant("replay-0a1b2c3d");
+        assert_eq!(
+            replay.manifest_key(),
+            format!("_replays/replay-0a1b2c3d/{}", a.manifest_key())
+        );
+        assert!(replay
+            .rejected_key(0)
+            .starts_with("_replays/replay-0a1b2c3d/_rejected/"));
         let stdin = SourceName::new("-", None, None);
         assert!(stdin.rejected_key(0).starts_with("_rejected/undated/"));
         // LastModified is recorded but never names anything: a copy in place

@@ -19,6 +19,10 @@ pub struct ObjectRef {
     /// ETag from the notification, when it carried one (without quotes).
     pub etag: Option<String>,
     pub size: Option<u64>,
+    /// Route again even if already routed with this ETag: set by
+    /// `router backfill --enqueue --force` in the record's `logrouter`
+    /// member (S3 itself never sends it).
+    pub force: bool,
 }
 
 impl ObjectRef {
@@ -106,6 +110,10 @@ fn parse_records(records: &[Value]) -> Option<Notification> {
                 .and_then(Value::as_str)
                 .map(|e| e.trim_matches('"').to_owned()),
             size: object.get("size").and_then(Value::as_u64),
+            force: r
+                .pointer("/logrouter/force")
+                .and_then(Value::as_bool)
+                .unwrap_or(false),
         });
     }
     Some(finish(objects, skipped))
@@ -129,6 +137,7 @@ fn parse_eventbridge(obj: &serde_json::Map<String, Value>) -> Option<Notificatio
             .and_then(Value::as_str)
             .map(|e| e.trim_matches('"').to_owned()),
         size: object.get("size").and_then(Value::as_u64),
+        force: false,
     };
     Some(finish(vec![found], Vec::new()))
 }
@@ -205,6 +214,20 @@ mod tests {
             ("bad%FF", None),
         ] {
             assert_eq!(decode_key(raw).as_deref(), want, "{raw}");
+        }
+    }
+
+    #[test]
+    fn backfill_force_flag() {
+        let body = r#"{"Records":[{"eventName":"ObjectCreated:Put","logrouter":{"force":true},
+            "s3":{"bucket":{"name":"b"},"object":{"key":"k"}}}]}"#;
+        match parse_body(body) {
+            Notification::Objects(o) => assert!(o[0].force),
+            other => panic!("{other:?}"),
+        }
+        match parse_body(&body.replace("true", "false")) {
+            Notification::Objects(o) => assert!(!o[0].force),
+            other => panic!("{other:?}"),
         }
     }
 

@@ -443,9 +443,12 @@ impl TransportError {
 }
 
 /// Opens a source for streaming. Must be called inside a tokio runtime.
+/// `progress`, when given, also counts every raw byte read (shared by all
+/// sources of a backfill, for its progress report).
 pub async fn open_source(
     loc: &Location,
     s3: Option<&aws_sdk_s3::Client>,
+    progress: Option<Arc<AtomicU64>>,
 ) -> Result<OpenSource, StoreError> {
     let raw_bytes = Arc::new(AtomicU64::new(0));
     match loc {
@@ -454,7 +457,11 @@ pub async fn open_source(
                 uri: "-".into(),
                 ..Default::default()
             },
-            reader: Box::new(Counting::new(io::stdin(), raw_bytes.clone())),
+            reader: Box::new(Counting::new(
+                io::stdin(),
+                raw_bytes.clone(),
+                progress.clone(),
+            )),
             raw_bytes,
         }),
         Location::Local(path) => {
@@ -485,7 +492,7 @@ pub async fn open_source(
                     size: Some(meta.len()),
                     last_modified: meta.modified().ok().map(DateTime::<Utc>::from),
                 },
-                reader: Box::new(Counting::new(file, raw_bytes.clone())),
+                reader: Box::new(Counting::new(file, raw_bytes.clone(), progress.clone())),
                 raw_bytes,
             })
         }
@@ -544,6 +551,7 @@ pub async fn open_source(
                         current: Bytes::new(),
                     },
                     raw_bytes.clone(),
+                    progress,
                 )),
                 raw_bytes,
             })
@@ -573,15 +581,21 @@ impl Read for ChannelReader {
     }
 }
 
-/// Counts bytes read, so damage can be reported at a raw offset.
+/// Counts bytes read, so damage can be reported at a raw offset (and,
+/// optionally, progress shown).
 struct Counting<R> {
     inner: R,
     count: Arc<AtomicU64>,
+    progress: Option<Arc<AtomicU64>>,
 }
 
 impl<R> Counting<R> {
-    fn new(inner: R, count: Arc<AtomicU64>) -> Self {
-        Self { inner, count }
+    fn new(inner: R, count: Arc<AtomicU64>, progress: Option<Arc<AtomicU64>>) -> Self {
+        Self {
+            inner,
+            count,
+            progress,
+        }
     }
 }
 
@@ -589,6 +603,9 @@ impl<R: Read> Read for Counting<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
         self.count.fetch_add(n as u64, Ordering::Relaxed);
+        if let Some(p) = &self.progress {
+            p.fetch_add(n as u64, Ordering::Relaxed);
+        }
         Ok(n)
     }
 }

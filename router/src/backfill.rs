@@ -153,7 +153,15 @@ impl BackfillSummary {
 
     fn absorb(&mut self, outcome: RouteOutcome, key: &str) {
         match outcome {
-            RouteOutcome::AlreadyRouted { .. } => self.skipped += 1,
+            RouteOutcome::AlreadyRouted { damage, .. } => {
+                self.skipped += 1;
+                if let Some(error) = damage {
+                    self.damaged.push(FailedObject {
+                        key: key.to_owned(),
+                        error: format!("already routed, but {error}"),
+                    });
+                }
+            }
             RouteOutcome::Routed { manifest, .. } => {
                 self.routed += 1;
                 self.lines_read += manifest.lines.read;
@@ -175,16 +183,18 @@ impl BackfillSummary {
     }
 }
 
-/// Live progress: a bar on a terminal, a log line every 10 s otherwise.
+/// Live progress: a bar on a terminal (refreshed every second), a log line
+/// every 10 s otherwise. Bytes are counted as they are read, so progress
+/// moves inside large objects too; skipped objects count as done.
 struct Progress {
     bar: Option<indicatif::ProgressBar>,
     total_objects: u64,
     total_bytes: u64,
+    bytes_read: Arc<AtomicU64>,
+    bytes_skipped: AtomicU64,
     done_objects: AtomicU64,
-    done_bytes: AtomicU64,
     lines: AtomicU64,
     started: Instant,
-    last_log: std::sync::Mutex<Instant>,
 }
 
 impl Progress {
@@ -203,55 +213,81 @@ impl Progress {
             bar,
             total_objects,
             total_bytes,
+            bytes_read: Arc::new(AtomicU64::new(0)),
+            bytes_skipped: AtomicU64::new(0),
             done_objects: AtomicU64::new(0),
-            done_bytes: AtomicU64::new(0),
             lines: AtomicU64::new(0),
             started: Instant::now(),
-            last_log: std::sync::Mutex::new(Instant::now()),
         }
     }
 
-    fn object_done(&self, bytes: u64, lines: u64) {
-        let objects = self.done_objects.fetch_add(1, Ordering::Relaxed) + 1;
-        let done = self.done_bytes.fetch_add(bytes, Ordering::Relaxed) + bytes;
-        let lines = self.lines.fetch_add(lines, Ordering::Relaxed) + lines;
+    fn object_done(&self, skipped_bytes: u64, lines: u64) {
+        self.done_objects.fetch_add(1, Ordering::Relaxed);
+        self.bytes_skipped
+            .fetch_add(skipped_bytes, Ordering::Relaxed);
+        self.lines.fetch_add(lines, Ordering::Relaxed);
+        if self.bar.is_some() {
+            self.report();
+        }
+    }
+
+    fn report(&self) {
+        let objects = self.done_objects.load(Ordering::Relaxed);
+        let done = (self.bytes_read.load(Ordering::Relaxed)
+            + self.bytes_skipped.load(Ordering::Relaxed))
+        .min(self.total_bytes);
         let secs = self.started.elapsed().as_secs_f64().max(0.001);
-        let rate = lines as f64 / secs;
+        let rate = self.lines.load(Ordering::Relaxed) as f64 / secs;
         let msg = format!(
             "{objects}/{} objects, {rate:.0} lines/s",
             self.total_objects
         );
-        if let Some(bar) = &self.bar {
-            bar.set_position(done);
-            bar.set_message(msg);
-            return;
-        }
-        let mut last = self.last_log.lock().expect("progress lock");
-        if last.elapsed() >= Duration::from_secs(10) || objects == self.total_objects {
-            *last = Instant::now();
-            let eta = if done > 0 {
-                (self.total_bytes.saturating_sub(done)) as f64 * secs / done as f64
-            } else {
-                0.0
-            };
-            info!(
-                "backfill: {msg}, {} of {} MB, ETA {eta:.0} s",
-                done / 1_000_000,
-                self.total_bytes / 1_000_000
-            );
+        match &self.bar {
+            Some(bar) => {
+                bar.set_position(done);
+                bar.set_message(msg);
+            }
+            None => {
+                let eta = if done > 0 {
+                    (self.total_bytes - done) as f64 * secs / done as f64
+                } else {
+                    0.0
+                };
+                info!(
+                    "backfill: {msg}, {} of {} MB, ETA {eta:.0} s",
+                    done / 1_000_000,
+                    self.total_bytes / 1_000_000
+                );
+            }
         }
     }
 
+    /// Reports every second on a terminal, every 10 s otherwise, until the
+    /// returned handle is aborted.
+    fn start_ticker(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+        let me = self.clone();
+        let period = Duration::from_secs(if me.bar.is_some() { 1 } else { 10 });
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(period);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                me.report();
+            }
+        })
+    }
+
     fn finish(&self) {
-        if let Some(bar) = &self.bar {
-            bar.finish_and_clear();
+        match &self.bar {
+            Some(bar) => bar.finish_and_clear(),
+            None => self.report(),
         }
     }
 }
 
 /// Routes every selected object with `concurrency` in flight.
 pub async fn route_all(
-    router: Arc<Router>,
+    router: Router,
     bucket: &str,
     selection: &Selection,
     concurrency: usize,
@@ -262,6 +298,8 @@ pub async fn route_all(
         selection.selected.len() as u64,
         selection.total_bytes(),
     ));
+    let router = Arc::new(router.with_progress(progress.bytes_read.clone()));
+    let ticker = progress.start_ticker();
     let permits = Arc::new(Semaphore::new(concurrency.max(1)));
     let mut tasks = JoinSet::new();
     for c in &selection.selected {
@@ -279,11 +317,12 @@ pub async fn route_all(
         tasks.spawn(async move {
             let _permit = permit;
             let result = router.route_object(&source, !force).await;
-            let lines = match &result {
-                Ok(RouteOutcome::Routed { manifest, .. }) => manifest.lines.read,
-                _ => 0,
+            let (skipped, lines) = match &result {
+                Ok(RouteOutcome::Routed { manifest, .. }) => (0, manifest.lines.read),
+                Ok(RouteOutcome::AlreadyRouted { .. }) => (size, 0),
+                Err(_) => (0, 0),
             };
-            progress.object_done(size, lines);
+            progress.object_done(skipped, lines);
             (key, result)
         });
         while let Some(done) = tasks.try_join_next() {
@@ -293,6 +332,7 @@ pub async fn route_all(
     while let Some(done) = tasks.join_next().await {
         record(done, summary);
     }
+    ticker.abort();
     progress.finish();
 }
 
@@ -331,9 +371,11 @@ pub fn encode_key(key: &str) -> String {
     out
 }
 
-/// The S3 event notification body `router run` receives for `c`.
-pub fn event_body(bucket: &str, c: &Candidate) -> String {
+/// The S3 event notification body `router run` receives for `c`; with
+/// `force`, the record asks the worker to route it even if already routed.
+pub fn event_body(bucket: &str, c: &Candidate, force: bool) -> String {
     serde_json::json!({"Records": [{
+        "logrouter": {"force": force},
         "eventVersion": "2.1",
         "eventSource": "aws:s3",
         "eventName": "ObjectCreated:Put",
@@ -354,6 +396,7 @@ pub async fn enqueue_all(
     queue_url: &str,
     bucket: &str,
     selection: &Selection,
+    force: bool,
     summary: &mut BackfillSummary,
 ) {
     let sqs = clients.sqs().await;
@@ -364,7 +407,7 @@ pub async fn enqueue_all(
             .map(|(i, c)| {
                 SendMessageBatchRequestEntry::builder()
                     .id(i.to_string())
-                    .message_body(event_body(bucket, c))
+                    .message_body(event_body(bucket, c, force))
                     .build()
                     .expect("id and body are set")
             })

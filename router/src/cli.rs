@@ -95,7 +95,8 @@ pub struct BackfillArgs {
     /// Objects routed at once.
     #[arg(long, default_value_t = 4)]
     pub concurrency: usize,
-    /// Route objects again even when their manifest records the same ETag.
+    /// Route objects again even when their manifest records the same ETag
+    /// (with --enqueue, the messages ask the workers to).
     #[arg(long)]
     pub force: bool,
     /// List what would be routed, then stop.
@@ -213,7 +214,9 @@ async fn route_command(
                     println!("{}", summary_line(&manifest, &manifest_key, &first_errors));
                 }
             }
-            Ok(RouteOutcome::AlreadyRouted { uri, manifest_key }) => {
+            Ok(RouteOutcome::AlreadyRouted {
+                uri, manifest_key, ..
+            }) => {
                 if !json {
                     println!("{uri}: already routed ({manifest_key})");
                 }
@@ -287,8 +290,14 @@ async fn backfill_command(a: BackfillArgs) -> Result<ExitCode, UsageError> {
     else {
         return Err(UsageError("--source must be s3://bucket/prefix".into()));
     };
+    // One selection, one name: `--types b,a,a` is the same replay as `a,b`.
+    let types = a.types.clone().map(|mut t| {
+        t.sort();
+        t.dedup();
+        t
+    });
     let filter = logrouter::manifest::RouteFilter {
-        types: a.types.clone(),
+        types,
         match_text: a.match_text.clone(),
         match_regex: a.match_regex.clone(),
     };
@@ -343,7 +352,15 @@ async fn backfill_command(a: BackfillArgs) -> Result<ExitCode, UsageError> {
         eprintln!("router: {header}");
     }
     if let Some(queue_url) = &a.enqueue {
-        backfill::enqueue_all(&clients, queue_url, &bucket, &selection, &mut summary).await;
+        backfill::enqueue_all(
+            &clients,
+            queue_url,
+            &bucket,
+            &selection,
+            a.force,
+            &mut summary,
+        )
+        .await;
     } else {
         let dest = location(a.out.as_deref().expect("clap requires --out"), "--out")?;
         let router = Router::new(&config, &dest, clients.clone())
@@ -352,7 +369,7 @@ async fn backfill_command(a: BackfillArgs) -> Result<ExitCode, UsageError> {
             .with_filter(filter)
             .map_err(UsageError)?;
         backfill::route_all(
-            Arc::new(router),
+            router,
             &bucket,
             &selection,
             a.concurrency,
@@ -382,12 +399,13 @@ fn print_backfill_summary(s: &crate::backfill::BackfillSummary, enqueued: bool) 
         );
     } else {
         println!(
-            "routed {}, skipped {} (already routed), damaged {}, failed {} of {} objects in {:.1} s",
+            "routed {}, skipped {} (already routed), damaged {}, failed {} of {} objects ({} dated by LastModified) in {:.1} s",
             s.routed,
             s.skipped,
             s.damaged.len(),
             s.failed.len(),
             s.selected,
+            s.time_from_last_modified,
             s.seconds
         );
         let types: Vec<String> = s

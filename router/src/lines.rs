@@ -36,6 +36,13 @@ pub enum LineMatcher {
     Regex(regex::bytes::Regex),
 }
 
+impl RouteRules {
+    /// A selective replay (`--types`, `--match`) rather than a full route.
+    pub fn is_replay(&self) -> bool {
+        self.matcher.is_some() || self.only_types.is_some()
+    }
+}
+
 impl LineMatcher {
     pub fn is_match(&self, line: &[u8]) -> bool {
         match self {
@@ -168,7 +175,9 @@ impl<'a> LineRouter<'a> {
             let used = chunk.len() + newline as usize;
             if let Some(len) = too_long.as_mut() {
                 *len += chunk.len() as u64;
-                self.long_line_chunk(chunk)?;
+                if !self.rules.is_replay() {
+                    self.long_line_chunk(chunk)?;
+                }
                 if newline {
                     self.long_line_end(*len)?;
                     too_long = None;
@@ -231,18 +240,18 @@ impl<'a> LineRouter<'a> {
                 line.len(),
                 self.rules.max_line_bytes
             );
-            return self.quarantine(Reason::LineTooLong, &detail, raw);
+            return self.reject(Reason::LineTooLong, &detail, raw);
         }
         let text = match std::str::from_utf8(line) {
             Ok(t) => t,
             Err(e) => {
                 let detail = format!("invalid UTF-8 at byte {} of the line", e.valid_up_to());
-                return self.quarantine(Reason::InvalidUtf8, &detail, raw);
+                return self.reject(Reason::InvalidUtf8, &detail, raw);
             }
         };
         let event_type = match event_type_of(&self.rules.pointer, text) {
             Ok(t) => t,
-            Err((reason, detail)) => return self.quarantine(reason, &detail, raw),
+            Err((reason, detail)) => return self.reject(reason, &detail, raw),
         };
         let normalised = match self.type_cache.get(event_type.as_ref()) {
             Some(cached) => cached.clone(),
@@ -262,18 +271,18 @@ impl<'a> LineRouter<'a> {
         };
         let name = match normalised {
             Ok(n) => n,
-            Err(detail) => return self.quarantine(Reason::InvalidEventType, &detail, raw),
+            Err(detail) => return self.reject(Reason::InvalidEventType, &detail, raw),
         };
-        if let Some(allowed) = &self.rules.allowed_types {
-            if !allowed.iter().any(|a| **a == *name) {
-                let detail = format!("{name} is not in route.allowed_types");
-                return self.quarantine(Reason::EventTypeNotAllowed, &detail, raw);
-            }
-        }
         if let Some(only) = &self.rules.only_types {
             if !only.iter().any(|t| **t == *name) {
                 self.result.counts.filtered += 1;
                 return Ok(());
+            }
+        }
+        if let Some(allowed) = &self.rules.allowed_types {
+            if !allowed.iter().any(|a| **a == *name) {
+                let detail = format!("{name} is not in route.allowed_types");
+                return self.quarantine(Reason::EventTypeNotAllowed, &detail, raw);
             }
         }
         let line_no = self.line_no;
@@ -364,6 +373,17 @@ impl<'a> LineRouter<'a> {
         tracing::debug!(source = self.source_uri, line = self.line_no, %reason, detail, "line quarantined");
     }
 
+    /// A line whose type could not be established: quarantined, except in a
+    /// `--types` replay, where only lines known to be of a selected type are
+    /// part of the selection and the rest is counted as filtered.
+    fn reject(&mut self, reason: Reason, detail: &str, raw: &[u8]) -> io::Result<()> {
+        if self.rules.only_types.is_some() {
+            self.result.counts.filtered += 1;
+            return Ok(());
+        }
+        self.quarantine(reason, detail, raw)
+    }
+
     /// Writes a quarantine record for the line `raw` (as read, minus `\n`).
     fn quarantine(&mut self, reason: Reason, detail: &str, raw: &[u8]) -> io::Result<()> {
         self.note_quarantine(reason, detail);
@@ -406,9 +426,15 @@ impl<'a> LineRouter<'a> {
     }
 
     /// Starts the quarantine record of a line longer than the limit; the
-    /// line itself is streamed in base64, never held whole in memory.
+    /// line itself is streamed in base64, never held whole in memory. In a
+    /// replay the line is only counted as filtered: its type and text are
+    /// unknown without holding it, and the full route quarantines it anyway.
     fn long_line_begin(&mut self, first: &[u8]) -> io::Result<()> {
         self.line_no += 1;
+        if self.rules.is_replay() {
+            self.result.counts.filtered += 1;
+            return Ok(());
+        }
         let detail = format!(
             "longer than route.max_line_bytes = {}; the record's base64 holds the line as read",
             self.rules.max_line_bytes
@@ -445,6 +471,9 @@ impl<'a> LineRouter<'a> {
     }
 
     fn long_line_end(&mut self, len: u64) -> io::Result<()> {
+        if self.rules.is_replay() {
+            return Ok(());
+        }
         let rest = base64::engine::general_purpose::STANDARD.encode(&self.scratch);
         self.scratch.clear();
         let line_no = self.line_no;

@@ -45,7 +45,12 @@ pub enum RouteOutcome {
         first_errors: std::collections::BTreeMap<String, FirstError>,
     },
     /// A manifest for the same ETag already exists (duplicate notification).
-    AlreadyRouted { uri: String, manifest_key: String },
+    /// `damage` repeats the damage it recorded, so a rerun still reports it.
+    AlreadyRouted {
+        uri: String,
+        manifest_key: String,
+        damage: Option<String>,
+    },
 }
 
 /// Routes sources to one destination.
@@ -59,6 +64,7 @@ pub struct Router {
     key_time_patterns: Vec<String>,
     type_field: String,
     filter: Option<RouteFilter>,
+    progress: Option<Arc<std::sync::atomic::AtomicU64>>,
 }
 
 impl Router {
@@ -99,7 +105,14 @@ impl Router {
             key_time_patterns: r.key_time_patterns.clone(),
             type_field: r.type_field.clone(),
             filter: None,
+            progress: None,
         })
+    }
+
+    /// Counts every raw byte this router reads into `counter` (progress).
+    pub fn with_progress(mut self, counter: Arc<std::sync::atomic::AtomicU64>) -> Self {
+        self.progress = Some(counter);
+        self
     }
 
     /// A router for a selective replay: only lines passing `filter` are
@@ -152,7 +165,7 @@ impl Router {
             Location::S3 { .. } => Some(self.clients.s3().await),
             _ => None,
         };
-        let opened = open_source(source, s3.as_ref())
+        let opened = open_source(source, s3.as_ref(), self.progress.clone())
             .await
             .map_err(RouteError::Open)?;
         let info = opened.info.clone();
@@ -191,6 +204,10 @@ impl Router {
                     return Ok(RouteOutcome::AlreadyRouted {
                         uri: info.uri.clone(),
                         manifest_key,
+                        damage: prev
+                            .damage
+                            .as_ref()
+                            .map(|d| format!("damaged at line {}: {}", d.line, d.error)),
                     });
                 }
             }

@@ -26,7 +26,7 @@ impl ObjectHandler for RouteHandler {
             bucket: object.bucket,
             key: object.key,
         };
-        match self.router.route_object(&source, true).await {
+        match self.router.route_object(&source, !object.force).await {
             Ok(RouteOutcome::Routed {
                 manifest,
                 manifest_key,
@@ -40,7 +40,9 @@ impl ObjectHandler for RouteHandler {
                 }
                 Ok(summary_line(&manifest, &manifest_key, &first_errors))
             }
-            Ok(RouteOutcome::AlreadyRouted { uri, manifest_key }) => Ok(format!(
+            Ok(RouteOutcome::AlreadyRouted {
+                uri, manifest_key, ..
+            }) => Ok(format!(
                 "{uri}: already routed with this ETag ({manifest_key})"
             )),
             Err(e) => Err(e.to_string()),

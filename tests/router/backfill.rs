@@ -86,12 +86,17 @@ fn backfill(cfg: &str, bucket: &str, args: &[&str]) -> (Output, Value) {
     (o, v)
 }
 
-/// Committed manifests only: a killed run may leave its hidden temporary
-/// file (`.<name>.<pid>-….tmp`) beside them, which is never a manifest.
+/// Committed manifests of full routes only: a killed run may leave its
+/// hidden temporary file (`.<name>.<pid>-….tmp`) beside them, which is never
+/// a manifest.
 fn manifests(out: &Path) -> Vec<String> {
+    committed(out, "_manifests/")
+}
+
+fn committed(out: &Path, prefix: &str) -> Vec<String> {
     files_under(out)
         .into_iter()
-        .filter(|f| f.starts_with("_manifests/") && f.ends_with(".json"))
+        .filter(|f| f.starts_with(prefix) && f.ends_with(".json"))
         .filter(|f| !f.rsplit('/').next().unwrap_or("").starts_with('.'))
         .collect()
 }
@@ -346,9 +351,16 @@ async fn selective_replay_writes_only_its_lines_and_never_blocks_a_full_route() 
     );
     assert_eq!(s["lines_by_type"], serde_json::json!({"video_play": 24}));
     assert_eq!(s["lines_filtered"], 24 * 401);
-    let m = manifests(&out);
-    assert_eq!(m.len(), 24);
-    assert!(m.iter().all(|k| k.contains(".replay-")), "{m:?}");
+    assert!(
+        manifests(&out).is_empty(),
+        "a replay writes no full-route manifest"
+    );
+    let m = committed(&out, "_replays/replay-");
+    assert_eq!(m.len(), 24, "{:?}", files_under(&out));
+    assert!(
+        files_under(&out).iter().all(|f| f.starts_with("_replays/")),
+        "replays stay apart"
+    );
     let one: Value = serde_json::from_slice(&std::fs::read(out.join(&m[0])).unwrap()).unwrap();
     assert_eq!(one["filter"]["types"], serde_json::json!(["video_play"]));
     assert_eq!(one["filter"]["match_text"], "needle");
@@ -360,7 +372,27 @@ async fn selective_replay_writes_only_its_lines_and_never_blocks_a_full_route() 
         (Some(24), Some(0)),
         "a replay is not a full route"
     );
-    assert_eq!(manifests(&out).len(), 48);
+    assert_eq!(manifests(&out).len(), 24);
+    assert_eq!(committed(&out, "_replays/").len(), 24);
+
+    // The same selection given in another order is the same replay: skipped.
+    let (_, s) = backfill(
+        &cfg,
+        &bucket,
+        &[
+            &DAY[..],
+            &[
+                "--out",
+                out_s,
+                "--types",
+                "video_play,video_play",
+                "--match",
+                "needle",
+            ],
+        ]
+        .concat(),
+    );
+    assert_eq!(s["skipped"], 24);
 
     let (o, _) = backfill(
         &cfg,
@@ -374,4 +406,90 @@ async fn selective_replay_writes_only_its_lines_and_never_blocks_a_full_route() 
         &[&DAY[..], &["--enqueue", "http://q", "--types", "a"]].concat(),
     );
     assert_eq!(o.status.code(), Some(2));
+}
+
+/// Review finding: a rerun must not turn a damaged object into a success.
+#[tokio::test]
+async fn damaged_object_is_reported_again_on_a_rerun() {
+    let (s3, bucket) = archive().await;
+    let key = "logs/2015/01/20/04/app.json.gz";
+    let mut cut = content(key);
+    cut.truncate(cut.len() / 2);
+    s3.put_object()
+        .bucket(&bucket)
+        .key(key)
+        .body(ByteStream::from(cut))
+        .send()
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config_file(dir.path());
+    let out = dir.path().join("out");
+    let args = [&DAY[..], &["--out", out.to_str().unwrap()]].concat();
+    for (run, skipped) in [(1, 0), (2, 24)] {
+        let (o, s) = backfill(&cfg, &bucket, &args);
+        assert_eq!(o.status.code(), Some(1), "run {run}: damage means exit 1");
+        assert_eq!(s["damaged"][0]["key"], key, "run {run}");
+        assert_eq!(s["skipped"], skipped, "run {run}");
+    }
+}
+
+/// Review finding: `--enqueue --force` makes the fleet route again.
+#[tokio::test]
+async fn enqueue_force_reroutes_through_the_fleet() {
+    let (_s3, bucket) = archive().await;
+    let sqs = sqs().await;
+    let queue_url = crate::support::create_queue(&sqs, "bff").await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config_file(dir.path());
+    let out = dir.path().join("out");
+    let (o, _) = backfill(
+        &cfg,
+        &bucket,
+        &[&DAY[..], &["--out", out.to_str().unwrap()]].concat(),
+    );
+    assert_eq!(o.status.code(), Some(0));
+    let first = manifests(&out)[0].clone();
+    let before: Value = serde_json::from_slice(&std::fs::read(out.join(&first)).unwrap()).unwrap();
+
+    let drain = |dest: std::path::PathBuf| {
+        let queue_url = queue_url.clone();
+        async move {
+            router::service::run(
+                &test_config(),
+                queue_url,
+                &logrouter::location::Location::Local(dest),
+                true,
+                std::future::pending(),
+            )
+            .await
+            .unwrap()
+        }
+    };
+    let (o, _) = backfill(
+        &cfg,
+        &bucket,
+        &[&DAY[..], &["--enqueue", &queue_url]].concat(),
+    );
+    assert_eq!(o.status.code(), Some(0));
+    drain(out.clone()).await;
+    let same: Value = serde_json::from_slice(&std::fs::read(out.join(&first)).unwrap()).unwrap();
+    assert_eq!(
+        same["routed_at"], before["routed_at"],
+        "without --force: skipped"
+    );
+
+    let (o, _) = backfill(
+        &cfg,
+        &bucket,
+        &[&DAY[..], &["--enqueue", &queue_url, "--force"]].concat(),
+    );
+    assert_eq!(o.status.code(), Some(0));
+    drain(out.clone()).await;
+    let after: Value = serde_json::from_slice(&std::fs::read(out.join(&first)).unwrap()).unwrap();
+    assert_ne!(
+        after["routed_at"], before["routed_at"],
+        "--force: routed again"
+    );
+    assert_eq!(manifests(&out).len(), 24);
 }

@@ -458,3 +458,59 @@ async fn crlf_line_of_exactly_the_limit_is_routed() {
     let (m, _) = route_file(dir.path(), "crlf2.jsonl", &input, &config).await;
     assert_eq!(m.quarantine.by_reason.get("line_too_long"), Some(&1));
 }
+
+/// Review finding: a `--types` replay writes only lines of the selected
+/// types; broken lines and over-long lines are counted as filtered, never
+/// written (the full route quarantines them).
+#[tokio::test]
+async fn types_replay_writes_only_selected_lines() {
+    let mut config = Config::default();
+    config.route.max_line_bytes = 100;
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("2015-01-20-13.jsonl");
+    let long = format!("{{\"event_type\":\"a\",\"p\":\"{}\"}}", "x".repeat(300_000));
+    let input = format!(
+        "{{\"event_type\":\"a\"}}\nnot json\n{{\"x\":1}}\n{{\"event_type\":\"b\"}}\n{long}\n\n"
+    );
+    std::fs::write(&src, input).unwrap();
+    let out = dir.path().join("out");
+    let filter = logrouter::manifest::RouteFilter {
+        types: Some(vec!["a".into()]),
+        ..Default::default()
+    };
+    let router = Router::new(
+        &config,
+        &Location::Local(out.clone()),
+        Arc::new(AwsClients::default()),
+    )
+    .await
+    .unwrap()
+    .with_filter(filter)
+    .unwrap();
+    let m = match router
+        .route_object(&Location::Local(src), false)
+        .await
+        .unwrap()
+    {
+        RouteOutcome::Routed { manifest, .. } => manifest,
+        other => panic!("{other:?}"),
+    };
+    m.check_counts().unwrap();
+    assert_eq!(
+        (
+            m.lines.read,
+            m.lines.routed,
+            m.lines.filtered,
+            m.lines.blank
+        ),
+        (6, 1, 4, 1)
+    );
+    assert_eq!(m.lines.quarantined, 0);
+    assert!(m.quarantine.parts.is_empty());
+    let files = files_under(&out);
+    assert!(
+        files.iter().all(|f| f.starts_with("_replays/")),
+        "{files:?}"
+    );
+    assert_eq!(files.len(), 2, "one part and the manifest: {files:?}");
+}
