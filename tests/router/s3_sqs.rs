@@ -344,3 +344,116 @@ async fn damaged_object_is_recorded_and_its_message_does_not_loop() {
     );
     m.check_counts().unwrap();
 }
+
+/// The SNS-wrapped and EventBridge fixture bodies, pointed at a real object,
+/// go through the queue into routing like a direct notification.
+#[tokio::test]
+async fn sns_wrapped_and_eventbridge_bodies_are_routed() {
+    let st = stand(true).await;
+    let fixtures = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/data/notifications/");
+    let sns = std::fs::read_to_string(format!("{fixtures}sns-wrapped.json")).unwrap();
+    let eb = std::fs::read_to_string(format!("{fixtures}eventbridge-object-created.json")).unwrap();
+    // Point the fixtures at this test's bucket and at keys that exist.
+    let sns = sns
+        .replace("stats-archive", &st.src)
+        .replace("events+2015-01-20_14.log.gz", "sns+2015-01-20_14.log.gz");
+    let eb = eb
+        .replace("stats-archive", &st.src)
+        .replace("events-2015-01-20_15.log.gz", "eb-2015-01-20_15.log.gz");
+    // Keys of the objects themselves (created after the notification
+    // configuration, so moto also notifies them directly).
+    put(
+        &st,
+        "logs/2015/01/20/sns 2015-01-20_14.log.gz",
+        gzip(LINES.as_bytes()),
+    )
+    .await;
+    put(
+        &st,
+        "logs/2015/01/20/eb-2015-01-20_15.log.gz",
+        gzip(LINES.as_bytes()),
+    )
+    .await;
+    for body in [sns, eb] {
+        st.sqs
+            .send_message()
+            .queue_url(&st.queue_url)
+            .message_body(body)
+            .send()
+            .await
+            .unwrap();
+    }
+    let stats = run_drain(&test_config(), &st, &format!("s3://{}/", st.out)).await;
+    // Two direct notifications and two wrapped ones: each object routed once,
+    // its duplicate acknowledged as already routed.
+    assert_eq!(RunStats::get(&stats.objects_done), 4);
+    assert_eq!(RunStats::get(&stats.messages_unknown), 0);
+    let manifests: Vec<String> = list_keys(&st.s3, &st.out)
+        .await
+        .into_iter()
+        .filter(|k| k.starts_with("_manifests/"))
+        .collect();
+    assert_eq!(manifests.len(), 2, "{manifests:?}");
+    assert_eq!(messages_on_queue(&st.sqs, &st.queue_url).await, 0);
+}
+
+/// moto (like S3 at times) sends two ObjectCreated events for one multipart
+/// upload: the second is acknowledged without writing anything new.
+#[tokio::test]
+async fn multipart_source_upload_is_routed_once() {
+    let st = stand(true).await;
+    let key = "logs/2015-01-20-18.json.gz";
+    let data = gzip(&LINES.repeat(50_000).into_bytes());
+    let created = st
+        .s3
+        .create_multipart_upload()
+        .bucket(&st.src)
+        .key(key)
+        .send()
+        .await
+        .unwrap();
+    let id = created.upload_id().unwrap();
+    let mut parts = Vec::new();
+    for (i, chunk) in data.chunks(5 * 1024 * 1024).enumerate() {
+        let n = i as i32 + 1;
+        let done = st
+            .s3
+            .upload_part()
+            .bucket(&st.src)
+            .key(key)
+            .upload_id(id)
+            .part_number(n)
+            .body(ByteStream::from(chunk.to_vec()))
+            .send()
+            .await
+            .unwrap();
+        parts.push(
+            aws_sdk_s3::types::CompletedPart::builder()
+                .part_number(n)
+                .set_e_tag(done.e_tag().map(str::to_owned))
+                .build(),
+        );
+    }
+    st.s3
+        .complete_multipart_upload()
+        .bucket(&st.src)
+        .key(key)
+        .upload_id(id)
+        .multipart_upload(
+            aws_sdk_s3::types::CompletedMultipartUpload::builder()
+                .set_parts(Some(parts))
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let stats = run_drain(&test_config(), &st, &format!("s3://{}/", st.out)).await;
+    assert!(RunStats::get(&stats.objects_done) >= 1);
+    assert_eq!(RunStats::get(&stats.objects_failed), 0);
+    let keys = list_keys(&st.s3, &st.out).await;
+    assert_eq!(keys.len(), 4, "three parts and one manifest: {keys:?}");
+    let mk = keys.iter().find(|k| k.starts_with("_manifests/")).unwrap();
+    let m: Manifest = serde_json::from_slice(&get(&st.s3, &st.out, mk).await).unwrap();
+    assert_eq!(m.lines.read, 5 * 50_000);
+    assert_eq!(messages_on_queue(&st.sqs, &st.queue_url).await, 0);
+}
