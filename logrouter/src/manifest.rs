@@ -120,6 +120,13 @@ pub struct Damage {
     pub error: String,
 }
 
+impl Damage {
+    /// `damaged at line N: error`, for summaries.
+    pub fn describe(&self) -> String {
+        format!("damaged at line {}: {}", self.line, self.error)
+    }
+}
+
 impl Manifest {
     /// Checks that every line read is accounted for exactly once:
     /// read = routed + quarantined + blank + filtered, and each total equals

@@ -175,7 +175,7 @@ impl BackfillSummary {
                 if let Some(d) = &manifest.damage {
                     self.damaged.push(FailedObject {
                         key: key.to_owned(),
-                        error: format!("damaged at line {}: {}", d.line, d.error),
+                        error: d.describe(),
                     });
                 }
             }

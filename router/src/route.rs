@@ -204,10 +204,7 @@ impl Router {
                     return Ok(RouteOutcome::AlreadyRouted {
                         uri: info.uri.clone(),
                         manifest_key,
-                        damage: prev
-                            .damage
-                            .as_ref()
-                            .map(|d| format!("damaged at line {}: {}", d.line, d.error)),
+                        damage: prev.damage.as_ref().map(Damage::describe),
                     });
                 }
             }
@@ -240,14 +237,27 @@ impl Router {
                 .run(decode::read_ahead(decoded))
         })
         .await
-        .expect("routing thread panicked");
+        .unwrap_or_else(|panic| {
+            Err(std::io::Error::other(format!(
+                "routing thread failed: {panic}"
+            )))
+        });
         // The sender is gone now; the committer finishes what it was given.
-        let committed = committer.await.expect("committer panicked");
+        // A failed upload is reported first: it is why the line loop stopped.
+        committer
+            .await
+            .unwrap_or_else(|panic| {
+                Err(StoreError::Io {
+                    op: "commit parts",
+                    path: PathBuf::from(&info.uri),
+                    source: std::io::Error::other(format!("committer failed: {panic}")),
+                })
+            })
+            .map_err(write_err)?;
         let lines = lines.map_err(|e| RouteError::Read {
             uri: info.uri.clone(),
             message: e.to_string(),
         })?;
-        committed.map_err(write_err)?;
 
         let damage = lines.damage.as_ref().map(|(decoded, line, error)| Damage {
             raw_offset: opened.raw_bytes.load(Ordering::Relaxed),

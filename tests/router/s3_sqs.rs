@@ -457,3 +457,36 @@ async fn multipart_source_upload_is_routed_once() {
     assert_eq!(m.lines.read, 5 * 50_000);
     assert_eq!(messages_on_queue(&st.sqs, &st.queue_url).await, 0);
 }
+
+/// An output that cannot be written names its cause (here a missing bucket:
+/// moto fails the manifest read first; with real S3 a denied PUT takes the
+/// upload path, where the committer's error is now reported ahead of the line
+/// loop's "committer stopped").
+#[test]
+fn failed_upload_reports_its_cause() {
+    let moto = crate::support::moto().to_owned();
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("2015-01-20-19.jsonl");
+    std::fs::write(&src, LINES.repeat(1000)).unwrap();
+    let cfg = dir.path().join("c.toml");
+    std::fs::write(
+        &cfg,
+        "[route]\npart_size_bytes = 1024\n[aws]\nforce_path_style = true\n",
+    )
+    .unwrap();
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_router"))
+        .args(["route", "--config", cfg.to_str().unwrap()])
+        .args([
+            "--out",
+            &format!("s3://{}/x", unique("missing")),
+            src.to_str().unwrap(),
+        ])
+        .env("AWS_ENDPOINT_URL", moto)
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("NoSuchBucket"), "{err}");
+    assert!(!err.contains("committer stopped"), "{err}");
+}
