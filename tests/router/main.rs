@@ -7,5 +7,6 @@ mod cli;
 mod queue;
 mod route;
 mod s3_sqs;
+mod schemas;
 mod splitter;
 mod support;
