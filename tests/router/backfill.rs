@@ -68,7 +68,7 @@ fn config_file(dir: &Path) -> String {
 }
 
 fn backfill(cfg: &str, bucket: &str, args: &[&str]) -> (Output, Value) {
-    let o = std::process::Command::new(env!("CARGO_BIN_EXE_router"))
+    let o = crate::support::router_at_moto()
         .args([
             "backfill",
             "--json",
@@ -78,8 +78,6 @@ fn backfill(cfg: &str, bucket: &str, args: &[&str]) -> (Output, Value) {
             &format!("s3://{bucket}/logs/"),
         ])
         .args(args)
-        .env("AWS_ENDPOINT_URL", crate::support::moto())
-        .env("RUST_LOG", "warn")
         .output()
         .unwrap();
     let v = serde_json::from_slice(&o.stdout).unwrap_or(Value::Null);
@@ -217,7 +215,7 @@ async fn killed_backfill_continues_where_it_stopped() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = config_file(dir.path());
     let out = dir.path().join("out");
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_router"))
+    let mut child = crate::support::router_at_moto()
         .args([
             "backfill",
             "--config",
@@ -227,8 +225,6 @@ async fn killed_backfill_continues_where_it_stopped() {
         ])
         .args(DAY)
         .args(["--out", out.to_str().unwrap(), "--concurrency", "1"])
-        .env("AWS_ENDPOINT_URL", crate::support::moto())
-        .env("RUST_LOG", "warn")
         .stdout(std::process::Stdio::null())
         .spawn()
         .unwrap();

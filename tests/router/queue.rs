@@ -149,11 +149,10 @@ async fn shutdown_releases_unfinished_messages() {
 
 #[test]
 fn sigterm_stops_router_run_with_exit_0() {
-    let url = crate::support::moto().to_owned();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let (_sqs, queue_url) = rt.block_on(queue_with(&[]));
     let dir = tempfile::tempdir().unwrap();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_router"))
+    let mut child = crate::support::router_at_moto()
         .args([
             "run",
             "--queue-url",
@@ -161,7 +160,6 @@ fn sigterm_stops_router_run_with_exit_0() {
             "--out",
             dir.path().to_str().unwrap(),
         ])
-        .env("AWS_ENDPOINT_URL", url)
         .env("LOGROUTER_QUEUE__WAIT_TIME_SECS", "1")
         .env("RUST_LOG", "info")
         .stderr(std::process::Stdio::piped())

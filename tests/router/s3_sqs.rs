@@ -251,15 +251,13 @@ async fn cli_routes_s3_to_s3_with_multipart_upload() {
         "[route]\nmultipart_threshold_bytes = 1\n[aws]\nforce_path_style = true\n",
     )
     .unwrap();
-    let o = std::process::Command::new(env!("CARGO_BIN_EXE_router"))
+    let o = crate::support::router_at_moto()
         .args(["route", "--json", "--config", cfg.to_str().unwrap()])
         .args([
             "--out",
             &format!("s3://{}/r", st.out),
             &format!("s3://{}/{key}", st.src),
         ])
-        .env("AWS_ENDPOINT_URL", crate::support::moto())
-        .env("RUST_LOG", "warn")
         .output()
         .unwrap();
     assert_eq!(
@@ -275,15 +273,13 @@ async fn cli_routes_s3_to_s3_with_multipart_upload() {
         let data = get(&st.s3, &st.out, &format!("r/{}", k.as_str().unwrap())).await;
         assert!(!gunzip(&data).is_empty());
     }
-    let o = std::process::Command::new(env!("CARGO_BIN_EXE_router"))
+    let o = crate::support::router_at_moto()
         .args([
             "route",
             "--out",
             dir.path().to_str().unwrap(),
             &format!("s3://{}/missing.gz", st.src),
         ])
-        .env("AWS_ENDPOINT_URL", crate::support::moto())
-        .env("RUST_LOG", "warn")
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(1));
@@ -301,7 +297,7 @@ async fn router_run_drain_binary_routes_a_notified_object() {
         "[queue]\nwait_time_secs = 1\n[aws]\nforce_path_style = true\n",
     )
     .unwrap();
-    let o = std::process::Command::new(env!("CARGO_BIN_EXE_router"))
+    let o = crate::support::router_at_moto()
         .args(["run", "--drain", "--config", cfg_file.to_str().unwrap()])
         .args([
             "--queue-url",
@@ -309,7 +305,6 @@ async fn router_run_drain_binary_routes_a_notified_object() {
             "--out",
             &format!("s3://{}/x", st.out),
         ])
-        .env("AWS_ENDPOINT_URL", crate::support::moto())
         .env("RUST_LOG", "info")
         .output()
         .unwrap();
@@ -464,7 +459,6 @@ async fn multipart_source_upload_is_routed_once() {
 /// loop's "committer stopped").
 #[test]
 fn failed_upload_reports_its_cause() {
-    let moto = crate::support::moto().to_owned();
     let dir = tempfile::tempdir().unwrap();
     let src = dir.path().join("2015-01-20-19.jsonl");
     std::fs::write(&src, LINES.repeat(1000)).unwrap();
@@ -474,15 +468,13 @@ fn failed_upload_reports_its_cause() {
         "[route]\npart_size_bytes = 1024\n[aws]\nforce_path_style = true\n",
     )
     .unwrap();
-    let o = std::process::Command::new(env!("CARGO_BIN_EXE_router"))
+    let o = crate::support::router_at_moto()
         .args(["route", "--config", cfg.to_str().unwrap()])
         .args([
             "--out",
             &format!("s3://{}/x", unique("missing")),
             src.to_str().unwrap(),
         ])
-        .env("AWS_ENDPOINT_URL", moto)
-        .env("RUST_LOG", "warn")
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(1));

@@ -156,3 +156,10 @@ pub async fn create_queue(sqs: &aws_sdk_sqs::Client, prefix: &str) -> String {
         .queue_url
         .unwrap()
 }
+
+/// The `router` binary pointed at moto, logging warnings only.
+pub fn router_at_moto() -> std::process::Command {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_router"));
+    cmd.env("AWS_ENDPOINT_URL", moto()).env("RUST_LOG", "warn");
+    cmd
+}
