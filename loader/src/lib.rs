@@ -1,8 +1,23 @@
-//! The loader: loads the router's per-type files into one warehouse table per
-//! event type. Built in steps (issue #3); what exists so far:
+//! The loader: loads the router's per-type files into one warehouse table
+//! per event type, exactly once.
 //!
-//! - [`schema`]: `schemas/<event_type>.json` (a JSON Schema subset) → table
-//!   columns, and the `CREATE TABLE` statements for SQLite, PostgreSQL and
-//!   Redshift.
+//! - [`source`]: which files to load, found through the router's manifests;
+//! - [`schema`]: `schemas/<event_type>.json` → columns → `CREATE TABLE`;
+//! - [`rows`]: one routed line → the cells of its row;
+//! - [`warehouse`]: the warehouse interface and its ledger, with the
+//!   [`sqlite`] and [`postgres`] backends;
+//! - [`load`]: `loader load`, many files at once;
+//! - [`migrate`]: `loader migrate` over `migrations/<dialect>/`;
+//! - [`service`]: `loader run`, on the shared SQS worker;
+//! - [`cli`]: the command line.
 
+pub mod cli;
+pub mod load;
+pub mod migrate;
+pub mod postgres;
+pub mod rows;
 pub mod schema;
+pub mod service;
+pub mod source;
+pub mod sqlite;
+pub mod warehouse;

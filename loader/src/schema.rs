@@ -410,9 +410,12 @@ impl fmt::Display for Dialect {
     }
 }
 
-/// `"events"."video_play"`, or `"video_play"` on SQLite (no schemas there).
+/// `"events"."video_play"`, or `"video_play"` on SQLite (no schemas there)
+/// and when `db_schema` is empty (migrations: they run with the schema as
+/// `search_path`, so the same file serves any configured schema).
 pub fn qualified(table: &str, dialect: Dialect, db_schema: &str) -> String {
     match dialect {
+        _ if db_schema.is_empty() => format!("\"{table}\""),
         Dialect::Sqlite => format!("\"{table}\""),
         _ => format!("\"{db_schema}\".\"{table}\""),
     }

@@ -46,6 +46,37 @@ pub struct Config {
     pub route: RouteConfig,
     pub queue: QueueConfig,
     pub aws: AwsConfig,
+    pub load: LoadConfig,
+}
+
+/// How the loader finds its warehouse, schemas and migrations.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LoadConfig {
+    /// `sqlite:PATH` or `postgres://…`; `--warehouse` overrides it.
+    pub warehouse: Option<String>,
+    /// Database schema holding the event tables and the ledger (PostgreSQL
+    /// and Redshift; SQLite has none).
+    pub db_schema: String,
+    /// Folder of `<event_type>.json` schemas.
+    pub schemas_dir: PathBuf,
+    /// Folder of `<dialect>/NNNN_name.sql` migrations.
+    pub migrations_dir: PathBuf,
+    /// Files loaded at once by `loader load` (one connection each; SQLite
+    /// always loads one at a time: it has one writer).
+    pub files_in_flight: usize,
+}
+
+impl Default for LoadConfig {
+    fn default() -> Self {
+        Self {
+            warehouse: None,
+            db_schema: "events".to_owned(),
+            schemas_dir: PathBuf::from("schemas"),
+            migrations_dir: PathBuf::from("migrations"),
+            files_in_flight: 2,
+        }
+    }
 }
 
 /// How lines are routed and written.
@@ -249,6 +280,16 @@ impl Config {
         }
         if q.max_objects_in_flight == 0 {
             return invalid("queue.max_objects_in_flight", "must be at least 1".into());
+        }
+        let l = &self.load;
+        if let Err(e) = validate_name(&l.db_schema) {
+            return invalid(
+                "load.db_schema",
+                format!("{:?} {}: write a lower-case SQL name such as \"events\"", l.db_schema, e.rule),
+            );
+        }
+        if l.files_in_flight == 0 {
+            return invalid("load.files_in_flight", "must be at least 1".into());
         }
         Ok(())
     }

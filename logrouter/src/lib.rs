@@ -10,7 +10,8 @@
 //! - [`store`] and [`location`]: reading sources and committing outputs,
 //!   locally or in S3;
 //! - [`queue`]: the SQS worker loop both services share;
-//! - [`aws`]: lazily built AWS clients.
+//! - [`aws`]: lazily built AWS clients;
+//! - [`process`]: logging and signals, the same in both binaries.
 
 pub mod aws;
 pub mod config;
@@ -20,5 +21,6 @@ pub mod manifest;
 pub mod normalize;
 pub mod notification;
 pub mod pointer;
+pub mod process;
 pub mod queue;
 pub mod store;

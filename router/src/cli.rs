@@ -12,6 +12,7 @@ use logrouter::aws::AwsClients;
 use logrouter::config::Config;
 use logrouter::location::Location;
 use logrouter::manifest::Manifest;
+use logrouter::process::shutdown_signal;
 use logrouter::queue::RunStats;
 use serde_json::json;
 
@@ -137,23 +138,12 @@ fn location(text: &str, what: &str) -> Result<Location, UsageError> {
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging();
+    logrouter::process::init_logging();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .expect("tokio runtime");
     runtime.block_on(execute(cli))
-}
-
-fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .try_init()
-        .ok();
 }
 
 /// Runs a parsed command line and returns the exit code.
@@ -437,25 +427,6 @@ fn print_backfill_summary(s: &crate::backfill::BackfillSummary, enqueued: bool) 
     for f in s.damaged.iter().chain(&s.failed) {
         println!("FAILED {}: {}", f.key, f.error);
     }
-}
-
-/// Resolves on SIGINT or SIGTERM.
-pub async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("SIGTERM handler");
-        tokio::select! {
-            _ = ctrl_c => {},
-            _ = term.recv() => {},
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = ctrl_c.await;
-    }
-    tracing::info!("signal received: stopping");
 }
 
 /// One line per source for people: counts, types, reasons, the manifest.

@@ -2,6 +2,8 @@
 # Sourced by scripts/test and bench/backfill: installs moto server (S3 + SQS
 # wire protocol, from PyPI) into ./.venv once, starts it on a free localhost
 # port, and exports what the AWS SDK and the tests need. Stopped on exit.
+# shellcheck source=scripts/lib/cleanup.sh
+. "$(dirname "${BASH_SOURCE[0]}")/cleanup.sh"
 
 MOTO_SPEC='moto[server]==5.2.5'
 MOTO_VENV=${MOTO_VENV:-.venv}
@@ -17,7 +19,7 @@ start_moto() {
   log=$(mktemp -t moto.XXXXXX.log)
   "$MOTO_VENV/bin/moto_server" -H 127.0.0.1 -p "$port" >"$log" 2>&1 &
   MOTO_PID=$!
-  trap 'kill $MOTO_PID 2>/dev/null || true; wait $MOTO_PID 2>/dev/null || true' EXIT
+  on_exit 'kill $MOTO_PID 2>/dev/null; wait $MOTO_PID 2>/dev/null'
   for _ in $(seq 1 100); do
     curl -fsS "http://127.0.0.1:$port/moto-api/" >/dev/null 2>&1 && break
     if ! kill -0 "$MOTO_PID" 2>/dev/null; then echo "moto server died:" >&2; cat "$log" >&2; return 1; fi

@@ -1,0 +1,299 @@
+//! The `loader` command line. Exit codes: 0 success, 1 a file failed to load
+//! (or, for `run --drain`, a message failed; for `migrate`, a migration
+//! failed or changed), 2 a usage or configuration error.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Args, Parser, Subcommand};
+use logrouter::aws::AwsClients;
+use logrouter::config::Config;
+use logrouter::location::Location;
+use logrouter::process::shutdown_signal;
+use logrouter::queue::RunStats;
+
+use crate::load::{FileResult, Loader};
+use crate::migrate::migrate;
+use crate::schema::load_dir;
+use crate::warehouse::{LoadOutcome, Warehouse, WarehouseUrl};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "loader",
+    version,
+    about = "Load the router's per-type files into one warehouse table per event type, exactly once"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct Common {
+    /// TOML configuration file (see logrouter.example.toml).
+    #[arg(long, global = true)]
+    pub config: Option<PathBuf>,
+    /// sqlite:PATH or postgres://user@host:port/db (default: load.warehouse).
+    #[arg(long, global = true)]
+    pub warehouse: Option<String>,
+    /// Folder of <event_type>.json schemas (default: load.schemas_dir).
+    #[arg(long, global = true)]
+    pub schemas: Option<PathBuf>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Load every routed file under the sources that the ledger lacks.
+    Load {
+        #[command(flatten)]
+        common: Common,
+        /// Router output roots (a folder or s3://bucket/prefix), manifests,
+        /// or single routed files.
+        #[arg(required = true)]
+        sources: Vec<String>,
+    },
+    /// Long-poll SQS for notifications of routed files and load each.
+    Run {
+        #[command(flatten)]
+        common: Common,
+        #[arg(long)]
+        queue_url: String,
+        /// Exit once a long poll found the queue empty and nothing is in flight.
+        #[arg(long)]
+        drain: bool,
+    },
+    /// Apply pending migrations from <migrations>/<dialect>/ in order.
+    Migrate {
+        #[command(flatten)]
+        common: Common,
+        /// Migrations folder (default: load.migrations_dir).
+        #[arg(long)]
+        migrations: Option<PathBuf>,
+    },
+    /// Run one SQL query and print its rows, tab-separated.
+    Query {
+        #[command(flatten)]
+        common: Common,
+        sql: String,
+    },
+}
+
+struct UsageError(String);
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    logrouter::process::init_logging();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    runtime.block_on(execute(cli))
+}
+
+/// Runs a parsed command line and returns the exit code.
+pub async fn execute(cli: Cli) -> ExitCode {
+    let result = match cli.command {
+        Command::Load { common, sources } => load_command(&common, &sources).await,
+        Command::Run {
+            common,
+            queue_url,
+            drain,
+        } => run_command(&common, queue_url, drain).await,
+        Command::Migrate { common, migrations } => migrate_command(&common, migrations).await,
+        Command::Query { common, sql } => query_command(&common, &sql).await,
+    };
+    match result {
+        Ok(code) => code,
+        Err(UsageError(message)) => {
+            eprintln!("loader: {message}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn load_config(common: &Common) -> Result<Config, UsageError> {
+    let config = Config::load(common.config.as_deref()).map_err(|e| UsageError(e.to_string()))?;
+    config.validate().map_err(|e| UsageError(e.to_string()))?;
+    Ok(config)
+}
+
+fn warehouse_url(common: &Common, config: &Config) -> Result<WarehouseUrl, UsageError> {
+    let text = common
+        .warehouse
+        .clone()
+        .or_else(|| config.load.warehouse.clone())
+        .ok_or_else(|| {
+            UsageError("no warehouse: pass --warehouse sqlite:PATH (or postgres://…), or set load.warehouse in the config".into())
+        })?;
+    WarehouseUrl::parse(&text).map_err(|e| UsageError(format!("--warehouse: {e}")))
+}
+
+fn loader(common: &Common, config: &Config) -> Result<Arc<Loader>, UsageError> {
+    let url = warehouse_url(common, config)?;
+    let dir = common
+        .schemas
+        .clone()
+        .unwrap_or_else(|| config.load.schemas_dir.clone());
+    let schemas = if dir.is_dir() {
+        load_dir(&dir).map_err(|e| UsageError(e.to_string()))?
+    } else if common.schemas.is_some() {
+        return Err(UsageError(format!("--schemas {}: no such folder", dir.display())));
+    } else {
+        tracing::warn!(dir = %dir.display(), "no schemas folder: every type loads into one JSON column");
+        Default::default()
+    };
+    Ok(Arc::new(Loader {
+        url,
+        db_schema: config.load.db_schema.clone(),
+        schemas,
+        clients: Arc::new(AwsClients::new(config.aws.clone())),
+        files_in_flight: config.load.files_in_flight,
+    }))
+}
+
+async fn connect(loader: &Loader) -> Result<Warehouse, UsageError> {
+    loader
+        .connect()
+        .await
+        .map_err(|e| UsageError(e.to_string()))
+}
+
+async fn load_command(common: &Common, sources: &[String]) -> Result<ExitCode, UsageError> {
+    let config = load_config(common)?;
+    let loader = loader(common, &config)?;
+    let sources = sources
+        .iter()
+        .map(|s| Location::parse(s).map_err(|e| UsageError(format!("source: {e}"))))
+        .collect::<Result<Vec<_>, _>>()?;
+    let s3 = if sources.iter().any(|s| matches!(s, Location::S3 { .. })) {
+        Some(loader.clients.s3().await)
+    } else {
+        None
+    };
+    let files = match crate::source::discover(&sources, s3.as_ref()).await {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("loader: {e}");
+            return Ok(ExitCode::from(1));
+        }
+    };
+    let mut w = connect(&loader).await?;
+    let each: Arc<dyn Fn(&FileResult) + Send + Sync> = Arc::new(|r: &FileResult| match &r.outcome {
+        Ok(LoadOutcome::Loaded { rows, replaced }) => {
+            tracing::info!(file = %r.file.uri, table = %r.file.table, rows, replaced = ?replaced, "loaded")
+        }
+        Ok(LoadOutcome::AlreadyLoaded) => {
+            tracing::debug!(file = %r.file.uri, "already loaded")
+        }
+        Err(e) => tracing::error!(file = %r.file.uri, error = %e, "not loaded"),
+    });
+    let summary = match loader.load_all(files, each).await {
+        Ok(s) => s,
+        Err(e) => return Err(UsageError(e.to_string())),
+    };
+    let (files, rows, already, replaced) = summary.totals();
+    let failed: Vec<_> = summary.failed().collect();
+    println!(
+        "loaded {files} files ({rows} rows), {already} already loaded, {replaced} replaced an earlier version, {} failed",
+        failed.len()
+    );
+    let this_run = summary.rows_by_table();
+    match w.table_counts().await {
+        Ok(counts) => {
+            println!("{:<28} {:>12} {:>12} {:>8}", "table", "rows now", "this run", "files");
+            for (t, n, f) in counts {
+                println!(
+                    "{t:<28} {n:>12} {:>12} {f:>8}",
+                    this_run.get(t.as_str()).copied().unwrap_or(0)
+                );
+            }
+        }
+        Err(e) => eprintln!("loader: counting rows: {e}"),
+    }
+    for f in &failed {
+        if let Err(e) = &f.outcome {
+            eprintln!("loader: not loaded: {e}");
+        }
+    }
+    Ok(if failed.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+async fn run_command(common: &Common, queue_url: String, drain: bool) -> Result<ExitCode, UsageError> {
+    let config = load_config(common)?;
+    let loader = loader(common, &config)?;
+    match crate::service::run(&config, loader, queue_url, drain, shutdown_signal()).await {
+        Ok(stats) => {
+            let failed = RunStats::get(&stats.messages_failed);
+            tracing::info!(
+                received = RunStats::get(&stats.messages_received),
+                deleted = RunStats::get(&stats.messages_deleted),
+                failed,
+                unknown = RunStats::get(&stats.messages_unknown),
+                objects = RunStats::get(&stats.objects_done),
+                "loader stopped"
+            );
+            Ok(if drain && failed > 0 {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
+        Err(e) => {
+            eprintln!("loader: {e:#}");
+            Ok(ExitCode::from(1))
+        }
+    }
+}
+
+async fn migrate_command(common: &Common, dir: Option<PathBuf>) -> Result<ExitCode, UsageError> {
+    let config = load_config(common)?;
+    let url = warehouse_url(common, &config)?;
+    let dir = dir.unwrap_or_else(|| config.load.migrations_dir.clone());
+    let mut w = Warehouse::connect(&url, &config.load.db_schema)
+        .await
+        .map_err(|e| UsageError(e.to_string()))?;
+    match migrate(&mut w, &dir).await {
+        Ok(r) => {
+            println!(
+                "{} migrations applied{}, {} were already applied",
+                r.applied.len(),
+                if r.applied.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", r.applied.join(", "))
+                },
+                r.already
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            eprintln!("loader: {e}");
+            Ok(ExitCode::from(1))
+        }
+    }
+}
+
+async fn query_command(common: &Common, sql: &str) -> Result<ExitCode, UsageError> {
+    let config = load_config(common)?;
+    let url = warehouse_url(common, &config)?;
+    let mut w = Warehouse::connect(&url, &config.load.db_schema)
+        .await
+        .map_err(|e| UsageError(e.to_string()))?;
+    match w.query_text(sql).await {
+        Ok(rows) => {
+            for r in rows {
+                println!("{}", r.join("\t"));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            eprintln!("loader: {e}");
+            Ok(ExitCode::from(1))
+        }
+    }
+}

@@ -1,0 +1,190 @@
+//! `loader load`: loads every routed file the ledger lacks.
+//!
+//! Files are loaded one transaction each, by `files_in_flight` workers that
+//! each own a connection (one for SQLite, which has a single writer). One
+//! bad file is reported and the others still load (ripgrep's rule); the
+//! summary and the exit code say what failed.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::io::Read;
+use std::sync::{Arc, Mutex};
+
+use logrouter::aws::AwsClients;
+use logrouter::location::Location;
+use logrouter::store::open_source;
+use sha2::{Digest, Sha256};
+
+use crate::schema::{schemaless, TableSchema};
+use crate::source::{decoder, RoutedFile};
+use crate::warehouse::{LoadError, LoadOutcome, OpenedFile, Warehouse, WarehouseUrl};
+
+/// Everything needed to load files, shared by `load` and `run`.
+pub struct Loader {
+    pub url: WarehouseUrl,
+    pub db_schema: String,
+    /// Tables with a schema file; any other type gets [`schemaless`].
+    pub schemas: BTreeMap<String, TableSchema>,
+    pub clients: Arc<AwsClients>,
+    pub files_in_flight: usize,
+}
+
+/// The outcome of one file.
+#[derive(Debug)]
+pub struct FileResult {
+    pub file: RoutedFile,
+    pub outcome: Result<LoadOutcome, LoadError>,
+}
+
+/// What a `load` did.
+#[derive(Debug, Default)]
+pub struct LoadSummary {
+    pub files: Vec<FileResult>,
+}
+
+impl LoadSummary {
+    pub fn failed(&self) -> impl Iterator<Item = &FileResult> {
+        self.files.iter().filter(|f| f.outcome.is_err())
+    }
+
+    /// (files loaded, rows loaded, files already loaded, files replaced).
+    pub fn totals(&self) -> (u64, u64, u64, u64) {
+        let mut t = (0, 0, 0, 0);
+        for f in &self.files {
+            match &f.outcome {
+                Ok(LoadOutcome::Loaded { rows, replaced }) => {
+                    t.0 += 1;
+                    t.1 += rows;
+                    t.3 += u64::from(replaced.is_some());
+                }
+                Ok(LoadOutcome::AlreadyLoaded) => t.2 += 1,
+                Err(_) => {}
+            }
+        }
+        t
+    }
+
+    /// Rows loaded by this run per table.
+    pub fn rows_by_table(&self) -> BTreeMap<&str, u64> {
+        let mut m = BTreeMap::new();
+        for f in &self.files {
+            if let Ok(LoadOutcome::Loaded { rows, .. }) = &f.outcome {
+                *m.entry(f.file.table.as_str()).or_default() += rows;
+            }
+        }
+        m
+    }
+}
+
+impl Loader {
+    /// The table a type loads into.
+    pub fn table_for(&self, table: &str) -> TableSchema {
+        self.schemas
+            .get(table)
+            .cloned()
+            .unwrap_or_else(|| schemaless(table))
+    }
+
+    pub async fn connect(&self) -> Result<Warehouse, LoadError> {
+        Warehouse::connect(&self.url, &self.db_schema).await
+    }
+
+    /// Opens a routed file: its version (S3 ETag, or SHA-256 of a local
+    /// file) and a decompressing reader.
+    pub async fn open(&self, file: &RoutedFile) -> Result<OpenedFile, LoadError> {
+        let read_err = |message: String| LoadError::Read {
+            file: file.uri.clone(),
+            message,
+        };
+        match &file.location {
+            Location::Local(path) => {
+                let path = path.clone();
+                let version = tokio::task::spawn_blocking({
+                    let path = path.clone();
+                    move || -> std::io::Result<String> {
+                        let mut f = std::fs::File::open(&path)?;
+                        let mut h = Sha256::new();
+                        let mut buf = vec![0u8; 256 * 1024];
+                        loop {
+                            let n = f.read(&mut buf)?;
+                            if n == 0 {
+                                break;
+                            }
+                            h.update(&buf[..n]);
+                        }
+                        Ok(format!("sha256:{:x}", h.finalize()))
+                    }
+                })
+                .await
+                .map_err(|e| read_err(e.to_string()))?
+                .map_err(|e| read_err(e.to_string()))?;
+                let f = std::fs::File::open(&path).map_err(|e| read_err(e.to_string()))?;
+                let reader = decoder(&file.uri, Box::new(f)).map_err(|e| read_err(e.to_string()))?;
+                Ok(OpenedFile { version, reader })
+            }
+            loc @ Location::S3 { .. } => {
+                let s3 = self.clients.s3().await;
+                let src = open_source(loc, Some(&s3), None)
+                    .await
+                    .map_err(|e| read_err(e.to_string()))?;
+                let version = src
+                    .info
+                    .etag
+                    .clone()
+                    .ok_or_else(|| read_err("S3 returned no ETag".into()))?;
+                let reader = decoder(&file.uri, src.reader).map_err(|e| read_err(e.to_string()))?;
+                Ok(OpenedFile { version, reader })
+            }
+            Location::Stdin => Err(read_err("not a file".into())),
+        }
+    }
+
+    /// Loads one file through `w`.
+    pub async fn load_one(
+        &self,
+        w: &mut Warehouse,
+        file: &RoutedFile,
+    ) -> Result<LoadOutcome, LoadError> {
+        let table = self.table_for(&file.table);
+        let opened = self.open(file).await?;
+        w.load_file(file, &table, opened).await
+    }
+
+    /// Loads `files`, `files_in_flight` at a time; `each` sees every result
+    /// as it happens (for progress and logs).
+    pub async fn load_all(
+        self: &Arc<Self>,
+        files: Vec<RoutedFile>,
+        each: Arc<dyn Fn(&FileResult) + Send + Sync>,
+    ) -> Result<LoadSummary, LoadError> {
+        let workers = if self.url.parallel() {
+            self.files_in_flight.min(files.len()).max(1)
+        } else {
+            1
+        };
+        let queue = Arc::new(Mutex::new(VecDeque::from(files)));
+        let results = Arc::new(Mutex::new(Vec::new()));
+        let mut tasks = tokio::task::JoinSet::new();
+        for _ in 0..workers {
+            let mut w = self.connect().await?;
+            let (me, queue, results, each) =
+                (self.clone(), queue.clone(), results.clone(), each.clone());
+            tasks.spawn(async move {
+                loop {
+                    let Some(file) = queue.lock().unwrap().pop_front() else {
+                        break;
+                    };
+                    let outcome = me.load_one(&mut w, &file).await;
+                    let r = FileResult { file, outcome };
+                    each(&r);
+                    results.lock().unwrap().push(r);
+                }
+            });
+        }
+        while let Some(r) = tasks.join_next().await {
+            r.map_err(|e| LoadError::Database(format!("a load worker failed: {e}")))?;
+        }
+        let mut files = std::mem::take(&mut *results.lock().unwrap());
+        files.sort_by(|a, b| a.file.uri.cmp(&b.file.uri));
+        Ok(LoadSummary { files })
+    }
+}

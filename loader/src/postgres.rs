@@ -1,0 +1,484 @@
+//! PostgreSQL through tokio-postgres. Rows stream in with `COPY … FROM
+//! STDIN` (text format): a blocking thread decompresses and converts lines
+//! into COPY text in 256 KiB chunks, and the connection sends them as they
+//! come, so a file is never held in memory and there is never one INSERT
+//! per row.
+//!
+//! A load is one transaction that first takes an advisory lock on the file
+//! (`pg_advisory_xact_lock`), then reads the ledger: a second loader on the
+//! same file waits, then sees the ledger row and skips.
+
+use std::collections::HashSet;
+use std::fmt::Write as _;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use futures_util::SinkExt;
+use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
+
+use crate::rows::Cell;
+use crate::schema::{create_table_sql, qualified, Dialect, TableSchema};
+use crate::source::RoutedFile;
+use crate::warehouse::{
+    check_count, column_list, for_each_row, LoadError, LoadOutcome, OpenedFile, LEDGER_TABLE,
+    MIGRATIONS_TABLE,
+};
+
+pub struct PgWarehouse {
+    client: Client,
+    schema: String,
+    /// Tables this connection has made sure exist.
+    created: HashSet<String>,
+}
+
+const CHUNK: usize = 256 * 1024;
+
+fn db(doing: &str) -> impl Fn(tokio_postgres::Error) -> LoadError + '_ {
+    move |e| LoadError::db(doing, describe(&e))
+}
+
+/// The server's message (with its detail) rather than "db error".
+pub fn describe(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(d) => {
+            let mut s = format!("{}: {}", d.severity(), d.message());
+            if let Some(detail) = d.detail() {
+                let _ = write!(s, " ({detail})");
+            }
+            if let Some(w) = d.where_() {
+                let _ = write!(s, " [{w}]");
+            }
+            s
+        }
+        None => e.to_string(),
+    }
+}
+
+impl PgWarehouse {
+    pub async fn connect(conninfo: &str, schema: &str) -> Result<Self, LoadError> {
+        let (client, conn) = tokio_postgres::connect(conninfo, NoTls)
+            .await
+            .map_err(|e| LoadError::db(&format!("connecting to PostgreSQL ({})", redact(conninfo)), describe(&e)))?;
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::warn!(error = %e, "PostgreSQL connection closed");
+            }
+        });
+        let w = Self {
+            client,
+            schema: schema.to_owned(),
+            created: HashSet::new(),
+        };
+        // Two loaders starting at once may both create the meta tables:
+        // serialise that with an advisory lock.
+        w.client
+            .batch_execute(&format!(
+                "BEGIN;
+                 SELECT pg_advisory_xact_lock(hashtextextended('logrouter.meta', 0));
+                 CREATE SCHEMA IF NOT EXISTS \"{schema}\";
+                 CREATE TABLE IF NOT EXISTS \"{schema}\".{LEDGER_TABLE} (
+                   file TEXT PRIMARY KEY, version TEXT NOT NULL, table_name TEXT NOT NULL,
+                   rows BIGINT NOT NULL, manifest TEXT NOT NULL, loaded_at TIMESTAMP NOT NULL);
+                 CREATE TABLE IF NOT EXISTS \"{schema}\".{MIGRATIONS_TABLE} (
+                   version BIGINT PRIMARY KEY, name TEXT NOT NULL, checksum TEXT NOT NULL,
+                   applied_at TIMESTAMP NOT NULL DEFAULT now());
+                 COMMIT;"
+            ))
+            .await
+            .map_err(db("preparing the ledger"))?;
+        Ok(w)
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.client.is_closed()
+    }
+
+    fn ledger(&self) -> String {
+        format!("\"{}\".{LEDGER_TABLE}", self.schema)
+    }
+
+    /// Creates `table` once per connection, serialised across loaders.
+    async fn ensure_table(&mut self, table: &TableSchema) -> Result<(), LoadError> {
+        if self.created.contains(&table.table) {
+            return Ok(());
+        }
+        let tx = self.client.transaction().await.map_err(db("creating a table"))?;
+        tx.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended('logrouter.create.' || $1, 0))",
+            &[&table.table],
+        )
+        .await
+        .map_err(db("locking to create a table"))?;
+        let exists = tx
+            .query_opt(
+                "SELECT 1 FROM information_schema.tables WHERE table_schema = $1 AND table_name = $2",
+                &[&self.schema, &table.table],
+            )
+            .await
+            .map_err(db("looking up a table"))?
+            .is_some();
+        if !exists {
+            for stmt in create_table_sql(table, Dialect::Postgres, &self.schema) {
+                tx.batch_execute(&stmt)
+                    .await
+                    .map_err(|e| LoadError::db(&format!("creating {}", table.table), describe(&e)))?;
+            }
+        }
+        tx.commit().await.map_err(db("creating a table"))?;
+        self.created.insert(table.table.clone());
+        Ok(())
+    }
+
+    pub async fn load_file(
+        &mut self,
+        file: &RoutedFile,
+        table: &TableSchema,
+        opened: OpenedFile,
+    ) -> Result<LoadOutcome, LoadError> {
+        self.ensure_table(table).await?;
+        let ledger = self.ledger();
+        let name = qualified(&table.table, Dialect::Postgres, &self.schema);
+        let doing = |what: &str| format!("{what} {} into {name}", file.uri);
+        let tx = self
+            .client
+            .transaction()
+            .await
+            .map_err(|e| LoadError::db(&doing("starting to load"), describe(&e)))?;
+        tx.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+            &[&file.uri],
+        )
+        .await
+        .map_err(|e| LoadError::db(&doing("locking"), describe(&e)))?;
+        let prev: Option<String> = tx
+            .query_opt(
+                &format!("SELECT version FROM {ledger} WHERE file = $1"),
+                &[&file.uri],
+            )
+            .await
+            .map_err(|e| LoadError::db(&doing("reading the ledger for"), describe(&e)))?
+            .map(|r| r.get(0));
+        if prev.as_deref() == Some(opened.version.as_str()) {
+            return Ok(LoadOutcome::AlreadyLoaded);
+        }
+        let replaced = match prev {
+            Some(_) => Some(
+                tx.execute(
+                    &format!("DELETE FROM {name} WHERE _routed_file = $1"),
+                    &[&file.uri],
+                )
+                .await
+                .map_err(|e| LoadError::db(&doing("replacing the earlier rows of"), describe(&e)))?,
+            ),
+            None => None,
+        };
+        let loaded_at = chrono::Utc::now().naive_utc();
+        let sink = tx
+            .copy_in::<_, Bytes>(&format!("COPY {name} ({}) FROM STDIN", column_list(table)))
+            .await
+            .map_err(|e| {
+                LoadError::db(
+                    &doing("starting COPY of (does the table match its schema? see `loader migrate`)"),
+                    describe(&e),
+                )
+            })?;
+        let mut sink = std::pin::pin!(sink);
+
+        // Convert on a blocking thread; the channel bounds what is in memory.
+        let (tx_chunks, mut rx_chunks) = tokio::sync::mpsc::channel::<Bytes>(4);
+        let producer = {
+            let file = file.clone();
+            let table = table.clone();
+            let stamp = loaded_at.format("%Y-%m-%d %H:%M:%S%.6f").to_string();
+            tokio::task::spawn_blocking(move || -> Result<u64, LoadError> {
+                let mut buf = BytesMut::with_capacity(CHUNK + 64 * 1024);
+                let mut itoa = itoa_buf();
+                let rows = for_each_row(&file, &table, opened.reader, |line, cells| {
+                    for c in cells {
+                        encode(&mut buf, c, &mut itoa);
+                        buf.put_u8(b'\t');
+                    }
+                    escape(&mut buf, &file.uri);
+                    buf.put_u8(b'\t');
+                    buf.put_slice(itoa_fmt(&mut itoa, line as i64));
+                    buf.put_u8(b'\t');
+                    buf.put_slice(stamp.as_bytes());
+                    buf.put_u8(b'\n');
+                    if buf.len() >= CHUNK {
+                        let chunk = buf.split().freeze();
+                        tx_chunks
+                            .blocking_send(chunk)
+                            .map_err(|_| "the COPY was abandoned".to_owned())?;
+                    }
+                    Ok(())
+                })?;
+                if !buf.is_empty() {
+                    let _ = tx_chunks.blocking_send(buf.freeze());
+                }
+                Ok(rows)
+            })
+        };
+        let mut send_error = None;
+        while let Some(chunk) = rx_chunks.recv().await {
+            if let Err(e) = sink.send(chunk).await {
+                send_error = Some(e);
+                break;
+            }
+        }
+        drop(rx_chunks);
+        let produced = producer
+            .await
+            .map_err(|e| LoadError::Database(format!("converting {} failed: {e}", file.uri)))?;
+        if let Some(e) = send_error {
+            // The server refused the data: its message names the problem.
+            return Err(LoadError::db(&doing("COPY of"), describe(&e)));
+        }
+        // A bad line ends the COPY without committing anything (the sink is
+        // dropped unfinished, which aborts it, then the transaction rolls back).
+        let produced = produced?;
+        let copied = sink
+            .as_mut()
+            .finish()
+            .await
+            .map_err(|e| LoadError::db(&doing("COPY of"), describe(&e)))?;
+        check_count(file, copied)?;
+        if copied != produced {
+            return Err(LoadError::Database(format!(
+                "{}: COPY stored {copied} rows of {produced} sent",
+                file.uri
+            )));
+        }
+        tx.execute(
+            &format!(
+                "INSERT INTO {ledger} VALUES ($1, $2, $3, $4, $5, $6)
+                 ON CONFLICT (file) DO UPDATE SET version = excluded.version,
+                   table_name = excluded.table_name, rows = excluded.rows,
+                   manifest = excluded.manifest, loaded_at = excluded.loaded_at"
+            ),
+            &[
+                &file.uri,
+                &opened.version,
+                &table.table,
+                &(copied as i64),
+                &file.manifest,
+                &loaded_at,
+            ],
+        )
+        .await
+        .map_err(|e| LoadError::db(&doing("recording in the ledger"), describe(&e)))?;
+        tx.commit()
+            .await
+            .map_err(|e| LoadError::db(&doing("committing"), describe(&e)))?;
+        Ok(LoadOutcome::Loaded {
+            rows: copied,
+            replaced,
+        })
+    }
+
+    pub async fn applied_migrations(&mut self) -> Result<Vec<(i64, String, String)>, LoadError> {
+        let rows = self
+            .client
+            .query(
+                &format!(
+                    "SELECT version, name, checksum FROM \"{}\".{MIGRATIONS_TABLE} ORDER BY version",
+                    self.schema
+                ),
+                &[],
+            )
+            .await
+            .map_err(db("reading migrations"))?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect())
+    }
+
+    pub async fn apply_migration(
+        &mut self,
+        version: i64,
+        name: &str,
+        checksum: &str,
+        sql: &str,
+    ) -> Result<(), LoadError> {
+        let schema = self.schema.clone();
+        let tx = self.client.transaction().await.map_err(db("starting migration"))?;
+        tx.execute("SELECT pg_advisory_xact_lock(hashtextextended('logrouter.meta', 0))", &[])
+            .await
+            .map_err(db("locking to migrate"))?;
+        let done = tx
+            .query_opt(
+                &format!("SELECT 1 FROM \"{schema}\".{MIGRATIONS_TABLE} WHERE version = $1"),
+                &[&version],
+            )
+            .await
+            .map_err(db("reading migrations"))?;
+        if done.is_some() {
+            // Another loader applied it while this one waited for the lock.
+            return Ok(());
+        }
+        tx.batch_execute(&format!("SET LOCAL search_path TO \"{schema}\""))
+            .await
+            .map_err(db("setting search_path"))?;
+        tx.batch_execute(sql)
+            .await
+            .map_err(|e| LoadError::db(&format!("migration {name}"), describe(&e)))?;
+        tx.execute(
+            &format!("INSERT INTO \"{schema}\".{MIGRATIONS_TABLE} (version, name, checksum) VALUES ($1, $2, $3)"),
+            &[&version, &name, &checksum],
+        )
+        .await
+        .map_err(db("recording migration"))?;
+        tx.commit().await.map_err(db("committing migration"))
+    }
+
+    pub async fn table_counts(&mut self) -> Result<Vec<(String, i64, i64)>, LoadError> {
+        let tables = self
+            .client
+            .query(
+                &format!(
+                    "SELECT table_name, count(*) FROM {} GROUP BY table_name ORDER BY table_name",
+                    self.ledger()
+                ),
+                &[],
+            )
+            .await
+            .map_err(db("reading the ledger"))?;
+        let mut out = Vec::new();
+        for r in tables {
+            let t: String = r.get(0);
+            let files: i64 = r.get(1);
+            let n: i64 = self
+                .client
+                .query_one(
+                    &format!("SELECT count(*) FROM {}", qualified(&t, Dialect::Postgres, &self.schema)),
+                    &[],
+                )
+                .await
+                .map_err(|e| LoadError::db(&format!("counting {t}"), describe(&e)))?
+                .get(0);
+            out.push((t, n, files));
+        }
+        Ok(out)
+    }
+
+    pub async fn query_text(&mut self, sql: &str) -> Result<Vec<Vec<String>>, LoadError> {
+        let msgs = self
+            .client
+            .simple_query(sql)
+            .await
+            .map_err(db("query"))?;
+        Ok(msgs
+            .iter()
+            .filter_map(|m| match m {
+                SimpleQueryMessage::Row(r) => Some(
+                    (0..r.len())
+                        .map(|i| r.get(i).unwrap_or("NULL").to_owned())
+                        .collect(),
+                ),
+                _ => None,
+            })
+            .collect())
+    }
+}
+
+/// Hides a password in a connection string for messages.
+fn redact(conninfo: &str) -> String {
+    match (conninfo.find("://"), conninfo.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let userinfo = &conninfo[s + 3..at];
+            match userinfo.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &conninfo[..s + 3], &conninfo[at..]),
+                None => conninfo.to_owned(),
+            }
+        }
+        _ => conninfo
+            .split_whitespace()
+            .map(|kv| if kv.starts_with("password=") { "password=***" } else { kv })
+            .collect::<Vec<_>>()
+            .join(" "),
+    }
+}
+
+type ItoaBuf = [u8; 24];
+
+fn itoa_buf() -> ItoaBuf {
+    [0; 24]
+}
+
+fn itoa_fmt(buf: &mut ItoaBuf, v: i64) -> &[u8] {
+    let mut cursor = std::io::Cursor::new(&mut buf[..]);
+    use std::io::Write;
+    let _ = write!(cursor, "{v}");
+    let n = cursor.position() as usize;
+    &buf[..n]
+}
+
+/// One cell in COPY text format.
+fn encode(buf: &mut BytesMut, c: &Cell<'_>, itoa: &mut ItoaBuf) {
+    match c {
+        Cell::Null => buf.put_slice(b"\\N"),
+        Cell::Bool(true) => buf.put_u8(b't'),
+        Cell::Bool(false) => buf.put_u8(b'f'),
+        Cell::Int(v) => buf.put_slice(itoa_fmt(itoa, *v)),
+        Cell::Float(v) => {
+            let _ = write!(BytesWriter(buf), "{v}");
+        }
+        Cell::Text(s) => escape(buf, s),
+    }
+}
+
+struct BytesWriter<'a>(&'a mut BytesMut);
+
+impl std::fmt::Write for BytesWriter<'_> {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        self.0.put_slice(s.as_bytes());
+        Ok(())
+    }
+}
+
+/// Text with COPY's escapes: backslash, tab, newline and carriage return.
+fn escape(buf: &mut BytesMut, s: &str) {
+    let bytes = s.as_bytes();
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let esc: &[u8] = match b {
+            b'\\' => b"\\\\",
+            b'\t' => b"\\t",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            _ => continue,
+        };
+        buf.put_slice(&bytes[start..i]);
+        buf.put_slice(esc);
+        start = i + 1;
+    }
+    buf.put_slice(&bytes[start..]);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::borrow::Cow;
+
+    #[test]
+    fn copy_text_escapes() {
+        let mut buf = BytesMut::new();
+        let mut itoa = itoa_buf();
+        for c in [
+            Cell::Null,
+            Cell::Bool(true),
+            Cell::Int(-42),
+            Cell::Float(1.5),
+            Cell::Text(Cow::Borrowed("a\tb\\c\nd\re")),
+        ] {
+            encode(&mut buf, &c, &mut itoa);
+            buf.put_u8(b'|');
+        }
+        assert_eq!(&buf[..], b"\\N|t|-42|1.5|a\\tb\\\\c\\nd\\re|".as_slice());
+    }
+
+    #[test]
+    fn passwords_are_hidden() {
+        assert_eq!(
+            redact("postgres://u:secret@h:5432/db"),
+            "postgres://u:***@h:5432/db"
+        );
+        assert_eq!(redact("host=h password=secret"), "host=h password=***");
+    }
+}

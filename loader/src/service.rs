@@ -1,0 +1,159 @@
+//! `loader run`: the SQS service. The shared [`QueueWorker`] receives S3
+//! notifications of the routed prefix; [`LoadHandler`] loads what each
+//! names.
+//!
+//! A manifest notification loads every file the manifest names. A routed
+//! file's notification loads that file once its manifest exists (the router
+//! writes the manifest last, so until then the message fails and comes back
+//! after the backoff); subscribing the queue to `_manifests/` only avoids
+//! those retries. Quarantine, replays and hidden temp files are ignored:
+//! replays are loaded only on purpose, with `loader load`.
+
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+
+use logrouter::aws::AwsClients;
+use logrouter::config::Config;
+use logrouter::layout::{MANIFESTS_DIR, REJECTED_DIR, REPLAYS_DIR};
+use logrouter::location::Location;
+use logrouter::notification::ObjectRef;
+use logrouter::queue::{ObjectHandler, QueueWorker, RunStats};
+
+use crate::load::Loader;
+use crate::source::{files_of, manifest_of, read_manifest};
+use crate::warehouse::{LoadOutcome, Warehouse};
+
+pub struct LoadHandler {
+    pub loader: Arc<Loader>,
+    /// Idle connections; a handler takes one per object.
+    pool: Mutex<Vec<Warehouse>>,
+}
+
+impl LoadHandler {
+    pub fn new(loader: Arc<Loader>) -> Self {
+        Self {
+            loader,
+            pool: Mutex::new(Vec::new()),
+        }
+    }
+
+    async fn connection(&self) -> Result<Warehouse, String> {
+        let idle = self.pool.lock().unwrap().pop();
+        match idle {
+            Some(w) if !w.is_closed() => Ok(w),
+            _ => self.loader.connect().await.map_err(|e| e.to_string()),
+        }
+    }
+}
+
+/// Why a key is not loaded by the service, if it is not.
+fn ignored(key: &str) -> Option<&'static str> {
+    let segs: Vec<&str> = key.split('/').collect();
+    if segs.last().is_some_and(|n| n.starts_with('.')) {
+        return Some("a hidden temporary file");
+    }
+    if segs.contains(&REPLAYS_DIR) {
+        return Some("a selective replay (load it on purpose with `loader load`)");
+    }
+    if segs.contains(&REJECTED_DIR) {
+        return Some("quarantine");
+    }
+    None
+}
+
+impl ObjectHandler for LoadHandler {
+    async fn handle(&self, object: ObjectRef) -> Result<String, String> {
+        let uri = object.uri();
+        if let Some(why) = ignored(&object.key) {
+            return Ok(format!("{uri}: ignored, {why}"));
+        }
+        let s3 = self.loader.clients.s3().await;
+        let s3_loc = |key: String| Location::S3 {
+            bucket: object.bucket.clone(),
+            key,
+        };
+        let is_manifest = object.key.ends_with(".json")
+            && object.key.split('/').any(|s| s == MANIFESTS_DIR);
+        let (manifest_at, root, only) = if is_manifest {
+            let at = object.key.find(&format!("{MANIFESTS_DIR}/")).unwrap_or(0);
+            let root = object.key[..at].trim_end_matches('/').to_owned();
+            (s3_loc(object.key.clone()), root, None)
+        } else if let Some((root, mkey)) = manifest_of(&object.key) {
+            let full = if root.is_empty() { mkey } else { format!("{root}/{mkey}") };
+            (s3_loc(full), root, Some(s3_loc(object.key.clone())))
+        } else {
+            return Ok(format!("{uri}: ignored, not a routed file or manifest"));
+        };
+        let manifest = read_manifest(&manifest_at, Some(&s3))
+            .await
+            .map_err(|e| format!("{uri}: waiting for its manifest: {e}"))?;
+        let files: Vec<_> = files_of(&manifest, &s3_loc(root), &manifest_at)
+            .into_iter()
+            .filter(|f| only.as_ref().is_none_or(|o| *o == f.location))
+            .collect();
+        if only.is_some() && files.is_empty() {
+            return Err(format!(
+                "{uri}: its manifest {manifest_at} does not name it yet (re-route in progress?)"
+            ));
+        }
+        let mut w = self.connection().await?;
+        let (mut loaded, mut rows, mut already) = (0, 0, 0);
+        let mut result = Ok(());
+        for f in &files {
+            match self.loader.load_one(&mut w, f).await {
+                Ok(LoadOutcome::Loaded { rows: n, .. }) => {
+                    loaded += 1;
+                    rows += n;
+                    tracing::info!(file = %f.uri, table = %f.table, rows = n, "loaded");
+                }
+                Ok(LoadOutcome::AlreadyLoaded) => already += 1,
+                Err(e) => {
+                    result = Err(e.to_string());
+                    break;
+                }
+            }
+        }
+        self.pool.lock().unwrap().push(w);
+        result?;
+        Ok(format!(
+            "{uri}: {loaded} files loaded ({rows} rows), {already} already loaded"
+        ))
+    }
+}
+
+/// Runs the service until `shutdown` (or until drained, with `drain`).
+pub async fn run(
+    config: &Config,
+    loader: Arc<Loader>,
+    queue_url: String,
+    drain: bool,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<Arc<RunStats>> {
+    // Fail fast on a warehouse that cannot be reached.
+    let first = loader.connect().await?;
+    let handler = LoadHandler::new(loader.clone());
+    handler.pool.lock().unwrap().push(first);
+    let clients: &AwsClients = &loader.clients;
+    let worker = QueueWorker {
+        sqs: clients.sqs().await,
+        queue_url,
+        config: config.queue.clone(),
+        handler: Arc::new(handler),
+        drain,
+    };
+    Ok(worker.run(shutdown).await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ignored_keys() {
+        assert!(ignored("routed/_replays/replay-1/_manifests/undated/a.json").is_some());
+        assert!(ignored("routed/_rejected/undated/a.part-00000.json.gz").is_some());
+        assert!(ignored("routed/click/undated/.a.part-00000.json.gz.1-2.tmp").is_some());
+        assert!(ignored("routed/_manifests/undated/a.json").is_none());
+        assert!(ignored("routed/click/undated/a.part-00000.json.gz").is_none());
+    }
+}

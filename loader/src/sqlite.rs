@@ -1,0 +1,272 @@
+//! The embedded warehouse: one SQLite file, so the whole pipeline runs on a
+//! laptop. rusqlite is synchronous; every call runs on a blocking thread.
+//!
+//! A load is one `BEGIN IMMEDIATE` transaction: it takes SQLite's single
+//! write lock before reading the ledger, so two loaders on one file cannot
+//! both decide to load it. Rows go through one prepared INSERT, bound per
+//! row: SQLite has no bulk path faster than that inside a transaction.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rusqlite::types::Value as SqlValue;
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+
+use crate::rows::Cell;
+use crate::schema::{create_table_sql, qualified, Dialect, TableSchema};
+use crate::source::RoutedFile;
+use crate::warehouse::{
+    check_count, column_list, for_each_row, LoadError, LoadOutcome, OpenedFile, LEDGER_TABLE,
+    MIGRATIONS_TABLE,
+};
+
+pub struct SqliteWarehouse {
+    conn: Arc<Mutex<Connection>>,
+}
+
+fn db(doing: &str) -> impl Fn(rusqlite::Error) -> LoadError + '_ {
+    move |e| LoadError::db(doing, e)
+}
+
+impl SqliteWarehouse {
+    pub async fn open(path: PathBuf) -> Result<Self, LoadError> {
+        let conn = tokio::task::spawn_blocking(move || -> Result<Connection, LoadError> {
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir)
+                    .map_err(|e| LoadError::db(&format!("creating {}", dir.display()), e))?;
+            }
+            let conn = Connection::open(&path)
+                .map_err(|e| LoadError::db(&format!("opening sqlite:{}", path.display()), e))?;
+            // A second loader waits for the write lock instead of failing.
+            conn.busy_timeout(Duration::from_secs(60))
+                .map_err(db("setting busy_timeout"))?;
+            conn.execute_batch(&format!(
+                "PRAGMA journal_mode = WAL;
+                 PRAGMA synchronous = FULL;
+                 CREATE TABLE IF NOT EXISTS {LEDGER_TABLE} (
+                   file TEXT PRIMARY KEY, version TEXT NOT NULL, table_name TEXT NOT NULL,
+                   rows INTEGER NOT NULL, manifest TEXT NOT NULL, loaded_at TEXT NOT NULL);
+                 CREATE TABLE IF NOT EXISTS {MIGRATIONS_TABLE} (
+                   version INTEGER PRIMARY KEY, name TEXT NOT NULL, checksum TEXT NOT NULL,
+                   applied_at TEXT NOT NULL);"
+            ))
+            .map_err(|e| LoadError::db(&format!("preparing sqlite:{}", path.display()), e))?;
+            Ok(conn)
+        })
+        .await
+        .expect("sqlite open does not panic")?;
+        Ok(Self {
+            conn: Arc::new(Mutex::new(conn)),
+        })
+    }
+
+    async fn with<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T, LoadError> + Send + 'static,
+    ) -> Result<T, LoadError> {
+        let conn = self.conn.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = conn.lock().unwrap_or_else(|p| p.into_inner());
+            f(&mut conn)
+        })
+        .await
+        .map_err(|e| LoadError::Database(format!("sqlite worker failed: {e}")))?
+    }
+
+    pub async fn load_file(
+        &mut self,
+        file: &RoutedFile,
+        table: &TableSchema,
+        opened: OpenedFile,
+    ) -> Result<LoadOutcome, LoadError> {
+        let file = file.clone();
+        let table = table.clone();
+        self.with(move |conn| load(conn, &file, &table, opened)).await
+    }
+
+    pub async fn applied_migrations(&mut self) -> Result<Vec<(i64, String, String)>, LoadError> {
+        self.with(|conn| {
+            let mut stmt = conn
+                .prepare(&format!(
+                    "SELECT version, name, checksum FROM {MIGRATIONS_TABLE} ORDER BY version"
+                ))
+                .map_err(db("reading migrations"))?;
+            let rows = stmt
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                .map_err(db("reading migrations"))?;
+            rows.collect::<Result<_, _>>().map_err(db("reading migrations"))
+        })
+        .await
+    }
+
+    pub async fn apply_migration(
+        &mut self,
+        version: i64,
+        name: &str,
+        checksum: &str,
+        sql: &str,
+    ) -> Result<(), LoadError> {
+        let (name, checksum, sql) = (name.to_owned(), checksum.to_owned(), sql.to_owned());
+        self.with(move |conn| {
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(db("starting migration"))?;
+            tx.execute_batch(&sql)
+                .map_err(|e| LoadError::db(&format!("migration {name}"), e))?;
+            tx.execute(
+                &format!("INSERT INTO {MIGRATIONS_TABLE} VALUES (?1, ?2, ?3, datetime('now'))"),
+                params![version, name, checksum],
+            )
+            .map_err(db("recording migration"))?;
+            tx.commit().map_err(db("committing migration"))
+        })
+        .await
+    }
+
+    pub async fn table_counts(&mut self) -> Result<Vec<(String, i64, i64)>, LoadError> {
+        self.with(|conn| {
+            let tables: Vec<(String, i64)> = {
+                let mut stmt = conn
+                    .prepare(&format!(
+                        "SELECT table_name, count(*) FROM {LEDGER_TABLE} GROUP BY table_name ORDER BY table_name"
+                    ))
+                    .map_err(db("reading the ledger"))?;
+                let rows = stmt
+                    .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .map_err(db("reading the ledger"))?;
+                rows.collect::<Result<_, _>>().map_err(db("reading the ledger"))?
+            };
+            let mut out = Vec::new();
+            for (t, files) in tables {
+                let n: i64 = conn
+                    .query_row(&format!("SELECT count(*) FROM \"{t}\""), [], |r| r.get(0))
+                    .map_err(|e| LoadError::db(&format!("counting {t}"), e))?;
+                out.push((t, n, files));
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    pub async fn query_text(&mut self, sql: &str) -> Result<Vec<Vec<String>>, LoadError> {
+        let sql = sql.to_owned();
+        self.with(move |conn| {
+            let mut stmt = conn.prepare(&sql).map_err(db("query"))?;
+            let n = stmt.column_count();
+            let rows = stmt
+                .query_map([], |r| {
+                    (0..n)
+                        .map(|i| {
+                            Ok(match r.get::<_, SqlValue>(i)? {
+                                SqlValue::Null => "NULL".to_owned(),
+                                SqlValue::Integer(v) => v.to_string(),
+                                SqlValue::Real(v) => format!("{v:.2}"),
+                                SqlValue::Text(v) => v,
+                                SqlValue::Blob(v) => format!("<{} bytes>", v.len()),
+                            })
+                        })
+                        .collect::<Result<Vec<_>, rusqlite::Error>>()
+                })
+                .map_err(db("query"))?;
+            rows.collect::<Result<_, _>>().map_err(db("query"))
+        })
+        .await
+    }
+}
+
+fn load(
+    conn: &mut Connection,
+    file: &RoutedFile,
+    table: &TableSchema,
+    opened: OpenedFile,
+) -> Result<LoadOutcome, LoadError> {
+    let doing = |what: &str| format!("{what} {} into {}", file.uri, table.table);
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(|e| LoadError::db(&doing("locking to load"), e))?;
+    let prev: Option<String> = tx
+        .query_row(
+            &format!("SELECT version FROM {LEDGER_TABLE} WHERE file = ?1"),
+            [&file.uri],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(|e| LoadError::db(&doing("reading the ledger for"), e))?;
+    if prev.as_deref() == Some(opened.version.as_str()) {
+        return Ok(LoadOutcome::AlreadyLoaded);
+    }
+    for stmt in create_table_sql(table, Dialect::Sqlite, "") {
+        tx.execute(&stmt, [])
+            .map_err(|e| LoadError::db(&doing("creating the table for"), e))?;
+    }
+    let name = qualified(&table.table, Dialect::Sqlite, "");
+    let replaced = match prev {
+        Some(_) => Some(
+            tx.execute(
+                &format!("DELETE FROM {name} WHERE _routed_file = ?1"),
+                [&file.uri],
+            )
+            .map_err(|e| LoadError::db(&doing("replacing the earlier rows of"), e))?
+                as u64,
+        ),
+        None => None,
+    };
+    let loaded_at = chrono::Utc::now().format("%Y-%m-%d %H:%M:%S%.6f").to_string();
+    let rows = {
+        let n = table.columns.len() + 3;
+        let marks = (1..=n).map(|i| format!("?{i}")).collect::<Vec<_>>().join(", ");
+        let mut insert = tx
+            .prepare(&format!(
+                "INSERT INTO {name} ({}) VALUES ({marks})",
+                column_list(table)
+            ))
+            .map_err(|e| {
+                LoadError::db(
+                    &doing("preparing to load (does the table match its schema? see `loader migrate`)"),
+                    e,
+                )
+            })?;
+        for_each_row(file, table, opened.reader, |line, cells| {
+            for (i, c) in cells.iter().enumerate() {
+                let r = match c {
+                    Cell::Null => insert.raw_bind_parameter(i + 1, rusqlite::types::Null),
+                    Cell::Bool(b) => insert.raw_bind_parameter(i + 1, *b),
+                    Cell::Int(v) => insert.raw_bind_parameter(i + 1, *v),
+                    Cell::Float(v) => insert.raw_bind_parameter(i + 1, *v),
+                    Cell::Text(s) => insert.raw_bind_parameter(i + 1, s.as_ref()),
+                };
+                r.map_err(|e| e.to_string())?;
+            }
+            let k = cells.len();
+            insert
+                .raw_bind_parameter(k + 1, file.uri.as_str())
+                .and_then(|_| insert.raw_bind_parameter(k + 2, line as i64))
+                .and_then(|_| insert.raw_bind_parameter(k + 3, loaded_at.as_str()))
+                .map_err(|e| e.to_string())?;
+            insert.raw_execute().map_err(|e| e.to_string())?;
+            Ok(())
+        })?
+    };
+    check_count(file, rows)?;
+    tx.execute(
+        &format!(
+            "INSERT INTO {LEDGER_TABLE} VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+             ON CONFLICT (file) DO UPDATE SET version = excluded.version,
+               table_name = excluded.table_name, rows = excluded.rows,
+               manifest = excluded.manifest, loaded_at = excluded.loaded_at"
+        ),
+        params![
+            file.uri,
+            opened.version,
+            table.table,
+            rows as i64,
+            file.manifest,
+            loaded_at
+        ],
+    )
+    .map_err(|e| LoadError::db(&doing("recording in the ledger"), e))?;
+    tx.commit()
+        .map_err(|e| LoadError::db(&doing("committing"), e))?;
+    Ok(LoadOutcome::Loaded { rows, replaced })
+}
