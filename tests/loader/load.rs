@@ -1,0 +1,300 @@
+//! `loader load` into SQLite and PostgreSQL: rows equal the manifests, a
+//! rerun loads nothing, a re-route replaces, a bad file is reported without
+//! stopping the others and without committing anything of itself.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use crate::support::*;
+
+fn counts(pairs: &[(&str, i64)]) -> BTreeMap<String, i64> {
+    pairs.iter().map(|(t, n)| (t.to_string(), *n)).collect()
+}
+
+#[tokio::test]
+async fn sqlite_rows_equal_the_manifests_and_a_rerun_loads_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    route_local(dir.path(), "app-2015-01-20-13.log.gz", &events(500, 1)).await;
+    route_local(dir.path(), "app-2015-01-20-14.log.gz", &events(300, 2)).await;
+    let routed = dir.path().join("routed");
+    let db = dir.path().join("w.db");
+    let url = format!("sqlite:{}", db.display());
+
+    let out = run(&mut loader(), &["load", "--warehouse", &url, routed.to_str().unwrap()]);
+    assert!(out.status.success());
+    assert!(text(&out).contains("loaded 4 files (800 rows), 0 already loaded"), "{}", text(&out));
+    assert_eq!(sqlite_counts(&db), manifest_counts(&routed));
+    assert_eq!(sqlite_counts(&db), counts(&[("click", 160), ("play", 640)]));
+
+    let again = run(&mut loader(), &["load", "--warehouse", &url, routed.to_str().unwrap()]);
+    assert!(again.status.success());
+    assert!(text(&again).contains("loaded 0 files (0 rows), 4 already loaded"), "{}", text(&again));
+    assert_eq!(sqlite_counts(&db), counts(&[("click", 160), ("play", 640)]));
+
+    // Typed, flattened columns; offsets turned into UTC; provenance.
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let (id, ts, name, tags, file, line): (i64, String, String, String, String, i64) = conn
+        .query_row(
+            "SELECT id, ts, user_name, user_tags, _routed_file, _routed_line FROM play WHERE id = 1 AND user_name = 'u1'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)),
+        )
+        .unwrap();
+    assert_eq!((id, ts.as_str(), name.as_str()), (1, "2015-01-20 12:01:00.000000", "u1"));
+    assert_eq!(tags, r#"["a","b\\c"]"#);
+    assert!(file.ends_with(".part-00000.json.gz") && file.contains("/play/dt=2015-01-20/hour=13/"), "{file}");
+    assert_eq!(line, 2);
+    // A type without a schema keeps the whole event, as routed.
+    let event: String = conn
+        .query_row("SELECT event FROM click WHERE _routed_line = 1 AND _routed_file LIKE '%hour=13%'", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(event, "{\"event_type\":\"Click\",\"id\":4,\"target\":\"b1\\ttab\"}");
+}
+
+#[tokio::test]
+async fn postgres_rows_equal_the_manifests_and_a_rerun_loads_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    route_local(dir.path(), "app-2015-01-20-13.log.gz", &events(2000, 1)).await;
+    let routed = dir.path().join("routed");
+    let schema = unique_schema("load");
+    let url = database_url();
+    let load = || {
+        let mut cmd = loader();
+        cmd.env("LOGROUTER_LOAD__DB_SCHEMA", &schema);
+        run(&mut cmd, &["load", "--warehouse", &url, routed.to_str().unwrap()])
+    };
+    let out = load();
+    assert!(out.status.success());
+    assert_eq!(pg_counts(&schema).await, manifest_counts(&routed));
+    assert_eq!(pg_counts(&schema).await, counts(&[("click", 400), ("play", 1600)]));
+    let again = load();
+    assert!(text(&again).contains("loaded 0 files (0 rows), 2 already loaded"), "{}", text(&again));
+    assert_eq!(pg_counts(&schema).await, counts(&[("click", 400), ("play", 1600)]));
+
+    let c = pg().await;
+    let row = c
+        .query_one(
+            &format!("SELECT ts::text, user_name, user_tags::text, _routed_line FROM \"{schema}\".play WHERE id = 1"),
+            &[],
+        )
+        .await
+        .unwrap();
+    let (ts, name, tags, line): (String, String, String, i64) = (row.get(0), row.get(1), row.get(2), row.get(3));
+    assert_eq!((ts.as_str(), name.as_str(), line), ("2015-01-20 12:01:00", "u1", 2));
+    assert_eq!(tags, r#"["a", "b\\c"]"#);
+    let event: String = c
+        .query_one(&format!("SELECT event::text FROM \"{schema}\".click WHERE _routed_line = 1"), &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(event, r#"{"id": 4, "target": "b1\ttab", "event_type": "Click"}"#);
+    let comment: Option<String> = c
+        .query_one(
+            &format!("SELECT col_description('\"{schema}\".play'::regclass, 2)"),
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(comment.as_deref(), Some("Event number."));
+}
+
+/// A re-route of the same source (same keys, new content) replaces that
+/// file's rows instead of adding to them, in both warehouses.
+#[tokio::test]
+async fn a_re_routed_source_replaces_its_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let name = "app-2015-01-20-13.log.gz";
+    route_local(dir.path(), name, &events(1000, 1)).await;
+    let routed = dir.path().join("routed");
+    let db = dir.path().join("w.db");
+    let sqlite = format!("sqlite:{}", db.display());
+    let schema = unique_schema("reroute");
+    let pg_url = database_url();
+    let load = |url: &str| {
+        let mut cmd = loader();
+        cmd.env("LOGROUTER_LOAD__DB_SCHEMA", &schema);
+        run(&mut cmd, &["load", "--warehouse", url, routed.to_str().unwrap()])
+    };
+    assert!(load(&sqlite).status.success());
+    assert!(load(&pg_url).status.success());
+
+    // Same source, fewer lines: the router rewrites the same keys.
+    route_local(dir.path(), name, &events(600, 2)).await;
+    for url in [&sqlite, &pg_url] {
+        let out = load(url);
+        assert!(out.status.success());
+        assert!(text(&out).contains("loaded 2 files (600 rows), 0 already loaded, 2 replaced"), "{}", text(&out));
+    }
+    let want = counts(&[("click", 120), ("play", 480)]);
+    assert_eq!(manifest_counts(&routed), want);
+    assert_eq!(sqlite_counts(&db), want);
+    assert_eq!(pg_counts(&schema).await, want);
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let old: i64 = conn
+        .query_row("SELECT count(*) FROM play WHERE user_name = 'u1'", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(old, 0);
+}
+
+fn replace_part(routed: &Path, table: &str, content: &str) -> String {
+    let part = files_under(&routed.join(table)).into_iter().next().unwrap();
+    let path = routed.join(table).join(&part);
+    std::fs::write(&path, gzip(content.as_bytes())).unwrap();
+    path.display().to_string()
+}
+
+/// A file whose rows do not match its manifest's count, or that holds a
+/// line its table cannot take, is reported (file, line, column, fix) and
+/// nothing of it is committed; the other files still load, exit code 1.
+#[tokio::test]
+async fn bad_files_are_reported_and_nothing_of_them_is_committed() {
+    for warehouse in ["sqlite", "postgres"] {
+        let dir = tempfile::tempdir().unwrap();
+        route_local(dir.path(), "app-2015-01-20-13.log.gz", &events(50, 1)).await;
+        let routed = dir.path().join("routed");
+        // 40 plays in the manifest: 41 lines in the file is a count mismatch.
+        let mut plays: String = events(50, 1)
+            .lines()
+            .filter(|l| l.contains("\"play\""))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        plays.push_str(&plays.lines().next().unwrap().to_owned());
+        let play_file = replace_part(&routed, "play", &plays);
+
+        let db = dir.path().join("w.db");
+        let url = match warehouse {
+            "sqlite" => format!("sqlite:{}", db.display()),
+            _ => database_url(),
+        };
+        let schema = unique_schema("bad");
+        let mut cmd = loader();
+        cmd.env("LOGROUTER_LOAD__DB_SCHEMA", &schema);
+        let out = run(&mut cmd, &["load", "--warehouse", &url, routed.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(1), "{warehouse}");
+        let t = text(&out);
+        assert!(t.contains(&format!("{play_file}: loaded 41 rows but its manifest says 40 lines")), "{t}");
+        assert!(t.contains("loaded 1 files (10 rows), 0 already loaded, 0 replaced an earlier version, 1 failed"), "{t}");
+
+        // A line that does not fit: required id missing at line 3.
+        let mut lines: Vec<String> = plays.lines().take(40).map(str::to_owned).collect();
+        lines[2] = lines[2].replace("\"id\":", "\"id_\":");
+        replace_part(&routed, "play", &(lines.join("\n") + "\n"));
+        let mut cmd = loader();
+        cmd.env("LOGROUTER_LOAD__DB_SCHEMA", &schema);
+        let out = run(&mut cmd, &["load", "--warehouse", &url, routed.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(1));
+        let t = text(&out);
+        assert!(
+            t.contains(&format!("{play_file} line 3: column id: required field id is missing (make it optional in the schema, or fix the producer)")),
+            "{t}"
+        );
+        let got = match warehouse {
+            "sqlite" => sqlite_counts(&db),
+            _ => pg_counts(&schema).await,
+        };
+        // Only the clicks: nothing of the failed play file was committed.
+        assert_eq!(got, counts(&[("click", 10)]), "{warehouse}");
+    }
+}
+
+/// Two loaders started at once on the same files load every file once.
+#[tokio::test]
+async fn racing_loaders_load_each_file_once() {
+    let dir = tempfile::tempdir().unwrap();
+    for h in 10..16 {
+        route_local(dir.path(), &format!("app-2015-01-20-{h}.log.gz"), &events(3000, h)).await;
+    }
+    let routed = dir.path().join("routed");
+    let db = dir.path().join("w.db");
+    let schema = unique_schema("race");
+    for url in [format!("sqlite:{}", db.display()), database_url()] {
+        let children: Vec<_> = (0..3)
+            .map(|_| {
+                let mut cmd = loader();
+                cmd.env("LOGROUTER_LOAD__DB_SCHEMA", &schema)
+                    .args(["load", "--warehouse", &url, routed.to_str().unwrap()])
+                    .stdout(std::process::Stdio::piped())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        let mut loaded_files = 0;
+        for c in children {
+            let out = c.wait_with_output().unwrap();
+            assert!(out.status.success(), "{}", text(&out));
+            let t = text(&out);
+            let n: u64 = t
+                .split("loaded ")
+                .nth(1)
+                .and_then(|s| s.split(' ').next())
+                .unwrap()
+                .parse()
+                .unwrap();
+            loaded_files += n;
+        }
+        assert_eq!(loaded_files, 12, "{url}: each file loaded by exactly one loader");
+    }
+    let want = manifest_counts(&routed);
+    assert_eq!(sqlite_counts(&db), want);
+    assert_eq!(pg_counts(&schema).await, want);
+}
+
+/// A loader killed in the middle of a load (between COPY and commit, or
+/// anywhere else) leaves nothing half-loaded: the rerun makes the counts
+/// exact.
+#[tokio::test]
+async fn a_killed_loader_then_a_rerun_loads_everything_once() {
+    let dir = tempfile::tempdir().unwrap();
+    route_local(dir.path(), "app-2015-01-20-13.log.gz", &events(200_000, 1)).await;
+    route_local(dir.path(), "app-2015-01-20-14.log.gz", &events(200_000, 2)).await;
+    let routed = dir.path().join("routed");
+    let schema = unique_schema("kill");
+    let url = database_url();
+    let mut cmd = loader();
+    cmd.env("LOGROUTER_LOAD__DB_SCHEMA", &schema)
+        .env("LOGROUTER_LOAD__FILES_IN_FLIGHT", "1")
+        .args(["load", "--warehouse", &url, routed.to_str().unwrap()]);
+    let mut child = cmd.spawn().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let mut cmd = loader();
+    cmd.env("LOGROUTER_LOAD__DB_SCHEMA", &schema);
+    let out = run(&mut cmd, &["load", "--warehouse", &url, routed.to_str().unwrap()]);
+    assert!(out.status.success());
+    assert_eq!(pg_counts(&schema).await, manifest_counts(&routed));
+    assert_eq!(
+        pg_counts(&schema).await,
+        counts(&[("click", 80_000), ("play", 320_000)])
+    );
+}
+
+/// Single routed files and single manifests can be named too; a replay root
+/// loads only when named, never through its parent.
+#[tokio::test]
+async fn sources_can_be_single_files_or_manifests() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = route_local(dir.path(), "app-2015-01-20-13.log.gz", &events(100, 1)).await;
+    let routed = dir.path().join("routed");
+    let db = dir.path().join("w.db");
+    let url = format!("sqlite:{}", db.display());
+    let play = routed.join(&m.types["play"].parts[0].key);
+    let out = run(&mut loader(), &["load", "--warehouse", &url, play.to_str().unwrap()]);
+    assert!(out.status.success());
+    assert_eq!(sqlite_counts(&db), counts(&[("play", 80)]));
+    let manifest = files_under(&routed.join("_manifests")).remove(0);
+    let manifest = routed.join("_manifests").join(manifest);
+    let out = run(&mut loader(), &["load", "--warehouse", &url, manifest.to_str().unwrap()]);
+    assert!(text(&out).contains("loaded 1 files (20 rows), 1 already loaded"), "{}", text(&out));
+
+    // Not a router output root: a clear error, exit 1.
+    let out = run(&mut loader(), &["load", "--warehouse", &url, dir.path().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out).contains("has no _manifests/ folder: name the router's output root"), "{}", text(&out));
+    // Bad warehouse URL: usage error, exit 2.
+    let out = run(&mut loader(), &["load", "--warehouse", "mysql://x", routed.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out).contains("is not a warehouse URL"), "{}", text(&out));
+}
