@@ -173,3 +173,18 @@ pub fn database_url() -> String {
 pub fn unique_schema(prefix: &str) -> String {
     unique(prefix).replace('-', "_")
 }
+
+/// The ARN of a queue (for bucket notification configurations).
+#[allow(dead_code)]
+pub async fn queue_arn(sqs: &aws_sdk_sqs::Client, url: &str) -> String {
+    use aws_sdk_sqs::types::QueueAttributeName;
+    sqs.get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .unwrap()
+        .attributes
+        .unwrap()[&QueueAttributeName::QueueArn]
+        .clone()
+}

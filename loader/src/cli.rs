@@ -138,7 +138,10 @@ fn loader(common: &Common, config: &Config) -> Result<Arc<Loader>, UsageError> {
     let schemas = if dir.is_dir() {
         load_dir(&dir).map_err(|e| UsageError(e.to_string()))?
     } else if common.schemas.is_some() {
-        return Err(UsageError(format!("--schemas {}: no such folder", dir.display())));
+        return Err(UsageError(format!(
+            "--schemas {}: no such folder",
+            dir.display()
+        )));
     } else {
         tracing::warn!(dir = %dir.display(), "no schemas folder: every type loads into one JSON column");
         Default::default()
@@ -179,14 +182,16 @@ async fn load_command(common: &Common, sources: &[String]) -> Result<ExitCode, U
         }
     };
     let mut w = connect(&loader).await?;
-    let each: Arc<dyn Fn(&FileResult) + Send + Sync> = Arc::new(|r: &FileResult| match &r.outcome {
-        Ok(LoadOutcome::Loaded { rows, replaced }) => {
-            tracing::info!(file = %r.file.uri, table = %r.file.table, rows, replaced = ?replaced, "loaded")
+    let each: Arc<dyn Fn(&FileResult) + Send + Sync> = Arc::new(|r: &FileResult| {
+        match &r.outcome {
+            Ok(LoadOutcome::Loaded { rows, replaced }) => {
+                tracing::info!(file = %r.file.uri, table = %r.file.table, rows, replaced = ?replaced, "loaded")
+            }
+            Ok(LoadOutcome::AlreadyLoaded) => {
+                tracing::debug!(file = %r.file.uri, "already loaded")
+            }
+            Err(e) => tracing::error!(file = %r.file.uri, error = %e, "not loaded"),
         }
-        Ok(LoadOutcome::AlreadyLoaded) => {
-            tracing::debug!(file = %r.file.uri, "already loaded")
-        }
-        Err(e) => tracing::error!(file = %r.file.uri, error = %e, "not loaded"),
     });
     let summary = match loader.load_all(files, each).await {
         Ok(s) => s,
@@ -201,7 +206,10 @@ async fn load_command(common: &Common, sources: &[String]) -> Result<ExitCode, U
     let this_run = summary.rows_by_table();
     match w.table_counts().await {
         Ok(counts) => {
-            println!("{:<28} {:>12} {:>12} {:>8}", "table", "rows now", "this run", "files");
+            println!(
+                "{:<28} {:>12} {:>12} {:>8}",
+                "table", "rows now", "this run", "files"
+            );
             for (t, n, f) in counts {
                 println!(
                     "{t:<28} {n:>12} {:>12} {f:>8}",
@@ -223,7 +231,11 @@ async fn load_command(common: &Common, sources: &[String]) -> Result<ExitCode, U
     })
 }
 
-async fn run_command(common: &Common, queue_url: String, drain: bool) -> Result<ExitCode, UsageError> {
+async fn run_command(
+    common: &Common,
+    queue_url: String,
+    drain: bool,
+) -> Result<ExitCode, UsageError> {
     let config = load_config(common)?;
     let loader = loader(common, &config)?;
     match crate::service::run(&config, loader, queue_url, drain, shutdown_signal()).await {

@@ -15,7 +15,7 @@ use logrouter::store::open_source;
 use sha2::{Digest, Sha256};
 
 use crate::schema::{schemaless, TableSchema};
-use crate::source::{decoder, RoutedFile};
+use crate::source::RoutedFile;
 use crate::warehouse::{LoadError, LoadOutcome, OpenedFile, Warehouse, WarehouseUrl};
 
 /// Everything needed to load files, shared by `load` and `run`.
@@ -118,8 +118,10 @@ impl Loader {
                 .map_err(|e| read_err(e.to_string()))?
                 .map_err(|e| read_err(e.to_string()))?;
                 let f = std::fs::File::open(&path).map_err(|e| read_err(e.to_string()))?;
-                let reader = decoder(&file.uri, Box::new(f)).map_err(|e| read_err(e.to_string()))?;
-                Ok(OpenedFile { version, reader })
+                Ok(OpenedFile {
+                    version,
+                    raw: Box::new(f),
+                })
             }
             loc @ Location::S3 { .. } => {
                 let s3 = self.clients.s3().await;
@@ -131,8 +133,10 @@ impl Loader {
                     .etag
                     .clone()
                     .ok_or_else(|| read_err("S3 returned no ETag".into()))?;
-                let reader = decoder(&file.uri, src.reader).map_err(|e| read_err(e.to_string()))?;
-                Ok(OpenedFile { version, reader })
+                Ok(OpenedFile {
+                    version,
+                    raw: src.reader,
+                })
             }
             Location::Stdin => Err(read_err("not a file".into())),
         }

@@ -36,7 +36,9 @@ pub enum MigrateError {
         applied: String,
         now: String,
     },
-    #[error("migration {version} ({name}) was applied but its file is gone from {dir}: restore it")]
+    #[error(
+        "migration {version} ({name}) was applied but its file is gone from {dir}: restore it"
+    )]
     Missing {
         version: i64,
         name: String,
@@ -77,8 +79,8 @@ pub fn read_dir(dir: &Path) -> Result<Vec<Migration>, MigrateError> {
                     path.display()
                 ))
             })?;
-        let sql = std::fs::read_to_string(&path)
-            .map_err(|e| fail(format!("{}: {e}", path.display())))?;
+        let sql =
+            std::fs::read_to_string(&path).map_err(|e| fail(format!("{}: {e}", path.display())))?;
         let checksum = checksum(&sql);
         out.push(Migration {
             version,

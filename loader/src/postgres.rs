@@ -57,7 +57,12 @@ impl PgWarehouse {
     pub async fn connect(conninfo: &str, schema: &str) -> Result<Self, LoadError> {
         let (client, conn) = tokio_postgres::connect(conninfo, NoTls)
             .await
-            .map_err(|e| LoadError::db(&format!("connecting to PostgreSQL ({})", redact(conninfo)), describe(&e)))?;
+            .map_err(|e| {
+                LoadError::db(
+                    &format!("connecting to PostgreSQL ({})", redact(conninfo)),
+                    describe(&e),
+                )
+            })?;
         tokio::spawn(async move {
             if let Err(e) = conn.await {
                 tracing::warn!(error = %e, "PostgreSQL connection closed");
@@ -101,7 +106,11 @@ impl PgWarehouse {
         if self.created.contains(&table.table) {
             return Ok(());
         }
-        let tx = self.client.transaction().await.map_err(db("creating a table"))?;
+        let tx = self
+            .client
+            .transaction()
+            .await
+            .map_err(db("creating a table"))?;
         tx.execute(
             "SELECT pg_advisory_xact_lock(hashtextextended('logrouter.create.' || $1, 0))",
             &[&table.table],
@@ -118,9 +127,9 @@ impl PgWarehouse {
             .is_some();
         if !exists {
             for stmt in create_table_sql(table, Dialect::Postgres, &self.schema) {
-                tx.batch_execute(&stmt)
-                    .await
-                    .map_err(|e| LoadError::db(&format!("creating {}", table.table), describe(&e)))?;
+                tx.batch_execute(&stmt).await.map_err(|e| {
+                    LoadError::db(&format!("creating {}", table.table), describe(&e))
+                })?;
             }
         }
         tx.commit().await.map_err(db("creating a table"))?;
@@ -167,7 +176,9 @@ impl PgWarehouse {
                     &[&file.uri],
                 )
                 .await
-                .map_err(|e| LoadError::db(&doing("replacing the earlier rows of"), describe(&e)))?,
+                .map_err(|e| {
+                    LoadError::db(&doing("replacing the earlier rows of"), describe(&e))
+                })?,
             ),
             None => None,
         };
@@ -177,7 +188,9 @@ impl PgWarehouse {
             .await
             .map_err(|e| {
                 LoadError::db(
-                    &doing("starting COPY of (does the table match its schema? see `loader migrate`)"),
+                    &doing(
+                        "starting COPY of (does the table match its schema? see `loader migrate`)",
+                    ),
                     describe(&e),
                 )
             })?;
@@ -192,7 +205,7 @@ impl PgWarehouse {
             tokio::task::spawn_blocking(move || -> Result<u64, LoadError> {
                 let mut buf = BytesMut::with_capacity(CHUNK + 64 * 1024);
                 let mut itoa = itoa_buf();
-                let rows = for_each_row(&file, &table, opened.reader, |line, cells| {
+                let rows = for_each_row(&file, &table, opened.raw, |line, cells| {
                     for c in cells {
                         encode(&mut buf, c, &mut itoa);
                         buf.put_u8(b'\t');
@@ -286,7 +299,10 @@ impl PgWarehouse {
             )
             .await
             .map_err(db("reading migrations"))?;
-        Ok(rows.iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect())
+        Ok(rows
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2)))
+            .collect())
     }
 
     pub async fn apply_migration(
@@ -297,10 +313,17 @@ impl PgWarehouse {
         sql: &str,
     ) -> Result<(), LoadError> {
         let schema = self.schema.clone();
-        let tx = self.client.transaction().await.map_err(db("starting migration"))?;
-        tx.execute("SELECT pg_advisory_xact_lock(hashtextextended('logrouter.meta', 0))", &[])
+        let tx = self
+            .client
+            .transaction()
             .await
-            .map_err(db("locking to migrate"))?;
+            .map_err(db("starting migration"))?;
+        tx.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended('logrouter.meta', 0))",
+            &[],
+        )
+        .await
+        .map_err(db("locking to migrate"))?;
         let done = tx
             .query_opt(
                 &format!("SELECT 1 FROM \"{schema}\".{MIGRATIONS_TABLE} WHERE version = $1"),
@@ -346,7 +369,10 @@ impl PgWarehouse {
             let n: i64 = self
                 .client
                 .query_one(
-                    &format!("SELECT count(*) FROM {}", qualified(&t, Dialect::Postgres, &self.schema)),
+                    &format!(
+                        "SELECT count(*) FROM {}",
+                        qualified(&t, Dialect::Postgres, &self.schema)
+                    ),
                     &[],
                 )
                 .await
@@ -358,11 +384,7 @@ impl PgWarehouse {
     }
 
     pub async fn query_text(&mut self, sql: &str) -> Result<Vec<Vec<String>>, LoadError> {
-        let msgs = self
-            .client
-            .simple_query(sql)
-            .await
-            .map_err(db("query"))?;
+        let msgs = self.client.simple_query(sql).await.map_err(db("query"))?;
         Ok(msgs
             .iter()
             .filter_map(|m| match m {
@@ -389,7 +411,13 @@ fn redact(conninfo: &str) -> String {
         }
         _ => conninfo
             .split_whitespace()
-            .map(|kv| if kv.starts_with("password=") { "password=***" } else { kv })
+            .map(|kv| {
+                if kv.starts_with("password=") {
+                    "password=***"
+                } else {
+                    kv
+                }
+            })
             .collect::<Vec<_>>()
             .join(" "),
     }

@@ -87,9 +87,9 @@ fn cell<'v>(c: &Column, v: Option<&'v Value>) -> Result<Cell<'v>, RowError> {
         None | Some(Value::Null) if c.nullable => return Ok(Cell::Null),
         None => {
             return Err(fail(format!(
-                "required field {} is missing (make it optional in the schema, or fix the producer)",
-                c.path.join(".")
-            )))
+            "required field {} is missing (make it optional in the schema, or fix the producer)",
+            c.path.join(".")
+        )))
         }
         Some(Value::Null) => {
             return Err(fail(format!(
@@ -147,12 +147,8 @@ fn cell<'v>(c: &Column, v: Option<&'v Value>) -> Result<Cell<'v>, RowError> {
         }
         ColumnType::Date => {
             let s = v.as_str().ok_or_else(|| wrong("a date string"))?;
-            let d = NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(|_| {
-                fail(format!(
-                    "{} is not a date such as 2015-01-01",
-                    excerpt(v)
-                ))
-            })?;
+            let d = NaiveDate::parse_from_str(s, "%Y-%m-%d")
+                .map_err(|_| fail(format!("{} is not a date such as 2015-01-01", excerpt(v))))?;
             Cell::Text(Cow::Owned(d.format("%Y-%m-%d").to_string()))
         }
         ColumnType::Json => Cell::Text(Cow::Owned(v.to_string())),
@@ -238,13 +234,34 @@ mod tests {
             r#"{"id":3.0,"ts":"2015-01-01T17:30:00+02:00"}"#,
             "3|2015-01-01 15:30:00.000000|NULL|NULL|NULL|NULL",
         );
-        check(r#"{"ts":"2015-01-01T15:00:00Z"}"#, "error: column id: required field id is missing");
-        check(r#"{"id":null,"ts":"2015-01-01T15:00:00Z"}"#, "error: column id: required field id is null");
-        check(r#"{"id":"7","ts":"2015-01-01T15:00:00Z"}"#, "error: column id: expected an integer, found \"7\"");
-        check(r#"{"id":70000,"ts":"2015-01-01T15:00:00Z"}"#, "error: column id: 70000 is outside the column's range -32768..=32767");
-        check(r#"{"id":1.5,"ts":"2015-01-01T15:00:00Z"}"#, "error: column id: expected an integer");
-        check(r#"{"id":1,"ts":"yesterday"}"#, "error: column ts: \"yesterday\" is not an RFC 3339 date-time");
-        check(r#"{"id":1,"ts":"2015-01-01T15:00:00Z","user":{"name":"abcdef"}}"#, "error: column user_name: 6 characters do not fit its 5");
+        check(
+            r#"{"ts":"2015-01-01T15:00:00Z"}"#,
+            "error: column id: required field id is missing",
+        );
+        check(
+            r#"{"id":null,"ts":"2015-01-01T15:00:00Z"}"#,
+            "error: column id: required field id is null",
+        );
+        check(
+            r#"{"id":"7","ts":"2015-01-01T15:00:00Z"}"#,
+            "error: column id: expected an integer, found \"7\"",
+        );
+        check(
+            r#"{"id":70000,"ts":"2015-01-01T15:00:00Z"}"#,
+            "error: column id: 70000 is outside the column's range -32768..=32767",
+        );
+        check(
+            r#"{"id":1.5,"ts":"2015-01-01T15:00:00Z"}"#,
+            "error: column id: expected an integer",
+        );
+        check(
+            r#"{"id":1,"ts":"yesterday"}"#,
+            "error: column ts: \"yesterday\" is not an RFC 3339 date-time",
+        );
+        check(
+            r#"{"id":1,"ts":"2015-01-01T15:00:00Z","user":{"name":"abcdef"}}"#,
+            "error: column user_name: 6 characters do not fit its 5",
+        );
         check(r#"[1]"#, "error: column (line): is not a JSON object");
     }
 

@@ -72,14 +72,18 @@ impl ObjectHandler for LoadHandler {
             bucket: object.bucket.clone(),
             key,
         };
-        let is_manifest = object.key.ends_with(".json")
-            && object.key.split('/').any(|s| s == MANIFESTS_DIR);
+        let is_manifest =
+            object.key.ends_with(".json") && object.key.split('/').any(|s| s == MANIFESTS_DIR);
         let (manifest_at, root, only) = if is_manifest {
             let at = object.key.find(&format!("{MANIFESTS_DIR}/")).unwrap_or(0);
             let root = object.key[..at].trim_end_matches('/').to_owned();
             (s3_loc(object.key.clone()), root, None)
         } else if let Some((root, mkey)) = manifest_of(&object.key) {
-            let full = if root.is_empty() { mkey } else { format!("{root}/{mkey}") };
+            let full = if root.is_empty() {
+                mkey
+            } else {
+                format!("{root}/{mkey}")
+            };
             (s3_loc(full), root, Some(s3_loc(object.key.clone())))
         } else {
             return Ok(format!("{uri}: ignored, not a routed file or manifest"));

@@ -100,7 +100,10 @@ pub fn files_of(manifest: &Manifest, root: &Location, at: &Location) -> Vec<Rout
 fn join(root: &Location, key: &str) -> Location {
     match root {
         Location::Local(p) => Location::Local(p.join(key)),
-        Location::S3 { bucket, key: prefix } => Location::S3 {
+        Location::S3 {
+            bucket,
+            key: prefix,
+        } => Location::S3 {
             bucket: bucket.clone(),
             key: if prefix.is_empty() {
                 key.to_owned()
@@ -137,13 +140,14 @@ pub fn manifest_of(path: &str) -> Option<(String, String)> {
     let file = *segs.last()?;
     let slug = file.split_once(".part-")?.0;
     let n = segs.len();
-    let partition_len = if n >= 3 && segs[n - 2].starts_with("hour=") && segs[n - 3].starts_with("dt=") {
-        2
-    } else if n >= 2 && segs[n - 2] == "undated" {
-        1
-    } else {
-        return None;
-    };
+    let partition_len =
+        if n >= 3 && segs[n - 2].starts_with("hour=") && segs[n - 3].starts_with("dt=") {
+            2
+        } else if n >= 2 && segs[n - 2] == "undated" {
+            1
+        } else {
+            return None;
+        };
     // ROOT/<type>/<partition…>/<file>
     let type_at = n.checked_sub(partition_len + 2)?;
     let root = segs[..type_at].join("/");
@@ -158,7 +162,8 @@ async fn find_manifests(
     match source {
         Location::Stdin => Err(err("the loader reads routed files, not standard input")),
         Location::Local(path) => {
-            let path = std::path::absolute(path).map_err(|e| err(format!("{}: {e}", path.display())))?;
+            let path =
+                std::path::absolute(path).map_err(|e| err(format!("{}: {e}", path.display())))?;
             let text = path.to_string_lossy().into_owned();
             if is_routed_file(&text) {
                 let (root, key) = manifest_of(&text).ok_or_else(|| {
@@ -204,7 +209,11 @@ async fn find_manifests(
             if is_routed_file(key) {
                 let (root, mkey) = manifest_of(key)
                     .ok_or_else(|| err(format!("{source}: not a routed file name")))?;
-                let full = if root.is_empty() { mkey } else { format!("{root}/{mkey}") };
+                let full = if root.is_empty() {
+                    mkey
+                } else {
+                    format!("{root}/{mkey}")
+                };
                 return Ok(vec![FoundManifest {
                     root: s3_loc(root),
                     location: s3_loc(full),
@@ -230,8 +239,9 @@ async fn find_manifests(
                 .send();
             let mut found = Vec::new();
             while let Some(page) = pages.next().await {
-                let page = page
-                    .map_err(|e| err(format!("listing s3://{bucket}/{prefix}: {}", describe(&e))))?;
+                let page = page.map_err(|e| {
+                    err(format!("listing s3://{bucket}/{prefix}: {}", describe(&e)))
+                })?;
                 for o in page.contents() {
                     let Some(k) = o.key() else { continue };
                     if k.ends_with(".json") && !hidden(k) {
@@ -282,7 +292,10 @@ pub async fn read_manifest(
 ) -> Result<Manifest, SourceError> {
     let bytes = match at {
         Location::Local(p) => std::fs::read(p).map_err(|e| {
-            err(format!("{}: {e} (is the router still writing it, or was it withdrawn by a re-route?)", p.display()))
+            err(format!(
+                "{}: {e} (is the router still writing it, or was it withdrawn by a re-route?)",
+                p.display()
+            ))
         })?,
         Location::S3 { bucket, key } => {
             let s3 = s3.expect("an S3 client for S3 sources");
@@ -304,8 +317,11 @@ pub async fn read_manifest(
     };
     let m: Manifest = serde_json::from_slice(&bytes)
         .map_err(|e| err(format!("{at}: not a router manifest: {e}")))?;
-    m.check_counts()
-        .map_err(|e| err(format!("{at}: counts do not add up ({e}); re-route its source")))?;
+    m.check_counts().map_err(|e| {
+        err(format!(
+            "{at}: counts do not add up ({e}); re-route its source"
+        ))
+    })?;
     Ok(m)
 }
 
@@ -328,7 +344,10 @@ mod tests {
     fn manifest_of_routed_files() {
         assert_eq!(
             manifest_of("/o/video_play/dt=2015-01-01/hour=15/a-0123.part-00001.json.gz"),
-            Some(("/o".into(), "_manifests/dt=2015-01-01/hour=15/a-0123.json".into()))
+            Some((
+                "/o".into(),
+                "_manifests/dt=2015-01-01/hour=15/a-0123.json".into()
+            ))
         );
         assert_eq!(
             manifest_of("p/q/click/undated/a-0123.part-00000.json.zst"),

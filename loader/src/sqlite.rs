@@ -82,7 +82,8 @@ impl SqliteWarehouse {
     ) -> Result<LoadOutcome, LoadError> {
         let file = file.clone();
         let table = table.clone();
-        self.with(move |conn| load(conn, &file, &table, opened)).await
+        self.with(move |conn| load(conn, &file, &table, opened))
+            .await
     }
 
     pub async fn applied_migrations(&mut self) -> Result<Vec<(i64, String, String)>, LoadError> {
@@ -95,7 +96,8 @@ impl SqliteWarehouse {
             let rows = stmt
                 .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
                 .map_err(db("reading migrations"))?;
-            rows.collect::<Result<_, _>>().map_err(db("reading migrations"))
+            rows.collect::<Result<_, _>>()
+                .map_err(db("reading migrations"))
         })
         .await
     }
@@ -212,10 +214,15 @@ fn load(
         ),
         None => None,
     };
-    let loaded_at = chrono::Utc::now().format("%Y-%m-%d %H:%M:%S%.6f").to_string();
+    let loaded_at = chrono::Utc::now()
+        .format("%Y-%m-%d %H:%M:%S%.6f")
+        .to_string();
     let rows = {
         let n = table.columns.len() + 3;
-        let marks = (1..=n).map(|i| format!("?{i}")).collect::<Vec<_>>().join(", ");
+        let marks = (1..=n)
+            .map(|i| format!("?{i}"))
+            .collect::<Vec<_>>()
+            .join(", ");
         let mut insert = tx
             .prepare(&format!(
                 "INSERT INTO {name} ({}) VALUES ({marks})",
@@ -223,11 +230,13 @@ fn load(
             ))
             .map_err(|e| {
                 LoadError::db(
-                    &doing("preparing to load (does the table match its schema? see `loader migrate`)"),
+                    &doing(
+                        "preparing to load (does the table match its schema? see `loader migrate`)",
+                    ),
                     e,
                 )
             })?;
-        for_each_row(file, table, opened.reader, |line, cells| {
+        for_each_row(file, table, opened.raw, |line, cells| {
             for (i, c) in cells.iter().enumerate() {
                 let r = match c {
                     Cell::Null => insert.raw_bind_parameter(i + 1, rusqlite::types::Null),

@@ -14,7 +14,7 @@ use serde_json::Value;
 
 use crate::rows::{Cell, RowMaker};
 use crate::schema::{Dialect, TableSchema};
-use crate::source::RoutedFile;
+use crate::source::{decoder, RoutedFile};
 use crate::{postgres::PgWarehouse, sqlite::SqliteWarehouse};
 
 /// Table of loaded files: (file, version, table, rows, manifest, loaded_at).
@@ -114,15 +114,18 @@ impl LoadError {
 /// A connection to one warehouse.
 pub enum Warehouse {
     Sqlite(SqliteWarehouse),
-    Postgres(PgWarehouse),
+    Postgres(Box<PgWarehouse>),
 }
 
-/// A file opened for loading: its version and its decompressed lines.
+/// A file opened for loading: its version and its stored bytes.
 pub struct OpenedFile {
     /// The S3 ETag, or a SHA-256 of a local file's bytes: a new version
     /// (a re-route) replaces the rows of the old one.
     pub version: String,
-    pub reader: Box<dyn Read + Send>,
+    /// The stored (compressed) bytes. Reading blocks: it must happen on a
+    /// blocking thread, decompression included (a gzip decoder reads its
+    /// header as soon as it is made).
+    pub raw: Box<dyn Read + Send>,
 }
 
 impl Warehouse {
@@ -133,7 +136,7 @@ impl Warehouse {
                 Warehouse::Sqlite(SqliteWarehouse::open(path.clone()).await?)
             }
             WarehouseUrl::Postgres(conninfo) => {
-                Warehouse::Postgres(PgWarehouse::connect(conninfo, db_schema).await?)
+                Warehouse::Postgres(Box::new(PgWarehouse::connect(conninfo, db_schema).await?))
             }
         };
         Ok(w)
@@ -215,10 +218,14 @@ impl Warehouse {
 pub fn for_each_row(
     file: &RoutedFile,
     table: &TableSchema,
-    reader: Box<dyn Read + Send>,
+    raw: Box<dyn Read + Send>,
     mut row: impl FnMut(u64, &[Cell<'_>]) -> Result<(), String>,
 ) -> Result<u64, LoadError> {
     let maker = RowMaker::new(table);
+    let reader = decoder(&file.uri, raw).map_err(|e| LoadError::Read {
+        file: file.uri.clone(),
+        message: e.to_string(),
+    })?;
     let mut reader = BufReader::with_capacity(256 * 1024, reader);
     let mut buf = Vec::with_capacity(4096);
     let width = table.columns.len();

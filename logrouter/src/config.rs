@@ -285,7 +285,10 @@ impl Config {
         if let Err(e) = validate_name(&l.db_schema) {
             return invalid(
                 "load.db_schema",
-                format!("{:?} {}: write a lower-case SQL name such as \"events\"", l.db_schema, e.rule),
+                format!(
+                    "{:?} {}: write a lower-case SQL name such as \"events\"",
+                    l.db_schema, e.rule
+                ),
             );
         }
         if l.files_in_flight == 0 {

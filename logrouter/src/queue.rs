@@ -16,12 +16,14 @@
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, Message, MessageSystemAttributeName};
 use dashmap::DashMap;
+use futures_util::FutureExt;
 use tokio::sync::{mpsc, Semaphore};
 use tokio::task::JoinSet;
 use tracing::{debug, error, info, warn};
@@ -288,7 +290,14 @@ impl MessageTask {
             let mut failures = Vec::new();
             for object in objects {
                 let uri = object.uri();
-                match handler.handle(object).await {
+                // A panicking handler fails its object like an error does:
+                // the message is retried after the backoff, never lost and
+                // never silently left invisible.
+                let outcome = AssertUnwindSafe(handler.handle(object))
+                    .catch_unwind()
+                    .await
+                    .unwrap_or_else(|panic| Err(format!("panicked: {}", panic_message(&*panic))));
+                match outcome {
                     Ok(summary) => {
                         bump(&self.stats.objects_done);
                         info!(message_id = %id, %summary, "object done");
@@ -330,6 +339,14 @@ impl MessageTask {
         set_visibility(&self.sqs, &self.queue_url, receipt, backoff, &self.stats).await;
         false
     }
+}
+
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {
+    panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(no message)")
 }
 
 /// `base * 2^(receives-1)`, capped at 15 minutes.

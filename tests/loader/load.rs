@@ -20,15 +20,29 @@ async fn sqlite_rows_equal_the_manifests_and_a_rerun_loads_nothing() {
     let db = dir.path().join("w.db");
     let url = format!("sqlite:{}", db.display());
 
-    let out = run(&mut loader(), &["load", "--warehouse", &url, routed.to_str().unwrap()]);
+    let out = run(
+        &mut loader(),
+        &["load", "--warehouse", &url, routed.to_str().unwrap()],
+    );
     assert!(out.status.success());
-    assert!(text(&out).contains("loaded 4 files (800 rows), 0 already loaded"), "{}", text(&out));
+    assert!(
+        text(&out).contains("loaded 4 files (800 rows), 0 already loaded"),
+        "{}",
+        text(&out)
+    );
     assert_eq!(sqlite_counts(&db), manifest_counts(&routed));
     assert_eq!(sqlite_counts(&db), counts(&[("click", 160), ("play", 640)]));
 
-    let again = run(&mut loader(), &["load", "--warehouse", &url, routed.to_str().unwrap()]);
+    let again = run(
+        &mut loader(),
+        &["load", "--warehouse", &url, routed.to_str().unwrap()],
+    );
     assert!(again.status.success());
-    assert!(text(&again).contains("loaded 0 files (0 rows), 4 already loaded"), "{}", text(&again));
+    assert!(
+        text(&again).contains("loaded 0 files (0 rows), 4 already loaded"),
+        "{}",
+        text(&again)
+    );
     assert_eq!(sqlite_counts(&db), counts(&[("click", 160), ("play", 640)]));
 
     // Typed, flattened columns; offsets turned into UTC; provenance.
@@ -40,15 +54,28 @@ async fn sqlite_rows_equal_the_manifests_and_a_rerun_loads_nothing() {
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)),
         )
         .unwrap();
-    assert_eq!((id, ts.as_str(), name.as_str()), (1, "2015-01-20 12:01:00.000000", "u1"));
+    assert_eq!(
+        (id, ts.as_str(), name.as_str()),
+        (1, "2015-01-20 12:01:00.000000", "u1")
+    );
     assert_eq!(tags, r#"["a","b\\c"]"#);
-    assert!(file.ends_with(".part-00000.json.gz") && file.contains("/play/dt=2015-01-20/hour=13/"), "{file}");
+    assert!(
+        file.ends_with(".part-00000.json.gz") && file.contains("/play/dt=2015-01-20/hour=13/"),
+        "{file}"
+    );
     assert_eq!(line, 2);
     // A type without a schema keeps the whole event, as routed.
     let event: String = conn
-        .query_row("SELECT event FROM click WHERE _routed_line = 1 AND _routed_file LIKE '%hour=13%'", [], |r| r.get(0))
+        .query_row(
+            "SELECT event FROM click WHERE _routed_line = 1 AND _routed_file LIKE '%hour=13%'",
+            [],
+            |r| r.get(0),
+        )
         .unwrap();
-    assert_eq!(event, "{\"event_type\":\"Click\",\"id\":4,\"target\":\"b1\\ttab\"}");
+    assert_eq!(
+        event,
+        "{\"event_type\":\"Click\",\"id\":4,\"target\":\"b1\\ttab\"}"
+    );
 }
 
 #[tokio::test]
@@ -61,15 +88,28 @@ async fn postgres_rows_equal_the_manifests_and_a_rerun_loads_nothing() {
     let load = || {
         let mut cmd = loader();
         cmd.env("LOGROUTER_LOAD__DB_SCHEMA", &schema);
-        run(&mut cmd, &["load", "--warehouse", &url, routed.to_str().unwrap()])
+        run(
+            &mut cmd,
+            &["load", "--warehouse", &url, routed.to_str().unwrap()],
+        )
     };
     let out = load();
     assert!(out.status.success());
     assert_eq!(pg_counts(&schema).await, manifest_counts(&routed));
-    assert_eq!(pg_counts(&schema).await, counts(&[("click", 400), ("play", 1600)]));
+    assert_eq!(
+        pg_counts(&schema).await,
+        counts(&[("click", 400), ("play", 1600)])
+    );
     let again = load();
-    assert!(text(&again).contains("loaded 0 files (0 rows), 2 already loaded"), "{}", text(&again));
-    assert_eq!(pg_counts(&schema).await, counts(&[("click", 400), ("play", 1600)]));
+    assert!(
+        text(&again).contains("loaded 0 files (0 rows), 2 already loaded"),
+        "{}",
+        text(&again)
+    );
+    assert_eq!(
+        pg_counts(&schema).await,
+        counts(&[("click", 400), ("play", 1600)])
+    );
 
     let c = pg().await;
     let row = c
@@ -79,15 +119,25 @@ async fn postgres_rows_equal_the_manifests_and_a_rerun_loads_nothing() {
         )
         .await
         .unwrap();
-    let (ts, name, tags, line): (String, String, String, i64) = (row.get(0), row.get(1), row.get(2), row.get(3));
-    assert_eq!((ts.as_str(), name.as_str(), line), ("2015-01-20 12:01:00", "u1", 2));
+    let (ts, name, tags, line): (String, String, String, i64) =
+        (row.get(0), row.get(1), row.get(2), row.get(3));
+    assert_eq!(
+        (ts.as_str(), name.as_str(), line),
+        ("2015-01-20 12:01:00", "u1", 2)
+    );
     assert_eq!(tags, r#"["a", "b\\c"]"#);
     let event: String = c
-        .query_one(&format!("SELECT event::text FROM \"{schema}\".click WHERE _routed_line = 1"), &[])
+        .query_one(
+            &format!("SELECT event::text FROM \"{schema}\".click WHERE _routed_line = 1"),
+            &[],
+        )
         .await
         .unwrap()
         .get(0);
-    assert_eq!(event, r#"{"id": 4, "target": "b1\ttab", "event_type": "Click"}"#);
+    assert_eq!(
+        event,
+        r#"{"id": 4, "target": "b1\ttab", "event_type": "Click"}"#
+    );
     let comment: Option<String> = c
         .query_one(
             &format!("SELECT col_description('\"{schema}\".play'::regclass, 2)"),
@@ -114,7 +164,10 @@ async fn a_re_routed_source_replaces_its_rows() {
     let load = |url: &str| {
         let mut cmd = loader();
         cmd.env("LOGROUTER_LOAD__DB_SCHEMA", &schema);
-        run(&mut cmd, &["load", "--warehouse", url, routed.to_str().unwrap()])
+        run(
+            &mut cmd,
+            &["load", "--warehouse", url, routed.to_str().unwrap()],
+        )
     };
     assert!(load(&sqlite).status.success());
     assert!(load(&pg_url).status.success());
@@ -124,7 +177,11 @@ async fn a_re_routed_source_replaces_its_rows() {
     for url in [&sqlite, &pg_url] {
         let out = load(url);
         assert!(out.status.success());
-        assert!(text(&out).contains("loaded 2 files (600 rows), 0 already loaded, 2 replaced"), "{}", text(&out));
+        assert!(
+            text(&out).contains("loaded 2 files (600 rows), 0 already loaded, 2 replaced"),
+            "{}",
+            text(&out)
+        );
     }
     let want = counts(&[("click", 120), ("play", 480)]);
     assert_eq!(manifest_counts(&routed), want);
@@ -132,7 +189,11 @@ async fn a_re_routed_source_replaces_its_rows() {
     assert_eq!(pg_counts(&schema).await, want);
     let conn = rusqlite::Connection::open(&db).unwrap();
     let old: i64 = conn
-        .query_row("SELECT count(*) FROM play WHERE user_name = 'u1'", [], |r| r.get(0))
+        .query_row(
+            "SELECT count(*) FROM play WHERE user_name = 'u1'",
+            [],
+            |r| r.get(0),
+        )
         .unwrap();
     assert_eq!(old, 0);
 }
@@ -159,7 +220,8 @@ async fn bad_files_are_reported_and_nothing_of_them_is_committed() {
             .filter(|l| l.contains("\"play\""))
             .map(|l| format!("{l}\n"))
             .collect();
-        plays.push_str(&plays.lines().next().unwrap().to_owned());
+        let first = plays.lines().next().unwrap().to_owned();
+        plays.push_str(&first);
         let play_file = replace_part(&routed, "play", &plays);
 
         let db = dir.path().join("w.db");
@@ -170,10 +232,18 @@ async fn bad_files_are_reported_and_nothing_of_them_is_committed() {
         let schema = unique_schema("bad");
         let mut cmd = loader();
         cmd.env("LOGROUTER_LOAD__DB_SCHEMA", &schema);
-        let out = run(&mut cmd, &["load", "--warehouse", &url, routed.to_str().unwrap()]);
+        let out = run(
+            &mut cmd,
+            &["load", "--warehouse", &url, routed.to_str().unwrap()],
+        );
         assert_eq!(out.status.code(), Some(1), "{warehouse}");
         let t = text(&out);
-        assert!(t.contains(&format!("{play_file}: loaded 41 rows but its manifest says 40 lines")), "{t}");
+        assert!(
+            t.contains(&format!(
+                "{play_file}: loaded 41 rows but its manifest says 40 lines"
+            )),
+            "{t}"
+        );
         assert!(t.contains("loaded 1 files (10 rows), 0 already loaded, 0 replaced an earlier version, 1 failed"), "{t}");
 
         // A line that does not fit: required id missing at line 3.
@@ -182,7 +252,10 @@ async fn bad_files_are_reported_and_nothing_of_them_is_committed() {
         replace_part(&routed, "play", &(lines.join("\n") + "\n"));
         let mut cmd = loader();
         cmd.env("LOGROUTER_LOAD__DB_SCHEMA", &schema);
-        let out = run(&mut cmd, &["load", "--warehouse", &url, routed.to_str().unwrap()]);
+        let out = run(
+            &mut cmd,
+            &["load", "--warehouse", &url, routed.to_str().unwrap()],
+        );
         assert_eq!(out.status.code(), Some(1));
         let t = text(&out);
         assert!(
@@ -203,7 +276,12 @@ async fn bad_files_are_reported_and_nothing_of_them_is_committed() {
 async fn racing_loaders_load_each_file_once() {
     let dir = tempfile::tempdir().unwrap();
     for h in 10..16 {
-        route_local(dir.path(), &format!("app-2015-01-20-{h}.log.gz"), &events(3000, h)).await;
+        route_local(
+            dir.path(),
+            &format!("app-2015-01-20-{h}.log.gz"),
+            &events(3000, h),
+        )
+        .await;
     }
     let routed = dir.path().join("routed");
     let db = dir.path().join("w.db");
@@ -234,7 +312,10 @@ async fn racing_loaders_load_each_file_once() {
                 .unwrap();
             loaded_files += n;
         }
-        assert_eq!(loaded_files, 12, "{url}: each file loaded by exactly one loader");
+        assert_eq!(
+            loaded_files, 12,
+            "{url}: each file loaded by exactly one loader"
+        );
     }
     let want = manifest_counts(&routed);
     assert_eq!(sqlite_counts(&db), want);
@@ -262,7 +343,10 @@ async fn a_killed_loader_then_a_rerun_loads_everything_once() {
     child.wait().unwrap();
     let mut cmd = loader();
     cmd.env("LOGROUTER_LOAD__DB_SCHEMA", &schema);
-    let out = run(&mut cmd, &["load", "--warehouse", &url, routed.to_str().unwrap()]);
+    let out = run(
+        &mut cmd,
+        &["load", "--warehouse", &url, routed.to_str().unwrap()],
+    );
     assert!(out.status.success());
     assert_eq!(pg_counts(&schema).await, manifest_counts(&routed));
     assert_eq!(
@@ -281,20 +365,44 @@ async fn sources_can_be_single_files_or_manifests() {
     let db = dir.path().join("w.db");
     let url = format!("sqlite:{}", db.display());
     let play = routed.join(&m.types["play"].parts[0].key);
-    let out = run(&mut loader(), &["load", "--warehouse", &url, play.to_str().unwrap()]);
+    let out = run(
+        &mut loader(),
+        &["load", "--warehouse", &url, play.to_str().unwrap()],
+    );
     assert!(out.status.success());
     assert_eq!(sqlite_counts(&db), counts(&[("play", 80)]));
     let manifest = files_under(&routed.join("_manifests")).remove(0);
     let manifest = routed.join("_manifests").join(manifest);
-    let out = run(&mut loader(), &["load", "--warehouse", &url, manifest.to_str().unwrap()]);
-    assert!(text(&out).contains("loaded 1 files (20 rows), 1 already loaded"), "{}", text(&out));
+    let out = run(
+        &mut loader(),
+        &["load", "--warehouse", &url, manifest.to_str().unwrap()],
+    );
+    assert!(
+        text(&out).contains("loaded 1 files (20 rows), 1 already loaded"),
+        "{}",
+        text(&out)
+    );
 
     // Not a router output root: a clear error, exit 1.
-    let out = run(&mut loader(), &["load", "--warehouse", &url, dir.path().to_str().unwrap()]);
+    let out = run(
+        &mut loader(),
+        &["load", "--warehouse", &url, dir.path().to_str().unwrap()],
+    );
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out).contains("has no _manifests/ folder: name the router's output root"), "{}", text(&out));
+    assert!(
+        text(&out).contains("has no _manifests/ folder: name the router's output root"),
+        "{}",
+        text(&out)
+    );
     // Bad warehouse URL: usage error, exit 2.
-    let out = run(&mut loader(), &["load", "--warehouse", "mysql://x", routed.to_str().unwrap()]);
+    let out = run(
+        &mut loader(),
+        &["load", "--warehouse", "mysql://x", routed.to_str().unwrap()],
+    );
     assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out).contains("is not a warehouse URL"), "{}", text(&out));
+    assert!(
+        text(&out).contains("is not a warehouse URL"),
+        "{}",
+        text(&out)
+    );
 }

@@ -1,1 +1,178 @@
-//! End to end (filled below).
+//! End to end, on real protocols: hourly logs land in (moto) S3 → bucket
+//! notifications → `router run --drain` → routed files and manifests in S3 →
+//! notifications of the routed prefix's manifests → `loader run --drain`
+//! into PostgreSQL, and `loader load s3://…` into SQLite → rows per table
+//! equal the manifests' counts; run again → unchanged.
+
+use std::collections::BTreeMap;
+
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{
+    Event, FilterRule, FilterRuleName, NotificationConfiguration, NotificationConfigurationFilter,
+    QueueConfiguration, S3KeyFilter,
+};
+use logrouter::location::Location;
+use logrouter::manifest::Manifest;
+use logrouter::queue::RunStats;
+
+use crate::support::*;
+
+fn on_prefix(arn: String, prefix: &str) -> QueueConfiguration {
+    QueueConfiguration::builder()
+        .queue_arn(arn)
+        .events(Event::S3ObjectCreated)
+        .filter(
+            NotificationConfigurationFilter::builder()
+                .key(
+                    S3KeyFilter::builder()
+                        .filter_rules(
+                            FilterRule::builder()
+                                .name(FilterRuleName::Prefix)
+                                .value(prefix)
+                                .build(),
+                        )
+                        .build(),
+                )
+                .build(),
+        )
+        .build()
+        .unwrap()
+}
+
+async fn manifest_counts_s3(s3: &aws_sdk_s3::Client, bucket: &str) -> BTreeMap<String, i64> {
+    let mut out = BTreeMap::new();
+    for key in list_keys(s3, bucket).await {
+        if key.starts_with("routed/_manifests/") {
+            let m: Manifest = serde_json::from_slice(&get(s3, bucket, &key).await).unwrap();
+            for (t, o) in m.types {
+                *out.entry(t).or_default() += o.lines as i64;
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_in_s3_end_up_in_postgres_and_sqlite_exactly_once() {
+    let s3 = s3().await;
+    let sqs = sqs().await;
+    let bucket = unique("pipe");
+    s3.create_bucket().bucket(&bucket).send().await.unwrap();
+    let router_q = create_queue(&sqs, "router").await;
+    let loader_q = create_queue(&sqs, "loader").await;
+    s3.put_bucket_notification_configuration()
+        .bucket(&bucket)
+        .notification_configuration(
+            NotificationConfiguration::builder()
+                .queue_configurations(on_prefix(queue_arn(&sqs, &router_q).await, "logs/"))
+                .queue_configurations(on_prefix(
+                    queue_arn(&sqs, &loader_q).await,
+                    "routed/_manifests/",
+                ))
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    for h in 13..16 {
+        s3.put_object()
+            .bucket(&bucket)
+            .key(format!("logs/2015/01/20/{h}/app.log.gz"))
+            .body(ByteStream::from(gzip(events(3000, h).as_bytes())))
+            .send()
+            .await
+            .unwrap();
+    }
+
+    // The router service, in process, drains its queue.
+    let mut config = logrouter::config::Config::default();
+    config.aws.force_path_style = true;
+    config.queue.wait_time_secs = 1;
+    config.queue.visibility_timeout_secs = 30;
+    config.validate().unwrap();
+    let stats = router::service::run(
+        &config,
+        router_q.clone(),
+        &Location::S3 {
+            bucket: bucket.clone(),
+            key: "routed".into(),
+        },
+        true,
+        std::future::pending(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(RunStats::get(&stats.objects_done), 3);
+    let want = manifest_counts_s3(&s3, &bucket).await;
+    assert_eq!(want.values().sum::<i64>(), 9000);
+
+    // The loader service drains the manifests' notifications into PostgreSQL.
+    let schema = unique_schema("pipe");
+    let url = database_url();
+    let loader_run = || {
+        let mut cmd = loader_at_moto();
+        cmd.env("LOGROUTER_LOAD__DB_SCHEMA", &schema)
+            .env("LOGROUTER_QUEUE__WAIT_TIME_SECS", "1")
+            .env("LOGROUTER_QUEUE__VISIBILITY_TIMEOUT_SECS", "30");
+        run(
+            &mut cmd,
+            &[
+                "run",
+                "--queue-url",
+                &loader_q,
+                "--warehouse",
+                &url,
+                "--drain",
+            ],
+        )
+    };
+    let out = loader_run();
+    assert!(out.status.success());
+    assert_eq!(pg_counts(&schema).await, want);
+    assert_eq!(messages_on_queue(&sqs, &loader_q).await, 0);
+
+    // SQLite through `loader load` of the routed prefix.
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("w.db");
+    let sqlite = format!("sqlite:{}", db.display());
+    let root = format!("s3://{bucket}/routed");
+    let out = run(
+        &mut loader_at_moto(),
+        &["load", "--warehouse", &sqlite, &root],
+    );
+    assert!(out.status.success());
+    assert!(
+        text(&out).contains("loaded 6 files (9000 rows)"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(sqlite_counts(&db), want);
+
+    // Again: a second `load` of both, and duplicate notifications.
+    for warehouse in [&sqlite, &url] {
+        let mut cmd = loader_at_moto();
+        cmd.env("LOGROUTER_LOAD__DB_SCHEMA", &schema);
+        let out = run(&mut cmd, &["load", "--warehouse", warehouse, &root]);
+        assert!(
+            text(&out).contains("loaded 0 files (0 rows), 6 already loaded"),
+            "{}",
+            text(&out)
+        );
+    }
+    for key in list_keys(&s3, &bucket).await {
+        if key.starts_with("routed/_manifests/") {
+            s3.copy_object()
+                .bucket(&bucket)
+                .key(&key)
+                .copy_source(format!("{bucket}/{key}"))
+                .metadata("touched", "1")
+                .metadata_directive(aws_sdk_s3::types::MetadataDirective::Replace)
+                .send()
+                .await
+                .unwrap();
+        }
+    }
+    assert!(loader_run().status.success());
+    assert_eq!(pg_counts(&schema).await, want);
+    assert_eq!(sqlite_counts(&db), want);
+}

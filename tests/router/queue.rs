@@ -186,3 +186,33 @@ fn sigterm_stops_router_run_with_exit_0() {
     assert!(started.elapsed() < Duration::from_secs(10));
     assert!(String::from_utf8_lossy(&out.stderr).contains("signal received"));
 }
+
+struct PanickingHandler;
+
+impl ObjectHandler for PanickingHandler {
+    async fn handle(&self, object: ObjectRef) -> Result<String, String> {
+        if object.key == "boom" {
+            panic!("handler bug");
+        }
+        Ok(object.key)
+    }
+}
+
+/// Found when the loader's first S3 read blocked inside the runtime and
+/// panicked: the message was neither failed nor deleted, and `--drain`
+/// exited 0. A panic now fails its object like an error.
+#[tokio::test]
+async fn a_panicking_handler_fails_its_message() {
+    let (sqs, url) = queue_with(&["boom", "fine"]).await;
+    let worker = QueueWorker {
+        sqs: sqs.clone(),
+        queue_url: url.clone(),
+        config: test_config().queue,
+        handler: Arc::new(PanickingHandler),
+        drain: true,
+    };
+    let stats = worker.run(std::future::pending()).await.unwrap();
+    assert_eq!(RunStats::get(&stats.messages_failed), 1);
+    assert_eq!(RunStats::get(&stats.objects_failed), 1);
+    assert_eq!(RunStats::get(&stats.messages_deleted), 1);
+}
