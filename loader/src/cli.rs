@@ -16,6 +16,7 @@ use logrouter::queue::RunStats;
 use crate::load::{FileResult, Loader};
 use crate::migrate::migrate;
 use crate::schema::load_dir;
+use crate::schema_diff::{describe, write_migrations};
 use crate::warehouse::{LoadOutcome, Warehouse, WarehouseUrl};
 
 #[derive(Parser, Debug)]
@@ -71,11 +72,34 @@ pub enum Command {
         #[arg(long)]
         migrations: Option<PathBuf>,
     },
+    /// Schema changes → new migration files.
+    #[command(subcommand)]
+    Schema(SchemaCommand),
     /// Run one SQL query and print its rows, tab-separated.
     Query {
         #[command(flatten)]
         common: Common,
         sql: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SchemaCommand {
+    /// Compare schemas/ with what the migrations built
+    /// (migrations/schemas.lock.json) and write the additive changes as new
+    /// migrations for every dialect; breaking changes are refused.
+    Diff {
+        #[command(flatten)]
+        common: Common,
+        /// Migrations folder (default: load.migrations_dir).
+        #[arg(long)]
+        migrations: Option<PathBuf>,
+        /// Description in the new files' names (NNNN_<name>.sql).
+        #[arg(long, default_value = "schema_changes")]
+        name: String,
+        /// Write nothing; exit 1 if schemas/ has changes without migrations.
+        #[arg(long)]
+        check: bool,
     },
 }
 
@@ -102,6 +126,12 @@ pub async fn execute(cli: Cli) -> ExitCode {
         } => run_command(&common, queue_url, drain).await,
         Command::Migrate { common, migrations } => migrate_command(&common, migrations).await,
         Command::Query { common, sql } => query_command(&common, &sql).await,
+        Command::Schema(SchemaCommand::Diff {
+            common,
+            migrations,
+            name,
+            check,
+        }) => schema_diff_command(&common, migrations, &name, check),
     };
     match result {
         Ok(code) => code,
@@ -305,6 +335,52 @@ async fn query_command(common: &Common, sql: &str) -> Result<ExitCode, UsageErro
         }
         Err(e) => {
             eprintln!("loader: {e}");
+            Ok(ExitCode::from(1))
+        }
+    }
+}
+
+fn schema_diff_command(
+    common: &Common,
+    migrations: Option<PathBuf>,
+    name: &str,
+    check: bool,
+) -> Result<ExitCode, UsageError> {
+    let config = load_config(common)?;
+    let dir = common
+        .schemas
+        .clone()
+        .unwrap_or_else(|| config.load.schemas_dir.clone());
+    let schemas = load_dir(&dir).map_err(|e| UsageError(e.to_string()))?;
+    let migrations = migrations.unwrap_or_else(|| config.load.migrations_dir.clone());
+    match write_migrations(&schemas, &migrations, name, check) {
+        Ok(r) if r.changes.is_empty() => {
+            println!(
+                "no changes: the schemas in {} match what the migrations build",
+                dir.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Ok(r) => {
+            for c in &r.changes {
+                println!("  {}", describe(c));
+            }
+            if check {
+                println!(
+                    "{} changes in {} have no migration: run `loader schema diff --name <what_changed>` and review the new files",
+                    r.changes.len(),
+                    dir.display()
+                );
+                return Ok(ExitCode::from(1));
+            }
+            println!("wrote:");
+            for f in &r.files {
+                println!("  {}", f.display());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            eprintln!("loader: schema diff refused:\n{e}");
             Ok(ExitCode::from(1))
         }
     }

@@ -8,6 +8,7 @@
 //!   [`sqlite`] and [`postgres`] backends;
 //! - [`load`]: `loader load`, many files at once;
 //! - [`migrate`]: `loader migrate` over `migrations/<dialect>/`;
+//! - [`schema_diff`]: `loader schema diff`, schema changes → migrations;
 //! - [`service`]: `loader run`, on the shared SQS worker;
 //! - [`cli`]: the command line.
 
@@ -17,6 +18,7 @@ pub mod migrate;
 pub mod postgres;
 pub mod rows;
 pub mod schema;
+pub mod schema_diff;
 pub mod service;
 pub mod source;
 pub mod sqlite;

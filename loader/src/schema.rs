@@ -370,6 +370,50 @@ fn column_type(types: &[&str], s: &Map<String, Value>, at: &str) -> Result<Colum
 }
 
 impl ColumnType {
+    /// A dialect-neutral spelling (`varchar(64)`), for the schema lock.
+    pub fn token(self) -> String {
+        use ColumnType::*;
+        match self {
+            Boolean => "boolean".into(),
+            SmallInt => "smallint".into(),
+            Integer => "integer".into(),
+            BigInt => "bigint".into(),
+            Double => "double".into(),
+            Varchar(n) => format!("varchar({n})"),
+            Text => "text".into(),
+            Char(n) => format!("char({n})"),
+            Timestamp => "timestamp".into(),
+            Date => "date".into(),
+            Json => "json".into(),
+        }
+    }
+
+    /// The inverse of [`ColumnType::token`].
+    pub fn from_token(s: &str) -> Option<Self> {
+        use ColumnType::*;
+        let sized = |prefix: &str| -> Option<u32> {
+            s.strip_prefix(prefix)?.strip_suffix(')')?.parse().ok()
+        };
+        Some(match s {
+            "boolean" => Boolean,
+            "smallint" => SmallInt,
+            "integer" => Integer,
+            "bigint" => BigInt,
+            "double" => Double,
+            "text" => Text,
+            "timestamp" => Timestamp,
+            "date" => Date,
+            "json" => Json,
+            _ => {
+                if let Some(n) = sized("varchar(") {
+                    Varchar(n)
+                } else {
+                    Char(sized("char(")?)
+                }
+            }
+        })
+    }
+
     /// The type as `dialect` spells it.
     pub fn sql(self, dialect: Dialect) -> String {
         use ColumnType::*;
@@ -462,7 +506,7 @@ pub fn create_table_sql(t: &TableSchema, dialect: Dialect, db_schema: &str) -> V
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// Columns as `name type null?`, one per line, in schema order.
@@ -595,6 +639,22 @@ mod tests {
         fn supports_comment_on(&self) -> bool {
             true
         }
+    }
+
+    /// Parses one statement as `dialect` (Redshift or PostgreSQL) would.
+    pub(crate) fn parse_as(dialect: Dialect, sql: &str) -> Result<(), String> {
+        use sqlparser::dialect::{PostgreSqlDialect, RedshiftSqlDialect};
+        use sqlparser::parser::Parser;
+        let parser: &dyn sqlparser::dialect::Dialect = match dialect {
+            Dialect::Redshift if sql.starts_with("COMMENT ON") => {
+                &RedshiftWithComment(RedshiftSqlDialect {})
+            }
+            Dialect::Redshift => &RedshiftSqlDialect {},
+            _ => &PostgreSqlDialect {},
+        };
+        Parser::parse_sql(parser, sql)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
     }
 
     #[test]
