@@ -17,6 +17,8 @@ use crate::load::{FileResult, Loader};
 use crate::migrate::migrate;
 use crate::schema::load_dir;
 use crate::schema_diff::{describe, write_migrations};
+use crate::source::RoutedFile;
+use crate::verify::verify;
 use crate::warehouse::{LoadOutcome, Warehouse, WarehouseUrl};
 
 #[derive(Parser, Debug)]
@@ -63,6 +65,14 @@ pub enum Command {
         /// Exit once a long poll found the queue empty and nothing is in flight.
         #[arg(long)]
         drain: bool,
+    },
+    /// Check that the rows of every routed file under the sources match its
+    /// manifest (ledger and table); exit 1 on any mismatch.
+    Verify {
+        #[command(flatten)]
+        common: Common,
+        #[arg(required = true)]
+        sources: Vec<String>,
     },
     /// Apply pending migrations from <migrations>/<dialect>/ in order.
     Migrate {
@@ -125,6 +135,7 @@ pub async fn execute(cli: Cli) -> ExitCode {
             drain,
         } => run_command(&common, queue_url, drain).await,
         Command::Migrate { common, migrations } => migrate_command(&common, migrations).await,
+        Command::Verify { common, sources } => verify_command(&common, &sources).await,
         Command::Query { common, sql } => query_command(&common, &sql).await,
         Command::Schema(SchemaCommand::Diff {
             common,
@@ -192,9 +203,12 @@ async fn connect(loader: &Loader) -> Result<Warehouse, UsageError> {
         .map_err(|e| UsageError(e.to_string()))
 }
 
-async fn load_command(common: &Common, sources: &[String]) -> Result<ExitCode, UsageError> {
-    let config = load_config(common)?;
-    let loader = loader(common, &config)?;
+/// The routed files the command-line sources name (`Err(exit code)` after
+/// reporting a failure).
+async fn discover(
+    loader: &Loader,
+    sources: &[String],
+) -> Result<Result<Vec<RoutedFile>, ExitCode>, UsageError> {
     let sources = sources
         .iter()
         .map(|s| Location::parse(s).map_err(|e| UsageError(format!("source: {e}"))))
@@ -204,12 +218,21 @@ async fn load_command(common: &Common, sources: &[String]) -> Result<ExitCode, U
     } else {
         None
     };
-    let files = match crate::source::discover(&sources, s3.as_ref()).await {
-        Ok(f) => f,
+    Ok(match crate::source::discover(&sources, s3.as_ref()).await {
+        Ok(f) => Ok(f),
         Err(e) => {
             eprintln!("loader: {e}");
-            return Ok(ExitCode::from(1));
+            Err(ExitCode::from(1))
         }
+    })
+}
+
+async fn load_command(common: &Common, sources: &[String]) -> Result<ExitCode, UsageError> {
+    let config = load_config(common)?;
+    let loader = loader(common, &config)?;
+    let files = match discover(&loader, sources).await? {
+        Ok(f) => f,
+        Err(code) => return Ok(code),
     };
     let mut w = connect(&loader).await?;
     let each: Arc<dyn Fn(&FileResult) + Send + Sync> = Arc::new(|r: &FileResult| {
@@ -255,6 +278,49 @@ async fn load_command(common: &Common, sources: &[String]) -> Result<ExitCode, U
         }
     }
     Ok(if failed.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+async fn verify_command(common: &Common, sources: &[String]) -> Result<ExitCode, UsageError> {
+    let config = load_config(common)?;
+    let loader = loader(common, &config)?;
+    let files = match discover(&loader, sources).await? {
+        Ok(f) => f,
+        Err(code) => return Ok(code),
+    };
+    let mut w = connect(&loader).await?;
+    let report = async {
+        let versions = loader.current_versions(&files).await?;
+        verify(&mut w, &loader.db_schema, &files, &versions).await
+    }
+    .await;
+    let report = match report {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("loader: {e}");
+            return Ok(ExitCode::from(1));
+        }
+    };
+    for m in &report.mismatches {
+        println!("MISMATCH {}: {}", m.file, m.problem);
+    }
+    for (t, n) in &report.by_table {
+        println!("  {t:<28} {n:>12} lines in the manifests");
+    }
+    println!(
+        "verified {} files ({} lines in their manifests): {}",
+        report.files,
+        report.rows,
+        if report.mismatches.is_empty() {
+            "every file's rows match its manifest".to_owned()
+        } else {
+            format!("{} files do not match", report.mismatches.len())
+        }
+    );
+    Ok(if report.mismatches.is_empty() {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)

@@ -9,6 +9,7 @@
 //! - [`load`]: `loader load`, many files at once;
 //! - [`migrate`]: `loader migrate` over `migrations/<dialect>/`;
 //! - [`schema_diff`]: `loader schema diff`, schema changes → migrations;
+//! - [`verify`]: `loader verify`, rows against manifests;
 //! - [`service`]: `loader run`, on the shared SQS worker;
 //! - [`cli`]: the command line.
 
@@ -22,4 +23,5 @@ pub mod schema_diff;
 pub mod service;
 pub mod source;
 pub mod sqlite;
+pub mod verify;
 pub mod warehouse;

@@ -100,19 +100,7 @@ impl Loader {
                 let path = path.clone();
                 let version = tokio::task::spawn_blocking({
                     let path = path.clone();
-                    move || -> std::io::Result<String> {
-                        let mut f = std::fs::File::open(&path)?;
-                        let mut h = Sha256::new();
-                        let mut buf = vec![0u8; 256 * 1024];
-                        loop {
-                            let n = f.read(&mut buf)?;
-                            if n == 0 {
-                                break;
-                            }
-                            h.update(&buf[..n]);
-                        }
-                        Ok(format!("sha256:{:x}", h.finalize()))
-                    }
+                    move || sha256_file(&path)
                 })
                 .await
                 .map_err(|e| read_err(e.to_string()))?
@@ -140,6 +128,71 @@ impl Loader {
             }
             Location::Stdin => Err(read_err("not a file".into())),
         }
+    }
+
+    /// The current version of each file, as [`Loader::open`] would see it:
+    /// S3 ETags from one listing per root, SHA-256 of local files.
+    pub async fn current_versions(
+        &self,
+        files: &[RoutedFile],
+    ) -> Result<std::collections::HashMap<String, String>, LoadError> {
+        let mut out = std::collections::HashMap::new();
+        let mut buckets: BTreeMap<&str, Vec<&RoutedFile>> = BTreeMap::new();
+        for f in files {
+            match &f.location {
+                Location::Local(path) => {
+                    let path = path.clone();
+                    let v = tokio::task::spawn_blocking(move || sha256_file(&path))
+                        .await
+                        .map_err(|e| LoadError::Database(e.to_string()))?
+                        .map_err(|e| LoadError::Read {
+                            file: f.uri.clone(),
+                            message: e.to_string(),
+                        })?;
+                    out.insert(f.uri.clone(), v);
+                }
+                Location::S3 { bucket, .. } => buckets.entry(bucket).or_default().push(f),
+                Location::Stdin => {}
+            }
+        }
+        if buckets.is_empty() {
+            return Ok(out);
+        }
+        let s3 = self.clients.s3().await;
+        for (bucket, fs) in buckets {
+            // The longest common prefix of the keys: one listing covers them.
+            let keys: Vec<&str> = fs
+                .iter()
+                .filter_map(|f| match &f.location {
+                    Location::S3 { key, .. } => Some(key.as_str()),
+                    _ => None,
+                })
+                .collect();
+            let mut prefix = keys[0].to_owned();
+            for k in &keys[1..] {
+                while !k.starts_with(prefix.as_str()) {
+                    prefix.pop();
+                }
+            }
+            let mut pages = s3
+                .list_objects_v2()
+                .bucket(bucket)
+                .prefix(&prefix)
+                .into_paginator()
+                .send();
+            while let Some(page) = pages.next().await {
+                let page = page.map_err(|e| LoadError::Read {
+                    file: format!("s3://{bucket}/{prefix}"),
+                    message: logrouter::aws::describe(&e),
+                })?;
+                for o in page.contents() {
+                    if let (Some(k), Some(e)) = (o.key(), o.e_tag()) {
+                        out.insert(format!("s3://{bucket}/{k}"), e.trim_matches('"').to_owned());
+                    }
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// Loads one file through `w`.
@@ -191,4 +244,19 @@ impl Loader {
         files.sort_by(|a, b| a.file.uri.cmp(&b.file.uri));
         Ok(LoadSummary { files })
     }
+}
+
+/// A local file's version: `sha256:<hex>` of its bytes.
+fn sha256_file(path: &std::path::Path) -> std::io::Result<String> {
+    let mut f = std::fs::File::open(path)?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(format!("sha256:{:x}", h.finalize()))
 }
