@@ -6,7 +6,6 @@ use std::sync::Arc;
 
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{Event, NotificationConfiguration, QueueConfiguration};
-use aws_sdk_sqs::types::QueueAttributeName;
 use logrouter::config::Config;
 use logrouter::location::Location;
 use logrouter::manifest::Manifest;
@@ -39,16 +38,7 @@ async fn stand(create_out: bool) -> Stand {
         s3.create_bucket().bucket(&out).send().await.unwrap();
     }
     let queue_url = crate::support::create_queue(&sqs, "q").await;
-    let arn = sqs
-        .get_queue_attributes()
-        .queue_url(&queue_url)
-        .attribute_names(QueueAttributeName::QueueArn)
-        .send()
-        .await
-        .unwrap()
-        .attributes
-        .unwrap()[&QueueAttributeName::QueueArn]
-        .clone();
+    let arn = crate::support::queue_arn(&sqs, &queue_url).await;
     s3.put_bucket_notification_configuration()
         .bucket(&src)
         .notification_configuration(
