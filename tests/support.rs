@@ -188,3 +188,12 @@ pub async fn queue_arn(sqs: &aws_sdk_sqs::Client, url: &str) -> String {
         .unwrap()[&QueueAttributeName::QueueArn]
         .clone()
 }
+
+/// The Redshift Data API test server `scripts/test` started. A test that
+/// needs it fails, never skips, when it is missing.
+#[allow(dead_code)]
+pub fn redshift_data() -> String {
+    std::env::var("TEST_REDSHIFT_DATA_URL").unwrap_or_else(|_| {
+        panic!("TEST_REDSHIFT_DATA_URL is not set: run the tests with scripts/test, which starts the Redshift Data API test server")
+    })
+}

@@ -193,6 +193,7 @@ fn loader(common: &Common, config: &Config) -> Result<Arc<Loader>, UsageError> {
         schemas,
         clients: Arc::new(AwsClients::new(config.aws.clone())),
         files_in_flight: config.load.files_in_flight,
+        statement_timeout: std::time::Duration::from_secs(config.load.statement_timeout_secs),
     }))
 }
 
@@ -360,11 +361,8 @@ async fn run_command(
 
 async fn migrate_command(common: &Common, dir: Option<PathBuf>) -> Result<ExitCode, UsageError> {
     let config = load_config(common)?;
-    let url = warehouse_url(common, &config)?;
     let dir = dir.unwrap_or_else(|| config.load.migrations_dir.clone());
-    let mut w = Warehouse::connect(&url, &config.load.db_schema)
-        .await
-        .map_err(|e| UsageError(e.to_string()))?;
+    let mut w = connect(&*loader(common, &config)?).await?;
     match migrate(&mut w, &dir).await {
         Ok(r) => {
             println!(
@@ -388,10 +386,7 @@ async fn migrate_command(common: &Common, dir: Option<PathBuf>) -> Result<ExitCo
 
 async fn query_command(common: &Common, sql: &str) -> Result<ExitCode, UsageError> {
     let config = load_config(common)?;
-    let url = warehouse_url(common, &config)?;
-    let mut w = Warehouse::connect(&url, &config.load.db_schema)
-        .await
-        .map_err(|e| UsageError(e.to_string()))?;
+    let mut w = connect(&*loader(common, &config)?).await?;
     match w.query_text(sql).await {
         Ok(rows) => {
             for r in rows {

@@ -5,7 +5,7 @@
 //! - [`schema`]: `schemas/<event_type>.json` → columns → `CREATE TABLE`;
 //! - [`rows`]: one routed line → the cells of its row;
 //! - [`warehouse`]: the warehouse interface and its ledger, with the
-//!   [`sqlite`] and [`postgres`] backends;
+//!   [`sqlite`], [`postgres`] and [`redshift`] (Data API) backends;
 //! - [`load`]: `loader load`, many files at once;
 //! - [`migrate`]: `loader migrate` over `migrations/<dialect>/`;
 //! - [`schema_diff`]: `loader schema diff`, schema changes → migrations;
@@ -17,6 +17,7 @@ pub mod cli;
 pub mod load;
 pub mod migrate;
 pub mod postgres;
+pub mod redshift;
 pub mod rows;
 pub mod schema;
 pub mod schema_diff;

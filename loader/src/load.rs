@@ -26,6 +26,8 @@ pub struct Loader {
     pub schemas: BTreeMap<String, TableSchema>,
     pub clients: Arc<AwsClients>,
     pub files_in_flight: usize,
+    /// How long one Redshift statement may run before it is cancelled.
+    pub statement_timeout: std::time::Duration,
 }
 
 /// The outcome of one file.
@@ -85,7 +87,13 @@ impl Loader {
     }
 
     pub async fn connect(&self) -> Result<Warehouse, LoadError> {
-        Warehouse::connect(&self.url, &self.db_schema).await
+        Warehouse::connect(
+            &self.url,
+            &self.db_schema,
+            &self.clients,
+            self.statement_timeout,
+        )
+        .await
     }
 
     /// Opens a routed file: its version (S3 ETag, or SHA-256 of a local
@@ -128,6 +136,36 @@ impl Loader {
             }
             Location::Stdin => Err(read_err("not a file".into())),
         }
+    }
+
+    /// An S3 file's ETag, without reading it.
+    async fn s3_version(&self, file: &RoutedFile) -> Result<String, LoadError> {
+        let Location::S3 { bucket, key } = &file.location else {
+            return Err(LoadError::Read {
+                file: file.uri.clone(),
+                message: "Redshift COPY reads from S3: route to s3://… to load into Redshift"
+                    .into(),
+            });
+        };
+        let head = self
+            .clients
+            .s3()
+            .await
+            .head_object()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| LoadError::Read {
+                file: file.uri.clone(),
+                message: logrouter::aws::describe(&e),
+            })?;
+        head.e_tag()
+            .map(|e| e.trim_matches('"').to_owned())
+            .ok_or_else(|| LoadError::Read {
+                file: file.uri.clone(),
+                message: "S3 returned no ETag".into(),
+            })
     }
 
     /// The current version of each file, as [`Loader::open`] would see it:
@@ -202,6 +240,11 @@ impl Loader {
         file: &RoutedFile,
     ) -> Result<LoadOutcome, LoadError> {
         let table = self.table_for(&file.table);
+        if let Warehouse::Redshift(r) = w {
+            // COPY reads the file from S3: only its version is needed here.
+            let version = self.s3_version(file).await?;
+            return r.load_file(file, &table, &version).await;
+        }
         let opened = self.open(file).await?;
         w.load_file(file, &table, opened).await
     }

@@ -483,7 +483,9 @@ pub fn create_table_sql(t: &TableSchema, dialect: Dialect, db_schema: &str) -> V
     let cols: Vec<String> = all
         .iter()
         .map(|c| {
-            let null = if c.nullable { "" } else { " NOT NULL" };
+            // Redshift's COPY does not number lines: `_routed_line` is NULL there.
+            let nullable = c.nullable || (dialect == Dialect::Redshift && c.name == "_routed_line");
+            let null = if nullable { "" } else { " NOT NULL" };
             format!("  \"{}\" {}{null}", c.name, c.ty.sql(dialect))
         })
         .collect();

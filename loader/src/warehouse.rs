@@ -12,10 +12,13 @@ use std::path::PathBuf;
 
 use serde_json::Value;
 
+use crate::redshift::{RedshiftTarget, RedshiftWarehouse};
 use crate::rows::{Cell, RowMaker};
 use crate::schema::{Dialect, TableSchema};
 use crate::source::{decoder, RoutedFile};
 use crate::{postgres::PgWarehouse, sqlite::SqliteWarehouse};
+use logrouter::aws::AwsClients;
+use std::time::Duration;
 
 /// Table of loaded files: (file, version, table, rows, manifest, loaded_at).
 pub const LEDGER_TABLE: &str = "_logrouter_ledger";
@@ -30,6 +33,9 @@ pub enum WarehouseUrl {
     /// `postgres://user:password@host:port/db` (or `postgresql://`, or a
     /// `host=… dbname=…` string after `postgres:`).
     Postgres(String),
+    /// `redshift://CLUSTER/DB?db_user=…&iam_role=…` or
+    /// `redshift-serverless://WORKGROUP/DB?iam_role=…`, through the Data API.
+    Redshift(RedshiftTarget),
 }
 
 impl WarehouseUrl {
@@ -48,12 +54,10 @@ impl WarehouseUrl {
             return Ok(WarehouseUrl::Postgres(conninfo.to_owned()));
         }
         if text.starts_with("redshift") {
-            return Err(format!(
-                "{text:?}: the Redshift (Data API) path is not built yet (issue #3); load into sqlite:PATH or postgres://… for now"
-            ));
+            return RedshiftTarget::parse(text).map(WarehouseUrl::Redshift);
         }
         Err(format!(
-            "{text:?} is not a warehouse URL: write sqlite:PATH or postgres://user@host:port/db"
+            "{text:?} is not a warehouse URL: write sqlite:PATH, postgres://user@host:port/db or redshift://CLUSTER/DB?db_user=USER&iam_role=ARN"
         ))
     }
 
@@ -61,6 +65,7 @@ impl WarehouseUrl {
         match self {
             WarehouseUrl::Sqlite(_) => Dialect::Sqlite,
             WarehouseUrl::Postgres(_) => Dialect::Postgres,
+            WarehouseUrl::Redshift(_) => Dialect::Redshift,
         }
     }
 
@@ -115,6 +120,7 @@ impl LoadError {
 pub enum Warehouse {
     Sqlite(SqliteWarehouse),
     Postgres(Box<PgWarehouse>),
+    Redshift(Box<RedshiftWarehouse>),
 }
 
 /// A file opened for loading: its version and its stored bytes.
@@ -130,8 +136,23 @@ pub struct OpenedFile {
 
 impl Warehouse {
     /// Connects and makes sure the ledger and migration tables exist.
-    pub async fn connect(url: &WarehouseUrl, db_schema: &str) -> Result<Self, LoadError> {
+    pub async fn connect(
+        url: &WarehouseUrl,
+        db_schema: &str,
+        clients: &AwsClients,
+        statement_timeout: Duration,
+    ) -> Result<Self, LoadError> {
         let w = match url {
+            WarehouseUrl::Redshift(target) => Warehouse::Redshift(Box::new(
+                RedshiftWarehouse::connect(
+                    target,
+                    db_schema,
+                    clients.sdk().await,
+                    clients.s3().await,
+                    statement_timeout,
+                )
+                .await?,
+            )),
             WarehouseUrl::Sqlite(path) => {
                 Warehouse::Sqlite(SqliteWarehouse::open(path.clone()).await?)
             }
@@ -146,13 +167,14 @@ impl Warehouse {
         match self {
             Warehouse::Sqlite(_) => Dialect::Sqlite,
             Warehouse::Postgres(_) => Dialect::Postgres,
+            Warehouse::Redshift(_) => Dialect::Redshift,
         }
     }
 
     /// Whether the connection is gone (a pooled one is then replaced).
     pub fn is_closed(&self) -> bool {
         match self {
-            Warehouse::Sqlite(_) => false,
+            Warehouse::Sqlite(_) | Warehouse::Redshift(_) => false,
             Warehouse::Postgres(w) => w.is_closed(),
         }
     }
@@ -168,6 +190,9 @@ impl Warehouse {
         match self {
             Warehouse::Sqlite(w) => w.load_file(file, table, opened).await,
             Warehouse::Postgres(w) => w.load_file(file, table, opened).await,
+            Warehouse::Redshift(_) => Err(LoadError::Database(
+                "Redshift reads files from S3 itself: use Loader::load_one".into(),
+            )),
         }
     }
 
@@ -176,6 +201,7 @@ impl Warehouse {
         match self {
             Warehouse::Sqlite(w) => w.applied_migrations().await,
             Warehouse::Postgres(w) => w.applied_migrations().await,
+            Warehouse::Redshift(w) => w.applied_migrations().await,
         }
     }
 
@@ -190,6 +216,7 @@ impl Warehouse {
         match self {
             Warehouse::Sqlite(w) => w.apply_migration(version, name, checksum, sql).await,
             Warehouse::Postgres(w) => w.apply_migration(version, name, checksum, sql).await,
+            Warehouse::Redshift(w) => w.apply_migration(version, name, checksum, sql).await,
         }
     }
 
@@ -199,6 +226,7 @@ impl Warehouse {
         match self {
             Warehouse::Sqlite(w) => w.table_counts().await,
             Warehouse::Postgres(w) => w.table_counts().await,
+            Warehouse::Redshift(w) => w.table_counts().await,
         }
     }
 
@@ -208,6 +236,7 @@ impl Warehouse {
         match self {
             Warehouse::Sqlite(w) => w.query_text(sql).await,
             Warehouse::Postgres(w) => w.query_text(sql).await,
+            Warehouse::Redshift(w) => w.query_text(sql).await,
         }
     }
 }
@@ -309,10 +338,14 @@ mod tests {
             WarehouseUrl::parse("postgres://u@localhost:5432/db").unwrap(),
             WarehouseUrl::Postgres(_)
         ));
-        for bad in ["sqlite:", "mysql://x", "x.db"] {
+        for bad in ["sqlite:", "mysql://x", "x.db", "redshift://c/db"] {
             assert!(WarehouseUrl::parse(bad).is_err(), "{bad}");
         }
-        let e = WarehouseUrl::parse("redshift://c/db").unwrap_err();
-        assert!(e.contains("not built yet"), "{e}");
+        assert_eq!(
+            WarehouseUrl::parse("redshift://c/db?db_user=u&iam_role=arn:aws:iam::1:role/r")
+                .unwrap()
+                .dialect(),
+            Dialect::Redshift
+        );
     }
 }

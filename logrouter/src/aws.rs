@@ -24,7 +24,9 @@ impl AwsClients {
         }
     }
 
-    async fn sdk(&self) -> &aws_config::SdkConfig {
+    /// The shared SDK configuration (region, credentials, endpoints), for
+    /// clients of other AWS services built outside this crate.
+    pub async fn sdk(&self) -> &aws_config::SdkConfig {
         self.sdk
             .get_or_init(|| async {
                 aws_config::defaults(aws_config::BehaviorVersion::latest())

@@ -65,6 +65,9 @@ pub struct LoadConfig {
     /// Files loaded at once by `loader load` (one connection each; SQLite
     /// always loads one at a time: it has one writer).
     pub files_in_flight: usize,
+    /// Redshift: a statement still running after this long is cancelled and
+    /// its file reported as failed.
+    pub statement_timeout_secs: u64,
 }
 
 impl Default for LoadConfig {
@@ -75,6 +78,7 @@ impl Default for LoadConfig {
             schemas_dir: PathBuf::from("schemas"),
             migrations_dir: PathBuf::from("migrations"),
             files_in_flight: 2,
+            statement_timeout_secs: 3600,
         }
     }
 }
@@ -290,6 +294,9 @@ impl Config {
                     l.db_schema, e.rule
                 ),
             );
+        }
+        if l.statement_timeout_secs == 0 {
+            return invalid("load.statement_timeout_secs", "must be at least 1".into());
         }
         if l.files_in_flight == 0 {
             return invalid("load.files_in_flight", "must be at least 1".into());

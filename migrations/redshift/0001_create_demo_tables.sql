@@ -18,7 +18,7 @@ CREATE TABLE IF NOT EXISTS "ad_click" (
   "placement" VARCHAR(32) NOT NULL,
   "destination" VARCHAR(8192),
   "_routed_file" VARCHAR(65535) NOT NULL,
-  "_routed_line" BIGINT NOT NULL,
+  "_routed_line" BIGINT,
   "_loaded_at" TIMESTAMP NOT NULL
 );
 
@@ -75,7 +75,7 @@ CREATE TABLE IF NOT EXISTS "ad_impression" (
   "placement" VARCHAR(32) NOT NULL,
   "cpm_usd" DOUBLE PRECISION,
   "_routed_file" VARCHAR(65535) NOT NULL,
-  "_routed_line" BIGINT NOT NULL,
+  "_routed_line" BIGINT,
   "_loaded_at" TIMESTAMP NOT NULL
 );
 
@@ -132,7 +132,7 @@ CREATE TABLE IF NOT EXISTS "click" (
   "x" INTEGER,
   "y" INTEGER,
   "_routed_file" VARCHAR(65535) NOT NULL,
-  "_routed_line" BIGINT NOT NULL,
+  "_routed_line" BIGINT,
   "_loaded_at" TIMESTAMP NOT NULL
 );
 
@@ -187,7 +187,7 @@ CREATE TABLE IF NOT EXISTS "login" (
   "success" BOOLEAN NOT NULL,
   "error" VARCHAR(256),
   "_routed_file" VARCHAR(65535) NOT NULL,
-  "_routed_line" BIGINT NOT NULL,
+  "_routed_line" BIGINT,
   "_loaded_at" TIMESTAMP NOT NULL
 );
 
@@ -237,7 +237,7 @@ CREATE TABLE IF NOT EXISTS "logout" (
   "reason" VARCHAR(52) NOT NULL,
   "session_length_s" INTEGER NOT NULL,
   "_routed_file" VARCHAR(65535) NOT NULL,
-  "_routed_line" BIGINT NOT NULL,
+  "_routed_line" BIGINT,
   "_loaded_at" TIMESTAMP NOT NULL
 );
 
@@ -287,7 +287,7 @@ CREATE TABLE IF NOT EXISTS "page_view" (
   "title" VARCHAR(2048) NOT NULL,
   "load_ms" INTEGER,
   "_routed_file" VARCHAR(65535) NOT NULL,
-  "_routed_line" BIGINT NOT NULL,
+  "_routed_line" BIGINT,
   "_loaded_at" TIMESTAMP NOT NULL
 );
 
@@ -341,7 +341,7 @@ CREATE TABLE IF NOT EXISTS "search" (
   "page" SMALLINT,
   "filter" VARCHAR(24),
   "_routed_file" VARCHAR(65535) NOT NULL,
-  "_routed_line" BIGINT NOT NULL,
+  "_routed_line" BIGINT,
   "_loaded_at" TIMESTAMP NOT NULL
 );
 
@@ -394,7 +394,7 @@ CREATE TABLE IF NOT EXISTS "signup" (
   "marketing_opt_in" BOOLEAN NOT NULL,
   "referral_code" VARCHAR(128),
   "_routed_file" VARCHAR(65535) NOT NULL,
-  "_routed_line" BIGINT NOT NULL,
+  "_routed_line" BIGINT,
   "_loaded_at" TIMESTAMP NOT NULL
 );
 
@@ -448,7 +448,7 @@ CREATE TABLE IF NOT EXISTS "video_complete" (
   "video_bitrate_kbps" INTEGER NOT NULL,
   "watch_time_s" DOUBLE PRECISION NOT NULL,
   "_routed_file" VARCHAR(65535) NOT NULL,
-  "_routed_line" BIGINT NOT NULL,
+  "_routed_line" BIGINT,
   "_loaded_at" TIMESTAMP NOT NULL
 );
 
@@ -507,7 +507,7 @@ CREATE TABLE IF NOT EXISTS "video_pause" (
   "video_position_s" DOUBLE PRECISION NOT NULL,
   "video_bitrate_kbps" INTEGER NOT NULL,
   "_routed_file" VARCHAR(65535) NOT NULL,
-  "_routed_line" BIGINT NOT NULL,
+  "_routed_line" BIGINT,
   "_loaded_at" TIMESTAMP NOT NULL
 );
 
@@ -566,7 +566,7 @@ CREATE TABLE IF NOT EXISTS "video_play" (
   "source" VARCHAR(68),
   "autoplay" BOOLEAN,
   "_routed_file" VARCHAR(65535) NOT NULL,
-  "_routed_line" BIGINT NOT NULL,
+  "_routed_line" BIGINT,
   "_loaded_at" TIMESTAMP NOT NULL
 );
 
@@ -628,7 +628,7 @@ CREATE TABLE IF NOT EXISTS "video_progress" (
   "video_bitrate_kbps" INTEGER NOT NULL,
   "progress_pct" SMALLINT NOT NULL,
   "_routed_file" VARCHAR(65535) NOT NULL,
-  "_routed_line" BIGINT NOT NULL,
+  "_routed_line" BIGINT,
   "_loaded_at" TIMESTAMP NOT NULL
 );
 

@@ -6,4 +6,5 @@
 mod load;
 mod migrate;
 mod pipeline;
+mod redshift;
 mod support;

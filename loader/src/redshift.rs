@@ -1,0 +1,765 @@
+//! Amazon Redshift through the Data API (`aws-sdk-redshiftdata`).
+//!
+//! Redshift loads from S3 itself, so the loader never streams rows here: a
+//! file is one `BatchExecuteStatement` (the Data API runs a batch as one
+//! transaction):
+//!
+//! ```text
+//! LOCK ledger                                  -- loaders take turns
+//! guard: ledger has not this (file, version)   -- else: already loaded
+//! CREATE TEMP TABLE logrouter_stage (own columns)
+//! COPY logrouter_stage FROM 's3://…part.json.gz' IAM_ROLE '…'
+//!      FORMAT AS JSON 's3://…jsonpaths' GZIP TIMEFORMAT 'auto'
+//! guard: count(*) of the stage = the manifest's lines
+//! DELETE FROM t WHERE _routed_file = file      -- an earlier version's rows
+//! INSERT INTO t SELECT stage, file, NULL, GETDATE()
+//! DELETE + INSERT the ledger row
+//! ```
+//!
+//! Columns are mapped by a jsonpaths file generated from the schema and
+//! uploaded once per table and schema version beside the routed files
+//! (`ROOT/_jsonpaths/`, readable by the COPY role, which needs nothing
+//! else); a type without a schema is copied whole (`'noshred'`) into its
+//! SUPER column. The staging table has the table's own columns and NOT NULL
+//! constraints (so COPY itself reports a bad line, with its number, in
+//! `sys_load_error_detail`), gives the standard columns their values, and
+//! lets the row count be checked before anything is committed. A guard
+//! is a `SELECT` that fails with a recognisable cast error when its
+//! condition does not hold: a batch has no other way to stop.
+//!
+//! Every statement carries a ClientToken (the SDK retries with it, so a retry
+//! never runs a batch twice), is polled with DescribeStatement with backoff
+//! up to `load.statement_timeout_secs` (then cancelled), and a FAILED one is
+//! reported with its error; a failed COPY also with the rows of
+//! `sys_load_error_detail` (file, line, column, error).
+//! `_routed_line` is NULL on Redshift: COPY does not number lines.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use aws_sdk_redshiftdata::types::{Field, StatusString};
+use aws_sdk_redshiftdata::Client;
+use logrouter::aws::describe;
+use logrouter::location::Location;
+
+use crate::schema::{create_table_sql, qualified, Dialect, TableSchema};
+use crate::source::RoutedFile;
+use crate::warehouse::{LoadError, LoadOutcome, LEDGER_TABLE, MIGRATIONS_TABLE};
+
+/// Where and as whom statements run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedshiftTarget {
+    /// Provisioned cluster id, or `None` for Serverless.
+    pub cluster: Option<String>,
+    /// Serverless workgroup.
+    pub workgroup: Option<String>,
+    pub database: String,
+    pub db_user: Option<String>,
+    pub secret_arn: Option<String>,
+    /// The role COPY assumes to read the routed files.
+    pub iam_role: String,
+    pub region: Option<String>,
+}
+
+impl RedshiftTarget {
+    /// `redshift://CLUSTER/DB?db_user=U&iam_role=ARN[&region=R]`,
+    /// `redshift://CLUSTER/DB?secret_arn=ARN&iam_role=ARN`, or
+    /// `redshift-serverless://WORKGROUP/DB?iam_role=ARN[&secret_arn=ARN]`.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let form = "write redshift://CLUSTER_ID/DATABASE?db_user=USER&iam_role=ARN (or secret_arn=ARN instead of db_user), or redshift-serverless://WORKGROUP/DATABASE?iam_role=ARN";
+        let (serverless, rest) = if let Some(r) = text.strip_prefix("redshift-serverless://") {
+            (true, r)
+        } else if let Some(r) = text.strip_prefix("redshift://") {
+            (false, r)
+        } else {
+            return Err(form.into());
+        };
+        let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+        let (id, database) = path
+            .split_once('/')
+            .filter(|(a, b)| !a.is_empty() && !b.is_empty())
+            .ok_or_else(|| format!("{text:?}: no cluster/workgroup or database; {form}"))?;
+        let mut params: HashMap<String, String> = HashMap::new();
+        for kv in query.split('&').filter(|s| !s.is_empty()) {
+            let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+            params.insert(k.to_owned(), percent_decode(v));
+        }
+        for k in params.keys() {
+            if !["db_user", "secret_arn", "iam_role", "region"].contains(&k.as_str()) {
+                return Err(format!(
+                    "{text:?}: unknown parameter {k:?} (known: db_user, secret_arn, iam_role, region)"
+                ));
+            }
+        }
+        let t = RedshiftTarget {
+            cluster: (!serverless).then(|| id.to_owned()),
+            workgroup: serverless.then(|| id.to_owned()),
+            database: database.to_owned(),
+            db_user: params.remove("db_user"),
+            secret_arn: params.remove("secret_arn"),
+            iam_role: params
+                .remove("iam_role")
+                .ok_or_else(|| format!("{text:?}: iam_role=ARN is required (the role COPY assumes to read the routed files)"))?,
+            region: params.remove("region"),
+        };
+        if !t.iam_role.starts_with("arn:aws") || !t.iam_role.contains(":role/") {
+            return Err(format!(
+                "{text:?}: iam_role {:?} is not a role ARN (arn:aws:iam::123456789012:role/name)",
+                t.iam_role
+            ));
+        }
+        if !serverless && t.db_user.is_none() && t.secret_arn.is_none() {
+            return Err(format!("{text:?}: a provisioned cluster needs db_user=USER (temporary credentials) or secret_arn=ARN"));
+        }
+        Ok(t)
+    }
+}
+
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' && i + 2 < b.len() {
+            let hex = std::str::from_utf8(&b[i + 1..i + 3]).unwrap_or("");
+            if let Ok(v) = u8::from_str_radix(hex, 16) {
+                out.push(v);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// A SQL string literal. Backslashes are refused (Redshift and PostgreSQL
+/// disagree on them); everything the loader quotes is a URI, a version or a
+/// name it made.
+fn lit(s: &str) -> Result<String, LoadError> {
+    if s.contains('\\') {
+        return Err(LoadError::Database(format!(
+            "{s:?}: a backslash cannot be quoted for Redshift; rename the source"
+        )));
+    }
+    Ok(format!("'{}'", s.replace('\'', "''")))
+}
+
+const STAGE: &str = "logrouter_stage";
+/// Guards fail with `invalid input syntax for … "<marker>…"`.
+const ALREADY: &str = "logrouter: already loaded";
+const COUNT: &str = "logrouter: rows ";
+
+pub struct RedshiftWarehouse {
+    client: Client,
+    s3: aws_sdk_s3::Client,
+    target: RedshiftTarget,
+    schema: String,
+    timeout: Duration,
+    /// jsonpaths files known to exist, by S3 URI.
+    jsonpaths: std::collections::HashSet<String>,
+    created: std::collections::HashSet<String>,
+}
+
+static TOKENS: AtomicU64 = AtomicU64::new(0);
+
+fn client_token() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_nanos();
+    format!(
+        "logrouter-{}-{nanos}-{}",
+        std::process::id(),
+        TOKENS.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// Why a statement did not finish; a failed COPY carries its query id so
+/// that `sys_load_error_detail` can be read for it.
+struct Failure {
+    message: String,
+    copy_query_id: Option<i64>,
+}
+
+impl From<String> for Failure {
+    fn from(message: String) -> Self {
+        Failure {
+            message,
+            copy_query_id: None,
+        }
+    }
+}
+
+/// A finished statement: its id (for results) and sub-statement query ids.
+struct Done {
+    id: String,
+    has_result: bool,
+}
+
+impl RedshiftWarehouse {
+    pub async fn connect(
+        target: &RedshiftTarget,
+        schema: &str,
+        sdk: &aws_config::SdkConfig,
+        s3: aws_sdk_s3::Client,
+        timeout: Duration,
+    ) -> Result<Self, LoadError> {
+        let mut conf = aws_sdk_redshiftdata::config::Builder::from(sdk);
+        if let Some(r) = &target.region {
+            conf = conf.region(aws_sdk_redshiftdata::config::Region::new(r.clone()));
+        }
+        let w = Self {
+            client: Client::from_conf(conf.build()),
+            s3,
+            target: target.clone(),
+            schema: schema.to_owned(),
+            timeout,
+            jsonpaths: Default::default(),
+            created: Default::default(),
+        };
+        let s = &w.schema;
+        w.batch(&[
+            format!("CREATE SCHEMA IF NOT EXISTS \"{s}\""),
+            format!(
+                "CREATE TABLE IF NOT EXISTS \"{s}\".{LEDGER_TABLE} (file VARCHAR(4096) NOT NULL, version VARCHAR(256) NOT NULL, table_name VARCHAR(64) NOT NULL, rows BIGINT NOT NULL, manifest VARCHAR(4096) NOT NULL, loaded_at TIMESTAMP NOT NULL)"
+            ),
+            format!(
+                "CREATE TABLE IF NOT EXISTS \"{s}\".{MIGRATIONS_TABLE} (version BIGINT NOT NULL, name VARCHAR(256) NOT NULL, checksum VARCHAR(64) NOT NULL, applied_at TIMESTAMP NOT NULL)"
+            ),
+        ])
+        .await
+        .map_err(|e| LoadError::db("preparing the ledger on Redshift", e))?;
+        Ok(w)
+    }
+
+    /// Runs one statement and waits for it.
+    async fn execute_raw(&self, sql: &str) -> Result<Done, Failure> {
+        let t = &self.target;
+        let out = self
+            .client
+            .execute_statement()
+            .sql(sql)
+            .database(&t.database)
+            .set_cluster_identifier(t.cluster.clone())
+            .set_workgroup_name(t.workgroup.clone())
+            .set_db_user(t.db_user.clone())
+            .set_secret_arn(t.secret_arn.clone())
+            .client_token(client_token())
+            .send()
+            .await
+            .map_err(|e| Failure::from(format!("ExecuteStatement: {}", describe(&e))))?;
+        let id = out
+            .id()
+            .ok_or_else(|| Failure::from("the Data API returned no statement id".to_owned()))?
+            .to_owned();
+        self.wait(&id).await
+    }
+
+    /// Runs statements as one transaction and waits for them; a failed COPY
+    /// is reported with its rows of `sys_load_error_detail`.
+    async fn batch(&self, sqls: &[String]) -> Result<Done, String> {
+        match self.batch_raw(sqls).await {
+            Ok(d) => Ok(d),
+            Err(f) => Err(self.explain(f).await),
+        }
+    }
+
+    async fn explain(&self, f: Failure) -> String {
+        match f.copy_query_id {
+            Some(id) => format!("{}{}", f.message, self.load_errors(id).await),
+            None => f.message,
+        }
+    }
+
+    async fn batch_raw(&self, sqls: &[String]) -> Result<Done, Failure> {
+        let t = &self.target;
+        let out = self
+            .client
+            .batch_execute_statement()
+            .set_sqls(Some(sqls.to_vec()))
+            .database(&t.database)
+            .set_cluster_identifier(t.cluster.clone())
+            .set_workgroup_name(t.workgroup.clone())
+            .set_db_user(t.db_user.clone())
+            .set_secret_arn(t.secret_arn.clone())
+            .client_token(client_token())
+            .send()
+            .await
+            .map_err(|e| Failure::from(format!("BatchExecuteStatement: {}", describe(&e))))?;
+        let id = out
+            .id()
+            .ok_or_else(|| Failure::from("the Data API returned no statement id".to_owned()))?
+            .to_owned();
+        self.wait(&id).await
+    }
+
+    /// Polls DescribeStatement with backoff until the statement ends or the
+    /// timeout passes (then cancels it).
+    async fn wait(&self, id: &str) -> Result<Done, Failure> {
+        let start = Instant::now();
+        let mut pause = Duration::from_millis(50);
+        loop {
+            let d = self
+                .client
+                .describe_statement()
+                .id(id)
+                .send()
+                .await
+                .map_err(|e| Failure::from(format!("DescribeStatement {id}: {}", describe(&e))))?;
+            match d.status() {
+                Some(StatusString::Finished) => {
+                    return Ok(Done {
+                        id: id.to_owned(),
+                        has_result: d.has_result_set().unwrap_or(false),
+                    })
+                }
+                Some(StatusString::Failed) => {
+                    let mut msg = d.error().unwrap_or("(no error given)").to_owned();
+                    let mut copy_query_id = None;
+                    let failed = d.sub_statements().iter().find(|s| {
+                        s.status()
+                            .is_some_and(|st| st.as_str() == "FAILED")
+                    });
+                    if let Some(s) = failed {
+                        if let Some(e) = s.error() {
+                            msg = e.to_owned();
+                        }
+                        let q = s.query_string().unwrap_or_default();
+                        msg = format!("{msg} (in: {})", excerpt(q));
+                        if q.trim_start().to_ascii_uppercase().starts_with("COPY") {
+                            copy_query_id = Some(s.redshift_query_id());
+                        }
+                    } else if d
+                        .query_string()
+                        .is_some_and(|q| q.trim_start().to_ascii_uppercase().starts_with("COPY"))
+                    {
+                        copy_query_id = Some(d.redshift_query_id());
+                    }
+                    return Err(Failure {
+                        message: msg,
+                        copy_query_id,
+                    });
+                }
+                Some(StatusString::Aborted) => {
+                    return Err(Failure::from(format!(
+                        "statement {id} was aborted ({}): cancelled by an operator or by Redshift; retry",
+                        d.error().unwrap_or("no reason given")
+                    )))
+                }
+                _ => {}
+            }
+            if start.elapsed() > self.timeout {
+                let _ = self.client.cancel_statement().id(id).send().await;
+                return Err(Failure::from(format!(
+                    "statement {id} did not finish within {} s (load.statement_timeout_secs); it was cancelled",
+                    self.timeout.as_secs()
+                )));
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 3 / 2).min(Duration::from_secs(2));
+        }
+    }
+
+    /// The first rows of `sys_load_error_detail` for a failed COPY.
+    async fn load_errors(&self, query_id: i64) -> String {
+        let sql = format!(
+            "SELECT file_name, line_number, column_name, error_message FROM sys_load_error_detail WHERE query_id = {query_id} ORDER BY line_number LIMIT 5"
+        );
+        match self.query(&sql).await {
+            Ok(rows) if !rows.is_empty() => rows
+                .iter()
+                .map(|r| {
+                    format!(
+                        "\n  {} line {} column {}: {}",
+                        r[0].trim(),
+                        r[1],
+                        r[2].trim(),
+                        r[3].trim()
+                    )
+                })
+                .collect(),
+            Ok(_) => " (sys_load_error_detail has no rows for it)".to_owned(),
+            Err(e) => format!(" (reading sys_load_error_detail failed: {e})"),
+        }
+    }
+
+    /// Runs a query and returns its rows as text (NULL as "NULL").
+    async fn query(&self, sql: &str) -> Result<Vec<Vec<String>>, String> {
+        let done = self.execute_raw(sql).await.map_err(|f| f.message)?;
+        if !done.has_result {
+            return Ok(Vec::new());
+        }
+        let mut rows = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let page = self
+                .client
+                .get_statement_result()
+                .id(&done.id)
+                .set_next_token(token.clone())
+                .send()
+                .await
+                .map_err(|e| format!("GetStatementResult: {}", describe(&e)))?;
+            for r in page.records() {
+                rows.push(
+                    r.iter()
+                        .map(|f| match f {
+                            Field::StringValue(s) => s.clone(),
+                            Field::LongValue(v) => v.to_string(),
+                            Field::DoubleValue(v) => v.to_string(),
+                            Field::BooleanValue(v) => v.to_string(),
+                            Field::IsNull(_) => "NULL".to_owned(),
+                            _ => "?".to_owned(),
+                        })
+                        .collect(),
+                );
+            }
+            token = page.next_token().map(str::to_owned);
+            if token.is_none() {
+                return Ok(rows);
+            }
+        }
+    }
+
+    fn ledger(&self) -> String {
+        format!("\"{}\".{LEDGER_TABLE}", self.schema)
+    }
+
+    async fn ensure_table(&mut self, table: &TableSchema) -> Result<(), LoadError> {
+        if self.created.contains(&table.table) {
+            return Ok(());
+        }
+        self.batch(&create_table_sql(table, Dialect::Redshift, &self.schema))
+            .await
+            .map_err(|e| LoadError::db(&format!("creating {}", table.table), e))?;
+        self.created.insert(table.table.clone());
+        Ok(())
+    }
+
+    /// The jsonpaths file of `table` beside the routed files, uploaded once
+    /// per schema version (its name carries a hash of its content).
+    async fn jsonpaths(
+        &mut self,
+        file: &RoutedFile,
+        table: &TableSchema,
+    ) -> Result<String, LoadError> {
+        let paths: Vec<String> = table
+            .columns
+            .iter()
+            .map(|c| {
+                let segs: String = c
+                    .path
+                    .iter()
+                    .map(|s| format!("['{}']", s.replace('\\', "\\\\").replace('\'', "\\'")))
+                    .collect();
+                format!("${segs}")
+            })
+            .collect();
+        let body = serde_json::to_vec_pretty(&serde_json::json!({ "jsonpaths": paths }))
+            .expect("jsonpaths serialise");
+        use sha2::Digest;
+        let hash: String = sha2::Sha256::digest(&body)
+            .iter()
+            .take(6)
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let Location::S3 { bucket, key } = &file.location else {
+            return Err(LoadError::Database("Redshift loads from S3 only".into()));
+        };
+        let root = crate::source::manifest_of(key)
+            .map(|(r, _)| r)
+            .unwrap_or_default();
+        let jkey = if root.is_empty() {
+            format!("_jsonpaths/{}-{hash}.json", table.table)
+        } else {
+            format!("{root}/_jsonpaths/{}-{hash}.json", table.table)
+        };
+        let uri = format!("s3://{bucket}/{jkey}");
+        if !self.jsonpaths.contains(&uri) {
+            self.s3
+                .put_object()
+                .bucket(bucket)
+                .key(&jkey)
+                .body(body.into())
+                .send()
+                .await
+                .map_err(|e| LoadError::db(&format!("writing {uri}"), describe(&e)))?;
+            self.jsonpaths.insert(uri.clone());
+        }
+        Ok(uri)
+    }
+
+    pub async fn load_file(
+        &mut self,
+        file: &RoutedFile,
+        table: &TableSchema,
+        version: &str,
+    ) -> Result<LoadOutcome, LoadError> {
+        if !matches!(file.location, Location::S3 { .. }) {
+            return Err(LoadError::Database(format!(
+                "{}: Redshift COPY reads from S3; route to s3://… (or load local files into sqlite:/postgres://)",
+                file.uri
+            )));
+        }
+        self.ensure_table(table).await?;
+        let f = lit(&file.uri)?;
+        let v = lit(version)?;
+        let prev = self
+            .query(&format!(
+                "SELECT version, rows FROM {} WHERE file = {f}",
+                self.ledger()
+            ))
+            .await
+            .map_err(|e| LoadError::db(&format!("reading the ledger for {}", file.uri), e))?;
+        if prev.iter().any(|r| r[0] == version) {
+            return Ok(LoadOutcome::AlreadyLoaded);
+        }
+        let schemaless = table.columns.len() == 1 && table.columns[0].path.is_empty();
+        let format = if schemaless {
+            "FORMAT AS JSON 'noshred'".to_owned()
+        } else {
+            format!(
+                "FORMAT AS JSON {}",
+                lit(&self.jsonpaths(file, table).await?)?
+            )
+        };
+        let compression = if file.uri.ends_with(".zst") {
+            "ZSTD"
+        } else {
+            "GZIP"
+        };
+        let name = qualified(&table.table, Dialect::Redshift, &self.schema);
+        let own: Vec<String> = table
+            .columns
+            .iter()
+            .map(|c| format!("\"{}\"", c.name))
+            .collect();
+        let stage_cols: Vec<String> = table
+            .columns
+            .iter()
+            .map(|c| {
+                let null = if c.nullable { "" } else { " NOT NULL" };
+                format!("\"{}\" {}{null}", c.name, c.ty.sql(Dialect::Redshift))
+            })
+            .collect();
+        let ledger = self.ledger();
+        let n = file.lines;
+        let sqls = vec![
+            format!("LOCK {ledger}"),
+            format!("SELECT CASE WHEN count(*) = 0 THEN 1 ELSE CAST('{ALREADY} ' || count(*) AS INTEGER) END FROM {ledger} WHERE file = {f} AND version = {v}"),
+            format!("CREATE TEMP TABLE {STAGE} ({})", stage_cols.join(", ")),
+            format!(
+                "COPY {STAGE} ({}) FROM {f} IAM_ROLE {} {format} {compression} TIMEFORMAT 'auto'",
+                own.join(", "),
+                lit(&self.target.iam_role)?
+            ),
+            format!("SELECT CASE WHEN count(*) = {n} THEN 1 ELSE CAST('{COUNT}' || count(*) AS INTEGER) END FROM {STAGE}"),
+            format!("DELETE FROM {name} WHERE _routed_file = {f}"),
+            format!(
+                "INSERT INTO {name} ({}, _routed_file, _routed_line, _loaded_at) SELECT {}, {f}, NULL, GETDATE() FROM {STAGE}",
+                own.join(", "),
+                own.join(", ")
+            ),
+            format!("DELETE FROM {ledger} WHERE file = {f}"),
+            format!(
+                "INSERT INTO {ledger} VALUES ({f}, {v}, {}, {n}, {}, GETDATE())",
+                lit(&table.table)?,
+                lit(&file.manifest)?
+            ),
+        ];
+        match self.batch(&sqls).await {
+            Ok(_) => Ok(LoadOutcome::Loaded {
+                rows: n,
+                replaced: prev.first().map(|r| r[1].parse().unwrap_or(0)),
+            }),
+            Err(e) if e.contains(ALREADY) => Ok(LoadOutcome::AlreadyLoaded),
+            Err(e) if e.contains(COUNT) => {
+                let loaded = e
+                    .split(COUNT)
+                    .nth(1)
+                    .and_then(|s| s.split(|c: char| !c.is_ascii_digit()).next())
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or(0);
+                Err(LoadError::Count {
+                    file: file.uri.clone(),
+                    expected: n,
+                    loaded,
+                })
+            }
+            Err(e) => Err(LoadError::Database(format!(
+                "{}: loading into {name} failed: {e}",
+                file.uri
+            ))),
+        }
+    }
+
+    pub async fn applied_migrations(&mut self) -> Result<Vec<(i64, String, String)>, LoadError> {
+        let rows = self
+            .query(&format!(
+                "SELECT version, name, checksum FROM \"{}\".{MIGRATIONS_TABLE} ORDER BY version",
+                self.schema
+            ))
+            .await
+            .map_err(|e| LoadError::db("reading migrations", e))?;
+        Ok(rows
+            .into_iter()
+            .map(|r| (r[0].parse().unwrap_or(-1), r[1].clone(), r[2].clone()))
+            .collect())
+    }
+
+    pub async fn apply_migration(
+        &mut self,
+        version: i64,
+        name: &str,
+        checksum: &str,
+        sql: &str,
+    ) -> Result<(), LoadError> {
+        let s = &self.schema;
+        let mut sqls = vec![
+            format!("LOCK \"{s}\".{MIGRATIONS_TABLE}"),
+            format!("SELECT CASE WHEN count(*) = 0 THEN 1 ELSE CAST('{ALREADY} ' || count(*) AS INTEGER) END FROM \"{s}\".{MIGRATIONS_TABLE} WHERE version = {version}"),
+            format!("SET search_path TO \"{s}\""),
+        ];
+        sqls.extend(split_statements(sql));
+        sqls.push(format!(
+            "INSERT INTO \"{s}\".{MIGRATIONS_TABLE} VALUES ({version}, {}, {}, GETDATE())",
+            lit(name)?,
+            lit(checksum)?
+        ));
+        match self.batch(&sqls).await {
+            Ok(_) => Ok(()),
+            Err(e) if e.contains(ALREADY) => Ok(()),
+            Err(e) => Err(LoadError::db(&format!("migration {name}"), e)),
+        }
+    }
+
+    pub async fn query_text(&mut self, sql: &str) -> Result<Vec<Vec<String>>, LoadError> {
+        self.query(sql).await.map_err(|e| LoadError::db("query", e))
+    }
+
+    pub async fn table_counts(&mut self) -> Result<Vec<(String, i64, i64)>, LoadError> {
+        let tables = self
+            .query(&format!(
+                "SELECT table_name, count(*) FROM {} GROUP BY table_name ORDER BY table_name",
+                self.ledger()
+            ))
+            .await
+            .map_err(|e| LoadError::db("reading the ledger", e))?;
+        let mut out = Vec::new();
+        for r in tables {
+            let n = self
+                .query(&format!(
+                    "SELECT count(*) FROM {}",
+                    qualified(&r[0], Dialect::Redshift, &self.schema)
+                ))
+                .await
+                .map_err(|e| LoadError::db(&format!("counting {}", r[0]), e))?;
+            let rows = n.first().and_then(|x| x[0].parse().ok()).unwrap_or(0);
+            out.push((r[0].clone(), rows, r[1].parse().unwrap_or(0)));
+        }
+        Ok(out)
+    }
+}
+
+fn excerpt(s: &str) -> String {
+    let one_line = s.split_whitespace().collect::<Vec<_>>().join(" ");
+    if one_line.chars().count() > 160 {
+        format!("{}…", one_line.chars().take(160).collect::<String>())
+    } else {
+        one_line
+    }
+}
+
+/// Splits a migration into statements at `;` outside quotes and comments
+/// (the Data API takes one statement per entry of a batch).
+pub fn split_statements(sql: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut chars = sql.chars().peekable();
+    let (mut quote, mut ident) = (false, false);
+    while let Some(c) = chars.next() {
+        match c {
+            '\'' if !ident => quote = !quote,
+            '"' if !quote => ident = !ident,
+            '-' if !quote && !ident && chars.peek() == Some(&'-') => {
+                for c in chars.by_ref() {
+                    if c == '\n' {
+                        break;
+                    }
+                }
+                cur.push('\n');
+                continue;
+            }
+            ';' if !quote && !ident => {
+                if !cur.trim().is_empty() {
+                    out.push(cur.trim().to_owned());
+                }
+                cur.clear();
+                continue;
+            }
+            _ => {}
+        }
+        cur.push(c);
+    }
+    if !cur.trim().is_empty() {
+        out.push(cur.trim().to_owned());
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls() {
+        let t = RedshiftTarget::parse(
+            "redshift://my-cluster/dev?db_user=loader&iam_role=arn:aws:iam::123456789012:role/copy&region=eu-west-1",
+        )
+        .unwrap();
+        assert_eq!(t.cluster.as_deref(), Some("my-cluster"));
+        assert_eq!(t.database, "dev");
+        assert_eq!(t.db_user.as_deref(), Some("loader"));
+        assert_eq!(t.region.as_deref(), Some("eu-west-1"));
+        let t = RedshiftTarget::parse(
+            "redshift-serverless://wg/dev?iam_role=arn%3Aaws%3Aiam%3A%3A123456789012%3Arole%2Fcopy",
+        )
+        .unwrap();
+        assert_eq!(t.workgroup.as_deref(), Some("wg"));
+        assert_eq!(t.iam_role, "arn:aws:iam::123456789012:role/copy");
+        for (bad, needle) in [
+            (
+                "redshift://c/dev?iam_role=arn:aws:iam::1:role/r",
+                "needs db_user",
+            ),
+            ("redshift://c/dev?db_user=u", "iam_role=ARN is required"),
+            (
+                "redshift://c?db_user=u&iam_role=arn:aws:iam::1:role/r",
+                "no cluster/workgroup or database",
+            ),
+            ("redshift://c/d?db_user=u&iam_role=role", "not a role ARN"),
+            (
+                "redshift://c/d?db_user=u&iam_role=arn:aws:iam::1:role/r&user=x",
+                "unknown parameter",
+            ),
+        ] {
+            let e = RedshiftTarget::parse(bad).unwrap_err();
+            assert!(e.contains(needle), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn migrations_split_into_statements() {
+        let sql = "-- a comment; with a semicolon\nCREATE TABLE \"a;b\" (x INT);\n\nCOMMENT ON COLUMN a.x IS 'it''s; fine';\n";
+        assert_eq!(
+            split_statements(sql),
+            vec![
+                "CREATE TABLE \"a;b\" (x INT)".to_owned(),
+                "COMMENT ON COLUMN a.x IS 'it''s; fine'".to_owned()
+            ]
+        );
+    }
+}

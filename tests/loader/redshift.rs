@@ -1,0 +1,266 @@
+//! The Redshift path, through the Data API, against the project's test
+//! server (tests/redshift_data_server.py: the Data API protocol, statements
+//! run on PostgreSQL, COPY sources read from moto S3). Ledger, transactions
+//! and COPY are therefore real; FAILED, ABORTED and slow statements are
+//! produced with the server's test rules.
+
+use std::collections::BTreeMap;
+
+use aws_sdk_s3::primitives::ByteStream;
+use logrouter::location::Location;
+
+use crate::support::*;
+
+const ROLE: &str = "arn:aws:iam::123456789012:role/logrouter-copy";
+
+fn url() -> String {
+    format!("redshift://test-cluster/dev?db_user=loader&iam_role={ROLE}")
+}
+
+/// Routed files in moto S3: returns (bucket, routed root URI).
+async fn routed_in_s3(lines: &[(&str, &str)]) -> (String, String) {
+    let s3 = s3().await;
+    let bucket = unique("rs");
+    s3.create_bucket().bucket(&bucket).send().await.unwrap();
+    for (hour, events) in lines {
+        let key = format!("logs/app-2015-01-20-{hour}.log.gz");
+        s3.put_object()
+            .bucket(&bucket)
+            .key(&key)
+            .body(ByteStream::from(gzip(events.as_bytes())))
+            .send()
+            .await
+            .unwrap();
+        route(
+            &Location::S3 {
+                bucket: bucket.clone(),
+                key,
+            },
+            &Location::S3 {
+                bucket: bucket.clone(),
+                key: "routed".into(),
+            },
+            true,
+        )
+        .await;
+    }
+    (bucket.clone(), format!("s3://{bucket}/routed"))
+}
+
+fn redshift_loader(schema: &str) -> std::process::Command {
+    let mut cmd = loader_at_moto();
+    cmd.env("AWS_ENDPOINT_URL_REDSHIFT_DATA", redshift_data())
+        .env("LOGROUTER_LOAD__DB_SCHEMA", schema);
+    cmd
+}
+
+async fn rules(rules: serde_json::Value) {
+    let url = format!("{}/_test/rules", redshift_data());
+    tokio::task::spawn_blocking(move || {
+        let out = std::process::Command::new("curl")
+            .args(["-fsS", "-X", "POST", "-d", &rules.to_string(), &url])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    })
+    .await
+    .unwrap();
+}
+
+/// Loads run as Data API batches (LOCK, guards, COPY with jsonpaths into a
+/// staging table, DELETE, INSERT, ledger) and commit exactly once; a rerun
+/// loads nothing; a re-route replaces; migrations run through the API.
+/// (One test: the server's rules are global.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redshift_through_the_data_api() {
+    rules(serde_json::json!({})).await;
+    let (bucket, root) = routed_in_s3(&[("13", &events(500, 1)), ("14", &events(300, 2))]).await;
+    let schema = unique_schema("rs");
+    let url = url();
+
+    // The shipped Redshift migrations apply through the API (in a schema of
+    // their own: the demo's `click` has a schema, the tests' has none).
+    let migrations = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../migrations");
+    let out = run(
+        &mut redshift_loader(&unique_schema("rsmig")),
+        &[
+            "migrate",
+            "--warehouse",
+            &url,
+            "--migrations",
+            migrations.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        text(&out).contains("1 migrations applied (0001_create_demo_tables)"),
+        "{}",
+        text(&out)
+    );
+
+    let out = run(
+        &mut redshift_loader(&schema),
+        &["load", "--warehouse", &url, &root],
+    );
+    assert!(out.status.success());
+    assert!(
+        text(&out).contains("loaded 4 files (800 rows), 0 already loaded"),
+        "{}",
+        text(&out)
+    );
+    let want: BTreeMap<String, i64> = [("click".to_owned(), 160), ("play".to_owned(), 640)].into();
+    assert_eq!(pg_counts(&schema).await, want);
+    let c = pg().await;
+    let row = c
+        .query_one(
+            &format!("SELECT user_name, user_tags::text, _routed_line IS NULL, _routed_file FROM \"{schema}\".play WHERE id = 1 ORDER BY _routed_file LIMIT 1"),
+            &[],
+        )
+        .await
+        .unwrap();
+    let (name, tags, no_line, file): (String, String, bool, String) =
+        (row.get(0), row.get(1), row.get(2), row.get(3));
+    assert_eq!(
+        (name.as_str(), tags.as_str(), no_line),
+        ("u1", r#"["a", "b\\c"]"#, true)
+    );
+    assert!(
+        file.starts_with(&format!("s3://{bucket}/routed/play/dt=2015-01-20/hour=13/")),
+        "{file}"
+    );
+    let event: String = c
+        .query_one(&format!("SELECT event->>'target' FROM \"{schema}\".click WHERE event->>'id' = '4' ORDER BY _routed_file LIMIT 1"), &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(event, "b1\ttab");
+
+    let out = run(
+        &mut redshift_loader(&schema),
+        &["load", "--warehouse", &url, &root],
+    );
+    assert!(
+        text(&out).contains("loaded 0 files (0 rows), 4 already loaded"),
+        "{}",
+        text(&out)
+    );
+    let out = run(
+        &mut redshift_loader(&schema),
+        &["verify", "--warehouse", &url, &root],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+
+    // Re-route hour 13 with fewer lines: its rows are replaced.
+    let key = "logs/app-2015-01-20-13.log.gz".to_owned();
+    s3().await
+        .put_object()
+        .bucket(&bucket)
+        .key(&key)
+        .body(ByteStream::from(gzip(events(100, 9).as_bytes())))
+        .send()
+        .await
+        .unwrap();
+    route(
+        &Location::S3 {
+            bucket: bucket.clone(),
+            key,
+        },
+        &Location::S3 {
+            bucket: bucket.clone(),
+            key: "routed".into(),
+        },
+        true,
+    )
+    .await;
+    let out = run(
+        &mut redshift_loader(&schema),
+        &["load", "--warehouse", &url, &root],
+    );
+    assert!(
+        text(&out).contains("loaded 2 files (100 rows), 2 already loaded, 2 replaced"),
+        "{}",
+        text(&out)
+    );
+    let want: BTreeMap<String, i64> = [("click".to_owned(), 80), ("play".to_owned(), 320)].into();
+    assert_eq!(pg_counts(&schema).await, want);
+
+    // A FAILED statement: reported, nothing of the file committed.
+    let (_, root2) = routed_in_s3(&[("15", &events(50, 3))]).await;
+    rules(
+        serde_json::json!({"fail_matching": "INSERT INTO \"".to_owned() + &schema + "\".\"play\""}),
+    )
+    .await;
+    let out = run(
+        &mut redshift_loader(&schema),
+        &["load", "--warehouse", &url, &root2],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out).contains("test server: failing as asked (in: INSERT INTO"),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        text(&out).contains("loaded 1 files (10 rows)"),
+        "{}",
+        text(&out)
+    );
+
+    // ABORTED: reported as such.
+    rules(serde_json::json!({"abort_matching": "COPY logrouter_stage"})).await;
+    let out = run(
+        &mut redshift_loader(&schema),
+        &["load", "--warehouse", &url, &root2],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out).contains("was aborted"), "{}", text(&out));
+
+    // Slow: past load.statement_timeout_secs the statement is cancelled.
+    rules(serde_json::json!({"delay_ms": 4000, "delay_matching": "COPY logrouter_stage"})).await;
+    let mut cmd = redshift_loader(&schema);
+    cmd.env("LOGROUTER_LOAD__STATEMENT_TIMEOUT_SECS", "1");
+    let out = run(&mut cmd, &["load", "--warehouse", &url, &root2]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out)
+            .contains("did not finish within 1 s (load.statement_timeout_secs); it was cancelled"),
+        "{}",
+        text(&out)
+    );
+    rules(serde_json::json!({})).await;
+
+    // A line COPY cannot load: the message carries sys_load_error_detail.
+    let bad = "{\"event_type\":\"play\",\"id\":1,\"ts\":\"2015-01-20T13:00:00Z\"}\n{\"event_type\":\"play\",\"ts\":\"2015-01-20T13:00:00Z\"}\n";
+    let (_, root3) = routed_in_s3(&[("16", bad)]).await;
+    let out = run(
+        &mut redshift_loader(&schema),
+        &["load", "--warehouse", &url, &root3],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let t = text(&out);
+    assert!(
+        t.contains("Check 'sys_load_error_detail' system table for details"),
+        "{t}"
+    );
+    assert!(
+        t.contains("play/dt=2015-01-20/hour=16/") && t.contains(" line 2 column id: "),
+        "{t}"
+    );
+
+    // Nothing of the failed loads was committed; once the cause is gone the
+    // file loads, once.
+    assert_eq!(pg_counts(&schema).await["play"], 320);
+    let out = run(
+        &mut redshift_loader(&schema),
+        &["load", "--warehouse", &url, &root2],
+    );
+    assert!(
+        text(&out).contains("loaded 1 files (40 rows), 1 already loaded"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(pg_counts(&schema).await["play"], 360);
+}
