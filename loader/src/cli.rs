@@ -17,7 +17,7 @@ use crate::load::{FileResult, Loader};
 use crate::migrate::migrate;
 use crate::schema::load_dir;
 use crate::schema_diff::{describe, write_migrations};
-use crate::source::RoutedFile;
+use crate::source::Discovery;
 use crate::verify::verify;
 use crate::warehouse::{LoadOutcome, Warehouse, WarehouseUrl};
 
@@ -209,7 +209,7 @@ async fn connect(loader: &Loader) -> Result<Warehouse, UsageError> {
 async fn discover(
     loader: &Loader,
     sources: &[String],
-) -> Result<Result<Vec<RoutedFile>, ExitCode>, UsageError> {
+) -> Result<Result<Discovery, ExitCode>, UsageError> {
     let sources = sources
         .iter()
         .map(|s| Location::parse(s).map_err(|e| UsageError(format!("source: {e}"))))
@@ -231,8 +231,8 @@ async fn discover(
 async fn load_command(common: &Common, sources: &[String]) -> Result<ExitCode, UsageError> {
     let config = load_config(common)?;
     let loader = loader(common, &config)?;
-    let files = match discover(&loader, sources).await? {
-        Ok(f) => f,
+    let discovery = match discover(&loader, sources).await? {
+        Ok(d) => d,
         Err(code) => return Ok(code),
     };
     let mut w = connect(&loader).await?;
@@ -247,7 +247,7 @@ async fn load_command(common: &Common, sources: &[String]) -> Result<ExitCode, U
             Err(e) => tracing::error!(file = %r.file.uri, error = %e, "not loaded"),
         }
     });
-    let summary = match loader.load_all(files, each).await {
+    let summary = match loader.load_all(discovery, each).await {
         Ok(s) => s,
         Err(e) => return Err(UsageError(e.to_string())),
     };
@@ -273,12 +273,22 @@ async fn load_command(common: &Common, sources: &[String]) -> Result<ExitCode, U
         }
         Err(e) => eprintln!("loader: counting rows: {e}"),
     }
+    if !summary.forgotten.is_empty() {
+        println!(
+            "removed the rows of {} files of earlier routes that their manifests no longer name ({} rows)",
+            summary.forgotten.len(),
+            summary.forgotten.iter().map(|(_, n)| n).sum::<u64>()
+        );
+    }
     for f in &failed {
         if let Err(e) = &f.outcome {
             eprintln!("loader: not loaded: {e}");
         }
     }
-    Ok(if failed.is_empty() {
+    for e in &summary.errors {
+        eprintln!("loader: {e}");
+    }
+    Ok(if summary.ok() {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
@@ -288,14 +298,17 @@ async fn load_command(common: &Common, sources: &[String]) -> Result<ExitCode, U
 async fn verify_command(common: &Common, sources: &[String]) -> Result<ExitCode, UsageError> {
     let config = load_config(common)?;
     let loader = loader(common, &config)?;
-    let files = match discover(&loader, sources).await? {
-        Ok(f) => f,
+    let discovery = match discover(&loader, sources).await? {
+        Ok(d) => d,
         Err(code) => return Ok(code),
     };
+    for e in &discovery.errors {
+        eprintln!("loader: {e}");
+    }
     let mut w = connect(&loader).await?;
     let report = async {
-        let versions = loader.current_versions(&files).await?;
-        verify(&mut w, &loader.db_schema, &files, &versions).await
+        let versions = loader.current_versions(&discovery.files).await?;
+        verify(&mut w, &loader.db_schema, &discovery, &versions).await
     }
     .await;
     let report = match report {
@@ -321,11 +334,13 @@ async fn verify_command(common: &Common, sources: &[String]) -> Result<ExitCode,
             format!("{} files do not match", report.mismatches.len())
         }
     );
-    Ok(if report.mismatches.is_empty() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    })
+    Ok(
+        if report.mismatches.is_empty() && discovery.errors.is_empty() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(1)
+        },
+    )
 }
 
 async fn run_command(

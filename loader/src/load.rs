@@ -15,7 +15,7 @@ use logrouter::store::open_source;
 use sha2::{Digest, Sha256};
 
 use crate::schema::{schemaless, TableSchema};
-use crate::source::RoutedFile;
+use crate::source::{Discovery, RoutedFile};
 use crate::warehouse::{LoadError, LoadOutcome, OpenedFile, Warehouse, WarehouseUrl};
 
 /// Everything needed to load files, shared by `load` and `run`.
@@ -41,9 +41,19 @@ pub struct FileResult {
 #[derive(Debug, Default)]
 pub struct LoadSummary {
     pub files: Vec<FileResult>,
+    /// Files of an earlier route that their manifest no longer names, whose
+    /// rows were removed: (file, rows).
+    pub forgotten: Vec<(String, u64)>,
+    /// Manifests that could not be read, and failures removing old rows.
+    pub errors: Vec<String>,
 }
 
 impl LoadSummary {
+    /// Whether anything failed (a file, a manifest, a clean-up).
+    pub fn ok(&self) -> bool {
+        self.errors.is_empty() && self.failed().next().is_none()
+    }
+
     pub fn failed(&self) -> impl Iterator<Item = &FileResult> {
         self.files.iter().filter(|f| f.outcome.is_err())
     }
@@ -105,15 +115,19 @@ impl Loader {
         };
         match &file.location {
             Location::Local(path) => {
+                // Hash and read through the same open file: a file replaced
+                // by a re-route in between is still the version hashed.
                 let path = path.clone();
-                let version = tokio::task::spawn_blocking({
-                    let path = path.clone();
-                    move || sha256_file(&path)
+                let (version, f) = tokio::task::spawn_blocking(move || {
+                    use std::io::Seek;
+                    let mut f = std::fs::File::open(&path)?;
+                    let version = sha256_of(&mut f)?;
+                    f.rewind()?;
+                    Ok::<_, std::io::Error>((version, f))
                 })
                 .await
                 .map_err(|e| read_err(e.to_string()))?
                 .map_err(|e| read_err(e.to_string()))?;
-                let f = std::fs::File::open(&path).map_err(|e| read_err(e.to_string()))?;
                 Ok(OpenedFile {
                     version,
                     raw: Box::new(f),
@@ -249,13 +263,36 @@ impl Loader {
         w.load_file(file, &table, opened).await
     }
 
-    /// Loads `files`, `files_in_flight` at a time; `each` sees every result
-    /// as it happens (for progress and logs).
+    /// Removes the rows of files a complete manifest no longer names (a
+    /// re-route wrote fewer parts, or none of a type): (file, rows) removed.
+    pub async fn forget_orphans(
+        &self,
+        w: &mut Warehouse,
+        manifest: &str,
+        keep: &[String],
+    ) -> Result<Vec<(String, u64)>, LoadError> {
+        let mut out = Vec::new();
+        for (file, table) in w.orphans(&self.db_schema, manifest, keep).await? {
+            let n = w.forget_file(&file, &table).await?;
+            tracing::info!(%file, %table, rows = n, "removed the rows of a file its manifest no longer names");
+            out.push((file, n));
+        }
+        Ok(out)
+    }
+
+    /// Loads what `discovery` found, `files_in_flight` at a time, then
+    /// removes rows of files the complete manifests no longer name; `each`
+    /// sees every file's result as it happens (for progress and logs).
     pub async fn load_all(
         self: &Arc<Self>,
-        files: Vec<RoutedFile>,
+        discovery: Discovery,
         each: Arc<dyn Fn(&FileResult) + Send + Sync>,
     ) -> Result<LoadSummary, LoadError> {
+        let Discovery {
+            files,
+            complete,
+            errors,
+        } = discovery;
         let workers = if self.url.parallel() {
             self.files_in_flight.min(files.len()).max(1)
         } else {
@@ -285,13 +322,32 @@ impl Loader {
         }
         let mut files = std::mem::take(&mut *results.lock().unwrap());
         files.sort_by(|a, b| a.file.uri.cmp(&b.file.uri));
-        Ok(LoadSummary { files })
+        let mut summary = LoadSummary {
+            files,
+            forgotten: Vec::new(),
+            errors,
+        };
+        if !complete.is_empty() {
+            let mut w = self.connect().await?;
+            for (manifest, keep) in &complete {
+                match self.forget_orphans(&mut w, manifest, keep).await {
+                    Ok(f) => summary.forgotten.extend(f),
+                    Err(e) => summary.errors.push(format!(
+                        "{manifest}: removing rows of files it no longer names: {e}"
+                    )),
+                }
+            }
+        }
+        Ok(summary)
     }
 }
 
 /// A local file's version: `sha256:<hex>` of its bytes.
 fn sha256_file(path: &std::path::Path) -> std::io::Result<String> {
-    let mut f = std::fs::File::open(path)?;
+    sha256_of(&mut std::fs::File::open(path)?)
+}
+
+fn sha256_of(f: &mut std::fs::File) -> std::io::Result<String> {
     let mut h = Sha256::new();
     let mut buf = vec![0u8; 256 * 1024];
     loop {

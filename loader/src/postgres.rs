@@ -82,7 +82,8 @@ impl PgWarehouse {
                  CREATE SCHEMA IF NOT EXISTS \"{schema}\";
                  CREATE TABLE IF NOT EXISTS \"{schema}\".{LEDGER_TABLE} (
                    file TEXT PRIMARY KEY, version TEXT NOT NULL, table_name TEXT NOT NULL,
-                   rows BIGINT NOT NULL, manifest TEXT NOT NULL, loaded_at TIMESTAMP NOT NULL);
+                   rows BIGINT NOT NULL, manifest TEXT NOT NULL, loaded_at TIMESTAMP NOT NULL,
+                   routed_at TEXT NOT NULL);
                  CREATE TABLE IF NOT EXISTS \"{schema}\".{MIGRATIONS_TABLE} (
                    version BIGINT PRIMARY KEY, name TEXT NOT NULL, checksum TEXT NOT NULL,
                    applied_at TIMESTAMP NOT NULL DEFAULT now());
@@ -158,16 +159,19 @@ impl PgWarehouse {
         )
         .await
         .map_err(|e| LoadError::db(&doing("locking"), describe(&e)))?;
-        let prev: Option<String> = tx
+        let prev: Option<(String, String)> = tx
             .query_opt(
-                &format!("SELECT version FROM {ledger} WHERE file = $1"),
+                &format!("SELECT version, routed_at FROM {ledger} WHERE file = $1"),
                 &[&file.uri],
             )
             .await
             .map_err(|e| LoadError::db(&doing("reading the ledger for"), describe(&e)))?
-            .map(|r| r.get(0));
-        if prev.as_deref() == Some(opened.version.as_str()) {
-            return Ok(LoadOutcome::AlreadyLoaded);
+            .map(|r| (r.get(0), r.get(1)));
+        if let Some((version, routed_at)) = &prev {
+            // The same version, or rows of a newer route: nothing to do.
+            if *version == opened.version || *routed_at > file.routed_at {
+                return Ok(LoadOutcome::AlreadyLoaded);
+            }
         }
         let replaced = match prev {
             Some(_) => Some(
@@ -262,10 +266,11 @@ impl PgWarehouse {
         }
         tx.execute(
             &format!(
-                "INSERT INTO {ledger} VALUES ($1, $2, $3, $4, $5, $6)
+                "INSERT INTO {ledger} VALUES ($1, $2, $3, $4, $5, $6, $7)
                  ON CONFLICT (file) DO UPDATE SET version = excluded.version,
                    table_name = excluded.table_name, rows = excluded.rows,
-                   manifest = excluded.manifest, loaded_at = excluded.loaded_at"
+                   manifest = excluded.manifest, loaded_at = excluded.loaded_at,
+                   routed_at = excluded.routed_at"
             ),
             &[
                 &file.uri,
@@ -274,6 +279,7 @@ impl PgWarehouse {
                 &(copied as i64),
                 &file.manifest,
                 &loaded_at,
+                &file.routed_at,
             ],
         )
         .await
@@ -285,6 +291,35 @@ impl PgWarehouse {
             rows: copied,
             replaced,
         })
+    }
+
+    /// Removes a file's rows and its ledger entry, in one transaction.
+    pub async fn forget_file(&mut self, uri: &str, table: &str) -> Result<u64, LoadError> {
+        let ledger = self.ledger();
+        let name = qualified(table, Dialect::Postgres, &self.schema);
+        let tx = self
+            .client
+            .transaction()
+            .await
+            .map_err(db("forgetting a file"))?;
+        tx.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+            &[&uri],
+        )
+        .await
+        .map_err(db("locking to forget a file"))?;
+        let n = tx
+            .execute(
+                &format!("DELETE FROM {name} WHERE _routed_file = $1"),
+                &[&uri],
+            )
+            .await
+            .map_err(db("forgetting a file's rows"))?;
+        tx.execute(&format!("DELETE FROM {ledger} WHERE file = $1"), &[&uri])
+            .await
+            .map_err(db("forgetting a file"))?;
+        tx.commit().await.map_err(db("forgetting a file"))?;
+        Ok(n)
     }
 
     pub async fn applied_migrations(&mut self) -> Result<Vec<(i64, String, String)>, LoadError> {

@@ -224,7 +224,7 @@ impl RedshiftWarehouse {
         w.batch(&[
             format!("CREATE SCHEMA IF NOT EXISTS \"{s}\""),
             format!(
-                "CREATE TABLE IF NOT EXISTS \"{s}\".{LEDGER_TABLE} (file VARCHAR(4096) NOT NULL, version VARCHAR(256) NOT NULL, table_name VARCHAR(64) NOT NULL, rows BIGINT NOT NULL, manifest VARCHAR(4096) NOT NULL, loaded_at TIMESTAMP NOT NULL)"
+                "CREATE TABLE IF NOT EXISTS \"{s}\".{LEDGER_TABLE} (file VARCHAR(4096) NOT NULL, version VARCHAR(256) NOT NULL, table_name VARCHAR(64) NOT NULL, rows BIGINT NOT NULL, manifest VARCHAR(4096) NOT NULL, loaded_at TIMESTAMP NOT NULL, routed_at VARCHAR(32) NOT NULL)"
             ),
             format!(
                 "CREATE TABLE IF NOT EXISTS \"{s}\".{MIGRATIONS_TABLE} (version BIGINT NOT NULL, name VARCHAR(256) NOT NULL, checksum VARCHAR(64) NOT NULL, applied_at TIMESTAMP NOT NULL)"
@@ -507,14 +507,19 @@ impl RedshiftWarehouse {
         self.ensure_table(table).await?;
         let f = lit(&file.uri)?;
         let v = lit(version)?;
+        let at = lit(&file.routed_at)?;
         let prev = self
             .query(&format!(
-                "SELECT version, rows FROM {} WHERE file = {f}",
+                "SELECT version, rows, routed_at FROM {} WHERE file = {f}",
                 self.ledger()
             ))
             .await
             .map_err(|e| LoadError::db(&format!("reading the ledger for {}", file.uri), e))?;
-        if prev.iter().any(|r| r[0] == version) {
+        // The same version, or rows of a newer route: nothing to do.
+        if prev
+            .iter()
+            .any(|r| r[0] == version || r[2] > file.routed_at)
+        {
             return Ok(LoadOutcome::AlreadyLoaded);
         }
         let schemaless = table.columns.len() == 1 && table.columns[0].path.is_empty();
@@ -549,7 +554,7 @@ impl RedshiftWarehouse {
         let n = file.lines;
         let sqls = vec![
             format!("LOCK {ledger}"),
-            format!("SELECT CASE WHEN count(*) = 0 THEN 1 ELSE CAST('{ALREADY} ' || count(*) AS INTEGER) END FROM {ledger} WHERE file = {f} AND version = {v}"),
+            format!("SELECT CASE WHEN count(*) = 0 THEN 1 ELSE CAST('{ALREADY} ' || count(*) AS INTEGER) END FROM {ledger} WHERE file = {f} AND (version = {v} OR routed_at > {at})"),
             format!("CREATE TEMP TABLE {STAGE} ({})", stage_cols.join(", ")),
             format!(
                 "COPY {STAGE} ({}) FROM {f} IAM_ROLE {} {format} {compression} TIMEFORMAT 'auto'",
@@ -565,7 +570,7 @@ impl RedshiftWarehouse {
             ),
             format!("DELETE FROM {ledger} WHERE file = {f}"),
             format!(
-                "INSERT INTO {ledger} VALUES ({f}, {v}, {}, {n}, {}, GETDATE())",
+                "INSERT INTO {ledger} VALUES ({f}, {v}, {}, {n}, {}, GETDATE(), {at})",
                 lit(&table.table)?,
                 lit(&file.manifest)?
             ),
@@ -594,6 +599,21 @@ impl RedshiftWarehouse {
                 file.uri
             ))),
         }
+    }
+
+    /// Removes a file's rows and its ledger entry, in one transaction.
+    pub async fn forget_file(&mut self, uri: &str, table: &str) -> Result<u64, LoadError> {
+        let f = lit(uri)?;
+        let ledger = self.ledger();
+        let name = qualified(table, Dialect::Redshift, &self.schema);
+        self.batch(&[
+            format!("LOCK {ledger}"),
+            format!("DELETE FROM {name} WHERE _routed_file = {f}"),
+            format!("DELETE FROM {ledger} WHERE file = {f}"),
+        ])
+        .await
+        .map_err(|e| LoadError::db(&format!("forgetting {uri}"), e))?;
+        Ok(0)
     }
 
     pub async fn applied_migrations(&mut self) -> Result<Vec<(i64, String, String)>, LoadError> {

@@ -60,6 +60,9 @@ impl<'s> RowMaker<'s> {
         for c in &self.table.columns {
             if c.path.is_empty() {
                 // The whole event (schemaless table): the line as routed.
+                if line.contains("\\u0000") {
+                    return Err(nul(c));
+                }
                 out.push(Cell::Text(Cow::Borrowed(line)));
                 continue;
             }
@@ -67,6 +70,15 @@ impl<'s> RowMaker<'s> {
             out.push(cell(c, found)?);
         }
         Ok(())
+    }
+}
+
+/// PostgreSQL cannot store U+0000 in text or jsonb; refused everywhere, so
+/// the same event loads the same way into every warehouse.
+fn nul(c: &Column) -> RowError {
+    RowError {
+        column: c.name.clone(),
+        message: "contains a NUL character (\\u0000), which PostgreSQL and Redshift cannot store: fix the producer".into(),
     }
 }
 
@@ -127,6 +139,9 @@ fn cell<'v>(c: &Column, v: Option<&'v Value>) -> Result<Cell<'v>, RowError> {
         }
         ColumnType::Varchar(n) | ColumnType::Char(n) => {
             let s = v.as_str().ok_or_else(|| wrong("a string"))?;
+            if s.contains('\0') {
+                return Err(nul(c));
+            }
             let len = s.chars().count();
             if len > n as usize {
                 return Err(fail(format!(
@@ -135,7 +150,13 @@ fn cell<'v>(c: &Column, v: Option<&'v Value>) -> Result<Cell<'v>, RowError> {
             }
             Cell::Text(Cow::Borrowed(s))
         }
-        ColumnType::Text => Cell::Text(Cow::Borrowed(v.as_str().ok_or_else(|| wrong("a string"))?)),
+        ColumnType::Text => {
+            let s = v.as_str().ok_or_else(|| wrong("a string"))?;
+            if s.contains('\0') {
+                return Err(nul(c));
+            }
+            Cell::Text(Cow::Borrowed(s))
+        }
         ColumnType::Timestamp => {
             let s = v.as_str().ok_or_else(|| wrong("a date-time string"))?;
             Cell::Text(Cow::Owned(timestamp(s).ok_or_else(|| {
@@ -151,7 +172,13 @@ fn cell<'v>(c: &Column, v: Option<&'v Value>) -> Result<Cell<'v>, RowError> {
                 .map_err(|_| fail(format!("{} is not a date such as 2015-01-01", excerpt(v))))?;
             Cell::Text(Cow::Owned(d.format("%Y-%m-%d").to_string()))
         }
-        ColumnType::Json => Cell::Text(Cow::Owned(v.to_string())),
+        ColumnType::Json => {
+            let text = v.to_string();
+            if text.contains("\\u0000") {
+                return Err(nul(c));
+            }
+            Cell::Text(Cow::Owned(text))
+        }
     })
 }
 
@@ -263,6 +290,14 @@ mod tests {
             "error: column user_name: 6 characters do not fit its 5",
         );
         check(r#"[1]"#, "error: column (line): is not a JSON object");
+        check(
+            r#"{"id":1,"ts":"2015-01-01T15:00:00Z","user":{"name":"a\u0000"}}"#,
+            "error: column user_name: contains a NUL character",
+        );
+        check(
+            r#"{"id":1,"ts":"2015-01-01T15:00:00Z","tags":["\u0000"]}"#,
+            "error: column tags: contains a NUL character",
+        );
     }
 
     #[test]

@@ -14,13 +14,13 @@ use std::sync::{Arc, Mutex};
 
 use logrouter::aws::AwsClients;
 use logrouter::config::Config;
-use logrouter::layout::{MANIFESTS_DIR, REJECTED_DIR, REPLAYS_DIR};
+use logrouter::layout::{REJECTED_DIR, REPLAYS_DIR};
 use logrouter::location::Location;
 use logrouter::notification::ObjectRef;
 use logrouter::queue::{ObjectHandler, QueueWorker, RunStats};
 
 use crate::load::Loader;
-use crate::source::{files_of, manifest_of, read_manifest};
+use crate::source::{files_of, manifest_of, manifest_root, read_manifest};
 use crate::warehouse::{LoadOutcome, Warehouse};
 
 pub struct LoadHandler {
@@ -72,11 +72,7 @@ impl ObjectHandler for LoadHandler {
             bucket: object.bucket.clone(),
             key,
         };
-        let is_manifest =
-            object.key.ends_with(".json") && object.key.split('/').any(|s| s == MANIFESTS_DIR);
-        let (manifest_at, root, only) = if is_manifest {
-            let at = object.key.find(&format!("{MANIFESTS_DIR}/")).unwrap_or(0);
-            let root = object.key[..at].trim_end_matches('/').to_owned();
+        let (manifest_at, root, only) = if let Some(root) = manifest_root(&object.key) {
             (s3_loc(object.key.clone()), root, None)
         } else if let Some((root, mkey)) = manifest_of(&object.key) {
             let full = if root.is_empty() {
@@ -91,7 +87,9 @@ impl ObjectHandler for LoadHandler {
         let manifest = read_manifest(&manifest_at, Some(&s3))
             .await
             .map_err(|e| format!("{uri}: waiting for its manifest: {e}"))?;
-        let files: Vec<_> = files_of(&manifest, &s3_loc(root), &manifest_at)
+        let all = files_of(&manifest, &s3_loc(root), &manifest_at).map_err(|e| e.to_string())?;
+        let keep: Vec<String> = all.iter().map(|f| f.uri.clone()).collect();
+        let files: Vec<_> = all
             .into_iter()
             .filter(|f| only.as_ref().is_none_or(|o| *o == f.location))
             .collect();
@@ -117,10 +115,23 @@ impl ObjectHandler for LoadHandler {
                 }
             }
         }
+        // A whole manifest: rows of files an earlier route of the source
+        // wrote and this one did not are removed.
+        let mut forgotten = 0;
+        if result.is_ok() && only.is_none() {
+            match self
+                .loader
+                .forget_orphans(&mut w, &manifest_at.to_string(), &keep)
+                .await
+            {
+                Ok(f) => forgotten = f.len(),
+                Err(e) => result = Err(e.to_string()),
+            }
+        }
         self.pool.lock().unwrap().push(w);
         result?;
         Ok(format!(
-            "{uri}: {loaded} files loaded ({rows} rows), {already} already loaded"
+            "{uri}: {loaded} files loaded ({rows} rows), {already} already loaded, {forgotten} files of an earlier route removed"
         ))
     }
 }

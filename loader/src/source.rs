@@ -12,9 +12,10 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use logrouter::aws::describe;
-use logrouter::layout::MANIFESTS_DIR;
+use logrouter::layout::{MANIFESTS_DIR, REPLAYS_DIR};
 use logrouter::location::Location;
 use logrouter::manifest::Manifest;
+use logrouter::normalize::validate_name;
 
 /// One routed file to load.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,6 +30,21 @@ pub struct RoutedFile {
     pub lines: u64,
     /// The manifest naming it.
     pub manifest: String,
+    /// When that manifest's route ran: a load never replaces the rows of a
+    /// newer route with those of an older one.
+    pub routed_at: String,
+}
+
+/// What the sources name.
+#[derive(Debug, Default)]
+pub struct Discovery {
+    pub files: Vec<RoutedFile>,
+    /// Manifests named whole (not through one of their files): every file
+    /// each names. Rows of other files recorded under these manifests
+    /// belong to an earlier route and are removed by the load.
+    pub complete: Vec<(String, Vec<String>)>,
+    /// Manifests that could not be read; the others are still loaded.
+    pub errors: Vec<String>,
 }
 
 /// A failure to find or read what to load.
@@ -54,47 +70,124 @@ struct FoundManifest {
 pub async fn discover(
     sources: &[Location],
     s3: Option<&aws_sdk_s3::Client>,
-) -> Result<Vec<RoutedFile>, SourceError> {
-    let mut files = Vec::new();
+) -> Result<Discovery, SourceError> {
+    let mut d = Discovery::default();
     for source in sources {
         let mut found = find_manifests(source, s3).await?;
+        if found.is_empty() {
+            return Err(err(format!(
+                "{source}: no manifests under it (is it the router's output root? a mistyped prefix lists nothing)"
+            )));
+        }
         found.sort_by_key(|m| m.location.to_string());
         let only = single_file(source);
         for m in found {
-            let manifest = read_manifest(&m.location, s3).await?;
-            for f in files_of(&manifest, &m.root, &m.location) {
-                if only.as_ref().is_none_or(|o| *o == f.location) {
-                    files.push(f);
+            // One unreadable manifest is reported; the others still load.
+            let files = match read_manifest(&m.location, s3).await {
+                Ok(manifest) => files_of(&manifest, &m.root, &m.location),
+                Err(e) => Err(e),
+            };
+            let files = match files {
+                Ok(f) => f,
+                Err(e) => {
+                    d.errors.push(e.to_string());
+                    continue;
                 }
+            };
+            if only.is_none() {
+                d.complete.push((
+                    m.location.to_string(),
+                    files.iter().map(|f| f.uri.clone()).collect(),
+                ));
             }
+            d.files.extend(
+                files
+                    .into_iter()
+                    .filter(|f| only.as_ref().is_none_or(|o| *o == f.location)),
+            );
         }
         if let Some(only) = only {
-            if !files.iter().any(|f| f.location == only) {
+            if !d.files.iter().any(|f| f.location == only) && d.errors.is_empty() {
                 return Err(err(format!(
                     "{source}: its manifest does not name it (it is not a routed file, or the router is still writing its source)"
                 )));
             }
         }
     }
-    Ok(files)
+    Ok(d)
 }
 
-/// The routed files a manifest names, under `root`.
-pub fn files_of(manifest: &Manifest, root: &Location, at: &Location) -> Vec<RoutedFile> {
+/// The routed files a manifest names, under `root`. Its contents are data:
+/// every type must be a valid table name and every key must stay inside
+/// the root, in its type's folder.
+pub fn files_of(
+    manifest: &Manifest,
+    root: &Location,
+    at: &Location,
+) -> Result<Vec<RoutedFile>, SourceError> {
     let mut out = Vec::new();
+    let bad = |what: String| {
+        err(format!("{at}: {what}; the manifest was not written by the router, or was damaged: route its source again"))
+    };
     for (table, t) in &manifest.types {
+        validate_name(table).map_err(|e| bad(format!("type {table:?} {}", e.rule)))?;
         for p in &t.parts {
-            let location = join(root, &p.key);
+            // A replay's keys start with `_replays/<tag>/`: relative to the
+            // parent of the replay's own folder, which is the root named.
+            let key = p.key.as_str();
+            let (root, rel) = match key
+                .strip_prefix(&format!("{REPLAYS_DIR}/"))
+                .and_then(|r| r.split_once('/'))
+            {
+                Some((tag, rel)) => (
+                    strip_root_suffix(root, &format!("{REPLAYS_DIR}/{tag}"))
+                        .unwrap_or_else(|| root.clone()),
+                    rel,
+                ),
+                None => (root.clone(), key),
+            };
+            let confined = !key.starts_with('/')
+                && key
+                    .split('/')
+                    .all(|s| !s.is_empty() && s != "." && s != "..")
+                && rel.split('/').next() == Some(table.as_str())
+                && is_routed_file(key);
+            if !confined {
+                return Err(bad(format!(
+                    "part key {key:?} of type {table} is not <type>/…/<name>.part-NNNNN.json.gz inside its root"
+                )));
+            }
+            let location = join(&root, key);
             out.push(RoutedFile {
                 uri: location.to_string(),
                 location,
                 table: table.clone(),
                 lines: p.lines,
                 manifest: at.to_string(),
+                routed_at: manifest
+                    .routed_at
+                    .format("%Y-%m-%dT%H:%M:%S%.6fZ")
+                    .to_string(),
             });
         }
     }
-    out
+    Ok(out)
+}
+
+/// `root` without its trailing `suffix` folder(s), if it ends with them.
+fn strip_root_suffix(root: &Location, suffix: &str) -> Option<Location> {
+    match root {
+        Location::Local(p) => {
+            let text = p.to_string_lossy();
+            text.strip_suffix(suffix)
+                .map(|r| Location::Local(PathBuf::from(r.trim_end_matches('/'))))
+        }
+        Location::S3 { bucket, key } => key.strip_suffix(suffix).map(|r| Location::S3 {
+            bucket: bucket.clone(),
+            key: r.trim_end_matches('/').to_owned(),
+        }),
+        Location::Stdin => None,
+    }
 }
 
 fn join(root: &Location, key: &str) -> Location {
@@ -127,7 +220,7 @@ fn single_file(source: &Location) -> Option<Location> {
         Location::Stdin => return None,
     };
     is_routed_file(&name).then(|| match source {
-        Location::Local(p) => Location::Local(std::path::absolute(p).unwrap_or(p.clone())),
+        Location::Local(p) => Location::Local(canonical(p)),
         other => other.clone(),
     })
 }
@@ -162,8 +255,9 @@ async fn find_manifests(
     match source {
         Location::Stdin => Err(err("the loader reads routed files, not standard input")),
         Location::Local(path) => {
-            let path =
-                std::path::absolute(path).map_err(|e| err(format!("{}: {e}", path.display())))?;
+            // Canonical: the same file named through `..` or a symlink is the
+            // same ledger entry.
+            let path = canonical(path);
             let text = path.to_string_lossy().into_owned();
             if is_routed_file(&text) {
                 let (root, key) = manifest_of(&text).ok_or_else(|| {
@@ -257,13 +351,23 @@ async fn find_manifests(
     }
 }
 
-/// `ROOT` of `ROOT/_manifests/…/x.json`.
-fn manifest_root(path: &str) -> Option<String> {
+/// `ROOT` of `ROOT/_manifests/…/x.json` (`_manifests` as a whole path
+/// segment: `team_manifests/` is not one).
+pub fn manifest_root(path: &str) -> Option<String> {
     if !path.ends_with(".json") {
         return None;
     }
-    let at = path.find(&format!("{MANIFESTS_DIR}/"))?;
-    (at == 0 || path[..at].ends_with('/')).then(|| path[..at].trim_end_matches('/').to_owned())
+    let segs: Vec<&str> = path.split('/').collect();
+    let at = segs.iter().position(|s| *s == MANIFESTS_DIR)?;
+    Some(segs[..at].join("/"))
+}
+
+/// An absolute path with symlinks and `..` resolved (as given when it does
+/// not exist: the error comes later, naming it).
+fn canonical(p: &Path) -> PathBuf {
+    std::fs::canonicalize(p)
+        .or_else(|_| std::path::absolute(p))
+        .unwrap_or_else(|_| p.to_path_buf())
 }
 
 fn hidden(path: &str) -> bool {

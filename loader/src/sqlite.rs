@@ -46,7 +46,8 @@ impl SqliteWarehouse {
                  PRAGMA synchronous = FULL;
                  CREATE TABLE IF NOT EXISTS {LEDGER_TABLE} (
                    file TEXT PRIMARY KEY, version TEXT NOT NULL, table_name TEXT NOT NULL,
-                   rows INTEGER NOT NULL, manifest TEXT NOT NULL, loaded_at TEXT NOT NULL);
+                   rows INTEGER NOT NULL, manifest TEXT NOT NULL, loaded_at TEXT NOT NULL,
+                   routed_at TEXT NOT NULL);
                  CREATE TABLE IF NOT EXISTS {MIGRATIONS_TABLE} (
                    version INTEGER PRIMARY KEY, name TEXT NOT NULL, checksum TEXT NOT NULL,
                    applied_at TEXT NOT NULL);"
@@ -84,6 +85,30 @@ impl SqliteWarehouse {
         let table = table.clone();
         self.with(move |conn| load(conn, &file, &table, opened))
             .await
+    }
+
+    /// Removes a file's rows and its ledger entry, in one transaction.
+    pub async fn forget_file(&mut self, uri: &str, table: &str) -> Result<u64, LoadError> {
+        let (uri, table) = (uri.to_owned(), table.to_owned());
+        self.with(move |conn| {
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(db("forgetting a file"))?;
+            let n = tx
+                .execute(
+                    &format!("DELETE FROM \"{table}\" WHERE _routed_file = ?1"),
+                    [&uri],
+                )
+                .map_err(db("forgetting a file's rows"))?;
+            tx.execute(
+                &format!("DELETE FROM {LEDGER_TABLE} WHERE file = ?1"),
+                [&uri],
+            )
+            .map_err(db("forgetting a file"))?;
+            tx.commit().map_err(db("forgetting a file"))?;
+            Ok(n as u64)
+        })
+        .await
     }
 
     pub async fn applied_migrations(&mut self) -> Result<Vec<(i64, String, String)>, LoadError> {
@@ -187,16 +212,19 @@ fn load(
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(|e| LoadError::db(&doing("locking to load"), e))?;
-    let prev: Option<String> = tx
+    let prev: Option<(String, String)> = tx
         .query_row(
-            &format!("SELECT version FROM {LEDGER_TABLE} WHERE file = ?1"),
+            &format!("SELECT version, routed_at FROM {LEDGER_TABLE} WHERE file = ?1"),
             [&file.uri],
-            |r| r.get(0),
+            |r| Ok((r.get(0)?, r.get(1)?)),
         )
         .optional()
         .map_err(|e| LoadError::db(&doing("reading the ledger for"), e))?;
-    if prev.as_deref() == Some(opened.version.as_str()) {
-        return Ok(LoadOutcome::AlreadyLoaded);
+    if let Some((version, routed_at)) = &prev {
+        // The same version, or rows of a newer route: nothing to do.
+        if *version == opened.version || *routed_at > file.routed_at {
+            return Ok(LoadOutcome::AlreadyLoaded);
+        }
     }
     for stmt in create_table_sql(table, Dialect::Sqlite, "") {
         tx.execute(&stmt, [])
@@ -260,10 +288,11 @@ fn load(
     check_count(file, rows)?;
     tx.execute(
         &format!(
-            "INSERT INTO {LEDGER_TABLE} VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+            "INSERT INTO {LEDGER_TABLE} VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
              ON CONFLICT (file) DO UPDATE SET version = excluded.version,
                table_name = excluded.table_name, rows = excluded.rows,
-               manifest = excluded.manifest, loaded_at = excluded.loaded_at"
+               manifest = excluded.manifest, loaded_at = excluded.loaded_at,
+               routed_at = excluded.routed_at"
         ),
         params![
             file.uri,
@@ -271,7 +300,8 @@ fn load(
             table.table,
             rows as i64,
             file.manifest,
-            loaded_at
+            loaded_at,
+            file.routed_at
         ],
     )
     .map_err(|e| LoadError::db(&doing("recording in the ledger"), e))?;

@@ -10,7 +10,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use crate::schema::qualified;
-use crate::source::RoutedFile;
+use crate::source::Discovery;
 use crate::warehouse::{LoadError, Warehouse, LEDGER_TABLE};
 
 /// One file whose numbers disagree.
@@ -38,9 +38,10 @@ fn number(s: &str) -> i64 {
 pub async fn verify(
     w: &mut Warehouse,
     db_schema: &str,
-    files: &[RoutedFile],
+    discovery: &Discovery,
     versions: &HashMap<String, String>,
 ) -> Result<VerifyReport, LoadError> {
+    let files = &discovery.files;
     let dialect = w.dialect();
     let ledger: HashMap<String, (String, i64)> = w
         .query_text(&format!(
@@ -96,6 +97,16 @@ pub async fn verify(
             report.mismatches.push(Mismatch {
                 file: f.uri.clone(),
                 problem,
+            });
+        }
+    }
+    for (manifest, keep) in &discovery.complete {
+        for (file, table) in w.orphans(db_schema, manifest, keep).await? {
+            report.mismatches.push(Mismatch {
+                file,
+                problem: format!(
+                    "rows in {table} from a file its manifest no longer names (an earlier route): run `loader load` to remove them"
+                ),
             });
         }
     }

@@ -20,7 +20,8 @@ use crate::{postgres::PgWarehouse, sqlite::SqliteWarehouse};
 use logrouter::aws::AwsClients;
 use std::time::Duration;
 
-/// Table of loaded files: (file, version, table, rows, manifest, loaded_at).
+/// Table of loaded files: (file, version, table, rows, manifest, loaded_at,
+/// routed_at).
 pub const LEDGER_TABLE: &str = "_logrouter_ledger";
 /// Table of applied migrations: (version, name, checksum, applied_at).
 pub const MIGRATIONS_TABLE: &str = "_logrouter_migrations";
@@ -196,6 +197,39 @@ impl Warehouse {
         }
     }
 
+    /// Removes the rows and ledger entry of a file (one its manifest no
+    /// longer names), in one transaction; returns the rows removed.
+    pub async fn forget_file(&mut self, uri: &str, table: &str) -> Result<u64, LoadError> {
+        match self {
+            Warehouse::Sqlite(w) => w.forget_file(uri, table).await,
+            Warehouse::Postgres(w) => w.forget_file(uri, table).await,
+            Warehouse::Redshift(w) => w.forget_file(uri, table).await,
+        }
+    }
+
+    /// Files the ledger records under `manifest` that are not in `keep`:
+    /// (file, table). A re-route that wrote fewer parts, or none of a type,
+    /// leaves such files; their rows belong to the earlier route.
+    pub async fn orphans(
+        &mut self,
+        db_schema: &str,
+        manifest: &str,
+        keep: &[String],
+    ) -> Result<Vec<(String, String)>, LoadError> {
+        let ledger = crate::schema::qualified(LEDGER_TABLE, self.dialect(), db_schema);
+        let rows = self
+            .query_text(&format!(
+                "SELECT file, table_name FROM {ledger} WHERE manifest = {}",
+                quote(manifest)
+            ))
+            .await?;
+        Ok(rows
+            .into_iter()
+            .filter(|r| !keep.contains(&r[0]))
+            .map(|r| (r[0].clone(), r[1].clone()))
+            .collect())
+    }
+
     /// Applied migrations: (version, name, checksum), in order.
     pub async fn applied_migrations(&mut self) -> Result<Vec<(i64, String, String)>, LoadError> {
         match self {
@@ -241,6 +275,11 @@ impl Warehouse {
     }
 }
 
+/// Lines longer than this are refused, so a hostile file cannot exhaust
+/// memory (the router quarantines lines over `route.max_line_bytes`,
+/// 4 MiB by default).
+pub const MAX_LINE_BYTES: u64 = 64 * 1024 * 1024;
+
 /// Reads every line of `reader`, turns it into cells and hands them to
 /// `row` with the line number; returns the number of rows. Errors name the
 /// file and line.
@@ -266,7 +305,8 @@ pub fn for_each_row(
     };
     loop {
         buf.clear();
-        let n = reader
+        let n = (&mut reader)
+            .take(MAX_LINE_BYTES + 1)
             .read_until(b'\n', &mut buf)
             .map_err(|e| LoadError::Read {
                 file: file.uri.clone(),
@@ -278,6 +318,11 @@ pub fn for_each_row(
         line_no += 1;
         if buf.last() == Some(&b'\n') {
             buf.pop();
+        } else if buf.len() as u64 > MAX_LINE_BYTES {
+            return Err(row_err(
+                line_no,
+                format!("longer than {MAX_LINE_BYTES} bytes: the router never writes such lines, so the file is not what it wrote"),
+            ));
         }
         let text = std::str::from_utf8(&buf)
             .map_err(|e| row_err(line_no, format!("not UTF-8 ({e}); the router only routes UTF-8 lines, so the file is not what it wrote")))?;
@@ -291,6 +336,12 @@ pub fn for_each_row(
         row(line_no, &cells).map_err(|e| row_err(line_no, e))?;
     }
     Ok(line_no)
+}
+
+/// A SQL string literal (`'` doubled). For text the loader made or read
+/// from manifests, in queries that take no parameters.
+pub fn quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
 }
 
 /// Checks rows loaded against the manifest.

@@ -406,3 +406,179 @@ async fn sources_can_be_single_files_or_manifests() {
         text(&out)
     );
 }
+
+fn plays_and_clicks(plays: usize, clicks: usize) -> String {
+    let mut s = String::new();
+    for i in 0..plays {
+        s.push_str(&format!(
+            "{{\"event_type\":\"play\",\"id\":{i},\"ts\":\"2015-01-20T13:00:00Z\"}}\n"
+        ));
+    }
+    for i in 0..clicks {
+        s.push_str(&format!("{{\"event_type\":\"click\",\"id\":{i}}}\n"));
+    }
+    s
+}
+
+/// Found in review: a re-route that no longer writes a type (its lines moved
+/// to another type or to quarantine) left that type's old rows in place and
+/// `verify` passed. The load now removes rows of files the manifest no
+/// longer names, and `verify` reports them until it does.
+#[tokio::test]
+async fn review_a_re_route_that_drops_a_type_removes_its_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let name = "app-2015-01-20-13.log.gz";
+    route_local(dir.path(), name, &plays_and_clicks(5, 5)).await;
+    let routed = dir.path().join("routed");
+    let db = dir.path().join("w.db");
+    let schema = unique_schema("orphan");
+    let urls = [format!("sqlite:{}", db.display()), database_url()];
+    let cmd = |verb: &str, url: &str| {
+        let mut c = loader();
+        c.env("LOGROUTER_LOAD__DB_SCHEMA", &schema);
+        run(
+            &mut c,
+            &[verb, "--warehouse", url, routed.to_str().unwrap()],
+        )
+    };
+    for url in &urls {
+        assert!(cmd("load", url).status.success());
+    }
+    route_local(dir.path(), name, &plays_and_clicks(10, 0)).await;
+    for url in &urls {
+        let out = cmd("verify", url);
+        assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+        assert!(
+            text(&out).contains("rows in click from a file its manifest no longer names"),
+            "{}",
+            text(&out)
+        );
+        let out = cmd("load", url);
+        assert!(out.status.success());
+        assert!(text(&out).contains("removed the rows of 1 files of earlier routes that their manifests no longer name (5 rows)"), "{}", text(&out));
+        assert!(cmd("verify", url).status.success());
+    }
+    let want = counts(&[("play", 10)]);
+    let got: BTreeMap<String, i64> = sqlite_counts(&db);
+    assert_eq!(got, want);
+    assert_eq!(pg_counts(&schema).await, want);
+}
+
+/// Found in review: the same routed folder named through `..` or a symlink
+/// was a different ledger entry, and loaded twice.
+#[tokio::test]
+async fn review_the_same_files_by_another_path_load_once() {
+    let dir = tempfile::tempdir().unwrap();
+    route_local(
+        dir.path(),
+        "app-2015-01-20-13.log.gz",
+        &plays_and_clicks(10, 0),
+    )
+    .await;
+    let routed = dir.path().join("routed");
+    let link = dir.path().join("link");
+    std::os::unix::fs::symlink(&routed, &link).unwrap();
+    let db = dir.path().join("w.db");
+    let url = format!("sqlite:{}", db.display());
+    for root in [routed.clone(), routed.join("..").join("routed"), link] {
+        assert!(run(
+            &mut loader(),
+            &["load", "--warehouse", &url, root.to_str().unwrap()]
+        )
+        .status
+        .success());
+    }
+    assert_eq!(sqlite_counts(&db), counts(&[("play", 10)]));
+}
+
+/// Found in review: a manifest's types and keys are data. A type that is not
+/// a valid name, or a key outside its root, fails that manifest (naming it);
+/// an unreadable manifest too; the other manifests still load.
+#[tokio::test]
+async fn review_hostile_or_broken_manifests_fail_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    route_local(
+        dir.path(),
+        "app-2015-01-20-13.log.gz",
+        &plays_and_clicks(3, 0),
+    )
+    .await;
+    route_local(
+        dir.path(),
+        "app-2015-01-20-14.log.gz",
+        &plays_and_clicks(4, 0),
+    )
+    .await;
+    route_local(
+        dir.path(),
+        "app-2015-01-20-15.log.gz",
+        &plays_and_clicks(5, 0),
+    )
+    .await;
+    let routed = dir.path().join("routed");
+    let manifests: Vec<_> = files_under(&routed.join("_manifests"))
+        .into_iter()
+        .map(|f| routed.join("_manifests").join(f))
+        .collect();
+    let text_of = |p: &Path| std::fs::read_to_string(p).unwrap();
+    // 13: a hostile type name; 14: a key escaping the root; 15 stays good.
+    let m13 = text_of(&manifests[0]).replace("\"play\":", "\"play\\\"; DROP TABLE x; --\":");
+    std::fs::write(&manifests[0], m13).unwrap();
+    let m14 = text_of(&manifests[1]).replace("\"play/dt=", "\"../../play/dt=");
+    std::fs::write(&manifests[1], m14).unwrap();
+    std::fs::write(routed.join("_manifests").join("broken.json"), "{").unwrap();
+    let db = dir.path().join("w.db");
+    let url = format!("sqlite:{}", db.display());
+    let out = run(
+        &mut loader(),
+        &["load", "--warehouse", &url, routed.to_str().unwrap()],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let t = text(&out);
+    assert!(
+        t.contains("has characters other than a-z, 0-9 and _"),
+        "{t}"
+    );
+    assert!(
+        t.contains("is not <type>/…/<name>.part-NNNNN.json.gz inside its root"),
+        "{t}"
+    );
+    assert!(t.contains("broken.json: not a router manifest"), "{t}");
+    assert!(t.contains("loaded 1 files (5 rows)"), "{t}");
+    assert_eq!(sqlite_counts(&db), counts(&[("play", 5)]));
+}
+
+/// Found in review: a loader holding an older version of a file (its source
+/// was re-routed meanwhile) must not replace the rows of the newer route
+/// that another loader already committed.
+#[tokio::test]
+async fn review_an_older_route_never_replaces_a_newer_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let name = "app-2015-01-20-13.log.gz";
+    route_local(dir.path(), name, &plays_and_clicks(3, 0)).await;
+    let routed = dir.path().join("routed");
+    let old = dir.path().join("old");
+    std::fs::rename(&routed, &old).unwrap();
+    route_local(dir.path(), name, &plays_and_clicks(7, 0)).await;
+    let db = dir.path().join("w.db");
+    let url = format!("sqlite:{}", db.display());
+    assert!(run(
+        &mut loader(),
+        &["load", "--warehouse", &url, routed.to_str().unwrap()]
+    )
+    .status
+    .success());
+    // The older route's files arrive late, at the same keys.
+    std::fs::remove_dir_all(&routed).unwrap();
+    std::fs::rename(&old, &routed).unwrap();
+    let out = run(
+        &mut loader(),
+        &["load", "--warehouse", &url, routed.to_str().unwrap()],
+    );
+    assert!(
+        text(&out).contains("loaded 0 files (0 rows), 1 already loaded"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(sqlite_counts(&db), counts(&[("play", 7)]));
+}
