@@ -506,8 +506,6 @@ impl RedshiftWarehouse {
         }
         self.ensure_table(table).await?;
         let f = lit(&file.uri)?;
-        let v = lit(version)?;
-        let at = lit(&file.routed_at)?;
         let prev = self
             .query(&format!(
                 "SELECT version, rows, routed_at FROM {} WHERE file = {f}",
@@ -523,58 +521,21 @@ impl RedshiftWarehouse {
             return Ok(LoadOutcome::AlreadyLoaded);
         }
         let schemaless = table.columns.len() == 1 && table.columns[0].path.is_empty();
-        let format = if schemaless {
-            "FORMAT AS JSON 'noshred'".to_owned()
+        let jsonpaths = if schemaless {
+            None
         } else {
-            format!(
-                "FORMAT AS JSON {}",
-                lit(&self.jsonpaths(file, table).await?)?
-            )
+            Some(self.jsonpaths(file, table).await?)
         };
-        let compression = if file.uri.ends_with(".zst") {
-            "ZSTD"
-        } else {
-            "GZIP"
-        };
-        let name = qualified(&table.table, Dialect::Redshift, &self.schema);
-        let own: Vec<String> = table
-            .columns
-            .iter()
-            .map(|c| format!("\"{}\"", c.name))
-            .collect();
-        let stage_cols: Vec<String> = table
-            .columns
-            .iter()
-            .map(|c| {
-                let null = if c.nullable { "" } else { " NOT NULL" };
-                format!("\"{}\" {}{null}", c.name, c.ty.sql(Dialect::Redshift))
-            })
-            .collect();
-        let ledger = self.ledger();
+        let sqls = load_batch(
+            file,
+            table,
+            version,
+            &self.schema,
+            &self.target.iam_role,
+            jsonpaths.as_deref(),
+        )?;
         let n = file.lines;
-        let sqls = vec![
-            format!("LOCK {ledger}"),
-            format!("SELECT CASE WHEN count(*) = 0 THEN 1 ELSE CAST('{ALREADY} ' || count(*) AS INTEGER) END FROM {ledger} WHERE file = {f} AND (version = {v} OR routed_at > {at})"),
-            format!("CREATE TEMP TABLE {STAGE} ({})", stage_cols.join(", ")),
-            format!(
-                "COPY {STAGE} ({}) FROM {f} IAM_ROLE {} {format} {compression} TIMEFORMAT 'auto'",
-                own.join(", "),
-                lit(&self.target.iam_role)?
-            ),
-            format!("SELECT CASE WHEN count(*) = {n} THEN 1 ELSE CAST('{COUNT}' || count(*) AS INTEGER) END FROM {STAGE}"),
-            format!("DELETE FROM {name} WHERE _routed_file = {f}"),
-            format!(
-                "INSERT INTO {name} ({}, _routed_file, _routed_line, _loaded_at) SELECT {}, {f}, NULL, GETDATE() FROM {STAGE}",
-                own.join(", "),
-                own.join(", ")
-            ),
-            format!("DELETE FROM {ledger} WHERE file = {f}"),
-            format!(
-                "INSERT INTO {ledger} VALUES ({f}, {v}, {}, {n}, {}, GETDATE(), {at})",
-                lit(&table.table)?,
-                lit(&file.manifest)?
-            ),
-        ];
+        let name = qualified(&table.table, Dialect::Redshift, &self.schema);
         match self.batch(&sqls).await {
             Ok(_) => Ok(LoadOutcome::Loaded {
                 rows: n,
@@ -693,6 +654,68 @@ fn excerpt(s: &str) -> String {
     }
 }
 
+/// The statements that load one file, as one transaction (see the module
+/// documentation). `jsonpaths`: the S3 URI of the table's jsonpaths file,
+/// or `None` for a schemaless table (the whole event into its one column).
+pub fn load_batch(
+    file: &RoutedFile,
+    table: &TableSchema,
+    version: &str,
+    schema: &str,
+    iam_role: &str,
+    jsonpaths: Option<&str>,
+) -> Result<Vec<String>, LoadError> {
+    let (f, v, at) = (lit(&file.uri)?, lit(version)?, lit(&file.routed_at)?);
+    let format = match jsonpaths {
+        None => "FORMAT AS JSON 'noshred'".to_owned(),
+        Some(uri) => format!("FORMAT AS JSON {}", lit(uri)?),
+    };
+    let compression = if file.uri.ends_with(".zst") {
+        "ZSTD"
+    } else {
+        "GZIP"
+    };
+    let name = qualified(&table.table, Dialect::Redshift, schema);
+    let own: Vec<String> = table
+        .columns
+        .iter()
+        .map(|c| format!("\"{}\"", c.name))
+        .collect();
+    let stage_cols: Vec<String> = table
+        .columns
+        .iter()
+        .map(|c| {
+            let null = if c.nullable { "" } else { " NOT NULL" };
+            format!("\"{}\" {}{null}", c.name, c.ty.sql(Dialect::Redshift))
+        })
+        .collect();
+    let ledger = format!("\"{schema}\".{LEDGER_TABLE}");
+    let n = file.lines;
+    Ok(vec![
+        format!("LOCK {ledger}"),
+        format!("SELECT CASE WHEN count(*) = 0 THEN 1 ELSE CAST('{ALREADY} ' || count(*) AS INTEGER) END FROM {ledger} WHERE file = {f} AND (version = {v} OR routed_at > {at})"),
+        format!("CREATE TEMP TABLE {STAGE} ({})", stage_cols.join(", ")),
+        format!(
+            "COPY {STAGE} ({}) FROM {f} IAM_ROLE {} {format} {compression} TIMEFORMAT 'auto'",
+            own.join(", "),
+            lit(iam_role)?
+        ),
+        format!("SELECT CASE WHEN count(*) = {n} THEN 1 ELSE CAST('{COUNT}' || count(*) AS INTEGER) END FROM {STAGE}"),
+        format!("DELETE FROM {name} WHERE _routed_file = {f}"),
+        format!(
+            "INSERT INTO {name} ({}, _routed_file, _routed_line, _loaded_at) SELECT {}, {f}, NULL, GETDATE() FROM {STAGE}",
+            own.join(", "),
+            own.join(", ")
+        ),
+        format!("DELETE FROM {ledger} WHERE file = {f}"),
+        format!(
+            "INSERT INTO {ledger} VALUES ({f}, {v}, {}, {n}, {}, GETDATE(), {at})",
+            lit(&table.table)?,
+            lit(&file.manifest)?
+        ),
+    ])
+}
+
 /// Splits a migration into statements at `;` outside quotes and comments
 /// (the Data API takes one statement per entry of a batch).
 pub fn split_statements(sql: &str) -> Vec<String> {
@@ -769,6 +792,72 @@ mod tests {
             let e = RedshiftTarget::parse(bad).unwrap_err();
             assert!(e.contains(needle), "{bad}: {e}");
         }
+    }
+
+    /// Every statement the Redshift path sends parses with sqlparser's
+    /// Redshift dialect.
+    #[test]
+    fn load_statements_parse_as_redshift() {
+        use sqlparser::dialect::RedshiftSqlDialect;
+        use sqlparser::parser::Parser;
+        let play = crate::schema::parse_schema(
+            "play",
+            r#"{"type":"object","required":["id"],"properties":{"id":{"type":"integer"},"user":{"type":"object","properties":{"name":{"type":"string","maxLength":9}}}}}"#,
+            "play.json",
+        )
+        .unwrap();
+        let file = RoutedFile {
+            uri: "s3://b/routed/play/dt=2015-01-20/hour=13/o'brien-0123.part-00000.json.gz".into(),
+            location: Location::S3 {
+                bucket: "b".into(),
+                key: "routed/play/dt=2015-01-20/hour=13/o'brien-0123.part-00000.json.gz".into(),
+            },
+            table: "play".into(),
+            lines: 7,
+            manifest: "s3://b/routed/_manifests/dt=2015-01-20/hour=13/o'brien-0123.json".into(),
+            routed_at: "2026-11-23T20:00:00.000000Z".into(),
+        };
+        let role = "arn:aws:iam::123456789012:role/copy";
+        for (table, paths) in [
+            (play, Some("s3://b/routed/_jsonpaths/play-0123.json")),
+            (crate::schema::schemaless("click"), None),
+        ] {
+            let sqls = load_batch(&file, &table, "etag", "events", role, paths).unwrap();
+            assert_eq!(sqls.len(), 9);
+            for sql in sqls {
+                // sqlparser 0.59 has no LOCK statement (Redshift's docs:
+                // `LOCK [ TABLE ] name`): checked by shape instead.
+                if let Some(name) = sql.strip_prefix("LOCK ") {
+                    assert_eq!(name, "\"events\"._logrouter_ledger");
+                    continue;
+                }
+                // Nor the argument of COPY's `JSON` (a jsonpaths URI or
+                // 'noshred'): checked, then removed before parsing.
+                let sql = match sql.split_once("FORMAT AS JSON '") {
+                    Some((head, rest)) => {
+                        let (arg, tail) = rest.split_once('\'').unwrap();
+                        assert_eq!(arg, paths.unwrap_or("noshred"));
+                        format!("{head}FORMAT AS JSON{tail}")
+                    }
+                    None => sql,
+                };
+                Parser::parse_sql(&RedshiftSqlDialect {}, &sql)
+                    .unwrap_or_else(|e| panic!("{e}\n{sql}"));
+            }
+        }
+        let e = load_batch(
+            &RoutedFile {
+                uri: "s3://b/a\\b".into(),
+                ..file.clone()
+            },
+            &crate::schema::schemaless("click"),
+            "etag",
+            "events",
+            role,
+            None,
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("backslash"), "{e}");
     }
 
     #[test]
