@@ -17,32 +17,36 @@ fn url() -> String {
     format!("redshift://test-cluster/dev?db_user=loader&iam_role={ROLE}")
 }
 
-/// Routed files in moto S3: returns (bucket, routed root URI).
+/// Writes the hourly log of `hour` to moto S3 and routes it to
+/// `s3://bucket/routed`.
+async fn put_and_route(bucket: &str, hour: &str, events: &str) {
+    let key = format!("logs/app-2015-01-20-{hour}.log.gz");
+    s3().await
+        .put_object()
+        .bucket(bucket)
+        .key(&key)
+        .body(ByteStream::from(gzip(events.as_bytes())))
+        .send()
+        .await
+        .unwrap();
+    let at = |key: String| Location::S3 {
+        bucket: bucket.to_owned(),
+        key,
+    };
+    route(&at(key), &at("routed".into()), true).await;
+}
+
+/// Routed files in a new moto bucket: returns (bucket, routed root URI).
 async fn routed_in_s3(lines: &[(&str, &str)]) -> (String, String) {
-    let s3 = s3().await;
     let bucket = unique("rs");
-    s3.create_bucket().bucket(&bucket).send().await.unwrap();
+    s3().await
+        .create_bucket()
+        .bucket(&bucket)
+        .send()
+        .await
+        .unwrap();
     for (hour, events) in lines {
-        let key = format!("logs/app-2015-01-20-{hour}.log.gz");
-        s3.put_object()
-            .bucket(&bucket)
-            .key(&key)
-            .body(ByteStream::from(gzip(events.as_bytes())))
-            .send()
-            .await
-            .unwrap();
-        route(
-            &Location::S3 {
-                bucket: bucket.clone(),
-                key,
-            },
-            &Location::S3 {
-                bucket: bucket.clone(),
-                key: "routed".into(),
-            },
-            true,
-        )
-        .await;
+        put_and_route(&bucket, hour, events).await;
     }
     (bucket.clone(), format!("s3://{bucket}/routed"))
 }
@@ -154,27 +158,7 @@ async fn redshift_through_the_data_api() {
     assert!(out.status.success(), "{}", text(&out));
 
     // Re-route hour 13 with fewer lines: its rows are replaced.
-    let key = "logs/app-2015-01-20-13.log.gz".to_owned();
-    s3().await
-        .put_object()
-        .bucket(&bucket)
-        .key(&key)
-        .body(ByteStream::from(gzip(events(100, 9).as_bytes())))
-        .send()
-        .await
-        .unwrap();
-    route(
-        &Location::S3 {
-            bucket: bucket.clone(),
-            key,
-        },
-        &Location::S3 {
-            bucket: bucket.clone(),
-            key: "routed".into(),
-        },
-        true,
-    )
-    .await;
+    put_and_route(&bucket, "13", &events(100, 9)).await;
     let out = run(
         &mut redshift_loader(&schema),
         &["load", "--warehouse", &url, &root],
