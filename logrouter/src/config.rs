@@ -346,6 +346,29 @@ mod tests {
         );
     }
 
+    /// The deployment template's queue visibility timeout is the services'
+    /// default (their heartbeat renews it every third of it), and the
+    /// loader's notifications cover the manifests the router writes.
+    #[test]
+    fn deploy_template_matches_the_defaults() {
+        let template = include_str!("../../deploy/logrouter.yaml");
+        let block = template
+            .split("VisibilityTimeoutSeconds:")
+            .nth(1)
+            .expect("the template has VisibilityTimeoutSeconds");
+        let default: u32 = block
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("Default: "))
+            .expect("with a default")
+            .parse()
+            .unwrap();
+        assert_eq!(default, QueueConfig::default().visibility_timeout_secs);
+        assert!(template.contains(&format!(
+            "${{RoutedPrefix}}{}/",
+            crate::layout::MANIFESTS_DIR
+        )));
+    }
+
     #[test]
     fn unknown_keys_are_named() {
         let e = load_str("[route]\ntype_feild = \"/type\"\n")
