@@ -254,25 +254,26 @@ impl Loader {
         file: &RoutedFile,
     ) -> Result<LoadOutcome, LoadError> {
         let table = self.table_for(&file.table);
-        if let Warehouse::Redshift(r) = w {
-            // COPY reads the file from S3: only its version is needed here.
-            let version = self.s3_version(file).await?;
-            return r.load_file(file, &table, &version).await;
-        }
-        let opened = self.open(file).await?;
+        let opened = match w {
+            // COPY reads the file from S3: only its version is needed.
+            Warehouse::Redshift(_) => OpenedFile {
+                version: self.s3_version(file).await?,
+                raw: Box::new(std::io::empty()),
+            },
+            _ => self.open(file).await?,
+        };
         w.load_file(file, &table, opened).await
     }
 
-    /// Removes the rows of files a complete manifest no longer names (a
+    /// Removes the rows of files the complete `manifests` no longer name (a
     /// re-route wrote fewer parts, or none of a type): (file, rows) removed.
     pub async fn forget_orphans(
         &self,
         w: &mut Warehouse,
-        manifest: &str,
-        keep: &[String],
+        manifests: &[(String, Vec<String>)],
     ) -> Result<Vec<(String, u64)>, LoadError> {
         let mut out = Vec::new();
-        for (file, table) in w.orphans(&self.db_schema, manifest, keep).await? {
+        for (file, table) in w.orphans_of(&self.db_schema, manifests).await? {
             let n = w.forget_file(&file, &table).await?;
             tracing::info!(%file, %table, rows = n, "removed the rows of a file its manifest no longer names");
             out.push((file, n));
@@ -329,13 +330,11 @@ impl Loader {
         };
         if !complete.is_empty() {
             let mut w = self.connect().await?;
-            for (manifest, keep) in &complete {
-                match self.forget_orphans(&mut w, manifest, keep).await {
-                    Ok(f) => summary.forgotten.extend(f),
-                    Err(e) => summary.errors.push(format!(
-                        "{manifest}: removing rows of files it no longer names: {e}"
-                    )),
-                }
+            match self.forget_orphans(&mut w, &complete).await {
+                Ok(f) => summary.forgotten = f,
+                Err(e) => summary.errors.push(format!(
+                    "removing rows of files their manifests no longer name: {e}"
+                )),
             }
         }
         Ok(summary)

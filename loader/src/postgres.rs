@@ -209,12 +209,15 @@ impl PgWarehouse {
             tokio::task::spawn_blocking(move || -> Result<u64, LoadError> {
                 let mut buf = BytesMut::with_capacity(CHUNK + 64 * 1024);
                 let mut itoa = itoa_buf();
+                // The same on every row: escaped once.
+                let mut uri = BytesMut::new();
+                escape(&mut uri, &file.uri);
                 let rows = for_each_row(&file, &table, opened.raw, |line, cells| {
                     for c in cells {
                         encode(&mut buf, c, &mut itoa);
                         buf.put_u8(b'\t');
                     }
-                    escape(&mut buf, &file.uri);
+                    buf.put_slice(&uri);
                     buf.put_u8(b'\t');
                     buf.put_slice(itoa_fmt(&mut itoa, line as i64));
                     buf.put_u8(b'\t');

@@ -144,7 +144,7 @@ fn lit(s: &str) -> Result<String, LoadError> {
             "{s:?}: a backslash cannot be quoted for Redshift; rename the source"
         )));
     }
-    Ok(format!("'{}'", s.replace('\'', "''")))
+    Ok(crate::schema::sql_string(s))
 }
 
 const STAGE: &str = "logrouter_stage";
@@ -158,8 +158,8 @@ pub struct RedshiftWarehouse {
     target: RedshiftTarget,
     schema: String,
     timeout: Duration,
-    /// jsonpaths files known to exist, by S3 URI.
-    jsonpaths: std::collections::HashSet<String>,
+    /// jsonpaths files written by this process: (table, root) → S3 URI.
+    jsonpaths: HashMap<(String, String), String>,
     created: std::collections::HashSet<String>,
 }
 
@@ -446,6 +446,16 @@ impl RedshiftWarehouse {
         file: &RoutedFile,
         table: &TableSchema,
     ) -> Result<String, LoadError> {
+        let Location::S3 { bucket, key } = &file.location else {
+            return Err(LoadError::Database("Redshift loads from S3 only".into()));
+        };
+        let root = crate::source::manifest_of(key)
+            .map(|(r, _)| r)
+            .unwrap_or_default();
+        let cache_key = (table.table.clone(), format!("{bucket}/{root}"));
+        if let Some(uri) = self.jsonpaths.get(&cache_key) {
+            return Ok(uri.clone());
+        }
         let paths: Vec<String> = table
             .columns
             .iter()
@@ -466,29 +476,21 @@ impl RedshiftWarehouse {
             .take(6)
             .map(|b| format!("{b:02x}"))
             .collect();
-        let Location::S3 { bucket, key } = &file.location else {
-            return Err(LoadError::Database("Redshift loads from S3 only".into()));
-        };
-        let root = crate::source::manifest_of(key)
-            .map(|(r, _)| r)
-            .unwrap_or_default();
         let jkey = if root.is_empty() {
             format!("_jsonpaths/{}-{hash}.json", table.table)
         } else {
             format!("{root}/_jsonpaths/{}-{hash}.json", table.table)
         };
         let uri = format!("s3://{bucket}/{jkey}");
-        if !self.jsonpaths.contains(&uri) {
-            self.s3
-                .put_object()
-                .bucket(bucket)
-                .key(&jkey)
-                .body(body.into())
-                .send()
-                .await
-                .map_err(|e| LoadError::db(&format!("writing {uri}"), describe(&e)))?;
-            self.jsonpaths.insert(uri.clone());
-        }
+        self.s3
+            .put_object()
+            .bucket(bucket)
+            .key(&jkey)
+            .body(body.into())
+            .send()
+            .await
+            .map_err(|e| LoadError::db(&format!("writing {uri}"), describe(&e)))?;
+        self.jsonpaths.insert(cache_key, uri.clone());
         Ok(uri)
     }
 
@@ -567,6 +569,14 @@ impl RedshiftWarehouse {
         let f = lit(uri)?;
         let ledger = self.ledger();
         let name = qualified(table, Dialect::Redshift, &self.schema);
+        // The Data API reports no row counts for a batch: the ledger has it.
+        let rows = self
+            .query(&format!("SELECT rows FROM {ledger} WHERE file = {f}"))
+            .await
+            .map_err(|e| LoadError::db(&format!("forgetting {uri}"), e))?
+            .first()
+            .and_then(|r| r[0].parse().ok())
+            .unwrap_or(0);
         self.batch(&[
             format!("LOCK {ledger}"),
             format!("DELETE FROM {name} WHERE _routed_file = {f}"),
@@ -574,7 +584,7 @@ impl RedshiftWarehouse {
         ])
         .await
         .map_err(|e| LoadError::db(&format!("forgetting {uri}"), e))?;
-        Ok(0)
+        Ok(rows)
     }
 
     pub async fn applied_migrations(&mut self) -> Result<Vec<(i64, String, String)>, LoadError> {

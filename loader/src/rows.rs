@@ -51,7 +51,10 @@ impl<'s> RowMaker<'s> {
         out: &mut Vec<Cell<'v>>,
     ) -> Result<(), RowError> {
         out.clear();
-        if !value.is_object() {
+        // A schemaless table stores the line itself; its caller checked it
+        // is an object without building `value` (Null then).
+        let whole_line = self.table.columns.iter().all(|c| c.path.is_empty());
+        if !whole_line && !value.is_object() {
             return Err(RowError {
                 column: "(line)".into(),
                 message: "is not a JSON object".into(),

@@ -194,7 +194,7 @@ pub fn schemaless(table: &str) -> TableSchema {
 
 /// Columns every table has, so an analyst can trace a row back to the
 /// routed file and line it came from, and to when it was loaded.
-pub fn standard_columns() -> Vec<Column> {
+pub fn standard_columns(dialect: Dialect) -> Vec<Column> {
     let col = |name: &str, ty, comment: &str| Column {
         name: name.to_owned(),
         path: Vec::new(),
@@ -208,11 +208,15 @@ pub fn standard_columns() -> Vec<Column> {
             ColumnType::Text,
             "Key of the routed file the row was loaded from.",
         ),
-        col(
-            "_routed_line",
-            ColumnType::BigInt,
-            "Line of the row in that file (1-based).",
-        ),
+        Column {
+            // Redshift's COPY does not number lines: NULL there.
+            nullable: dialect == Dialect::Redshift,
+            ..col(
+                "_routed_line",
+                ColumnType::BigInt,
+                "Line of the row in that file (1-based).",
+            )
+        },
         col(
             "_loaded_at",
             ColumnType::Timestamp,
@@ -465,7 +469,9 @@ pub fn qualified(table: &str, dialect: Dialect, db_schema: &str) -> String {
     }
 }
 
-fn sql_string(s: &str) -> String {
+/// A SQL string literal (`'` doubled), for text in statements that take no
+/// parameters (DDL, Data API batches).
+pub fn sql_string(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
 }
 
@@ -478,14 +484,12 @@ pub fn create_table_sql(t: &TableSchema, dialect: Dialect, db_schema: &str) -> V
         .columns
         .iter()
         .cloned()
-        .chain(standard_columns())
+        .chain(standard_columns(dialect))
         .collect();
     let cols: Vec<String> = all
         .iter()
         .map(|c| {
-            // Redshift's COPY does not number lines: `_routed_line` is NULL there.
-            let nullable = c.nullable || (dialect == Dialect::Redshift && c.name == "_routed_line");
-            let null = if nullable { "" } else { " NOT NULL" };
+            let null = if c.nullable { "" } else { " NOT NULL" };
             format!("  \"{}\" {}{null}", c.name, c.ty.sql(dialect))
         })
         .collect();

@@ -177,9 +177,9 @@ pub fn sql(changes: &[Change], dialect: Dialect) -> String {
                 )];
                 if let (Some(comment), false) = (&column.comment, dialect == Dialect::Sqlite) {
                     v.push(format!(
-                        "COMMENT ON COLUMN \"{table}\".\"{}\" IS '{}'",
+                        "COMMENT ON COLUMN \"{table}\".\"{}\" IS {}",
                         column.name,
-                        comment.replace('\'', "''")
+                        crate::schema::sql_string(comment)
                     ));
                 }
                 v

@@ -121,7 +121,7 @@ impl ObjectHandler for LoadHandler {
         if result.is_ok() && only.is_none() {
             match self
                 .loader
-                .forget_orphans(&mut w, &manifest_at.to_string(), &keep)
+                .forget_orphans(&mut w, &[(manifest_at.to_string(), keep)])
                 .await
             {
                 Ok(f) => forgotten = f.len(),

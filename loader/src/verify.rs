@@ -100,15 +100,13 @@ pub async fn verify(
             });
         }
     }
-    for (manifest, keep) in &discovery.complete {
-        for (file, table) in w.orphans(db_schema, manifest, keep).await? {
-            report.mismatches.push(Mismatch {
-                file,
-                problem: format!(
-                    "rows in {table} from a file its manifest no longer names (an earlier route): run `loader load` to remove them"
-                ),
-            });
-        }
+    for (file, table) in w.orphans_of(db_schema, &discovery.complete).await? {
+        report.mismatches.push(Mismatch {
+            file,
+            problem: format!(
+                "rows in {table} from a file its manifest no longer names (an earlier route): run `loader load` to remove them"
+            ),
+        });
     }
     Ok(report)
 }

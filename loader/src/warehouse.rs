@@ -7,6 +7,7 @@
 //! lock on PostgreSQL, the write lock on SQLite) and reads the ledger under
 //! it, so two loaders racing on one file load it once.
 
+use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read};
 use std::path::PathBuf;
 
@@ -60,14 +61,6 @@ impl WarehouseUrl {
         Err(format!(
             "{text:?} is not a warehouse URL: write sqlite:PATH, postgres://user@host:port/db or redshift://CLUSTER/DB?db_user=USER&iam_role=ARN"
         ))
-    }
-
-    pub fn dialect(&self) -> Dialect {
-        match self {
-            WarehouseUrl::Sqlite(_) => Dialect::Sqlite,
-            WarehouseUrl::Postgres(_) => Dialect::Postgres,
-            WarehouseUrl::Redshift(_) => Dialect::Redshift,
-        }
     }
 
     /// Whether files can be loaded in parallel (SQLite has one writer).
@@ -191,9 +184,9 @@ impl Warehouse {
         match self {
             Warehouse::Sqlite(w) => w.load_file(file, table, opened).await,
             Warehouse::Postgres(w) => w.load_file(file, table, opened).await,
-            Warehouse::Redshift(_) => Err(LoadError::Database(
-                "Redshift reads files from S3 itself: use Loader::load_one".into(),
-            )),
+            // Redshift reads the file from S3 itself: only its version is
+            // needed, and the stream is dropped unread.
+            Warehouse::Redshift(w) => w.load_file(file, table, &opened.version).await,
         }
     }
 
@@ -207,27 +200,36 @@ impl Warehouse {
         }
     }
 
-    /// Files the ledger records under `manifest` that are not in `keep`:
-    /// (file, table). A re-route that wrote fewer parts, or none of a type,
-    /// leaves such files; their rows belong to the earlier route.
-    pub async fn orphans(
+    /// Files the ledger records under each of `manifests` that the manifest
+    /// no longer names (`keep`), read with one query: (file, table).
+    pub async fn orphans_of(
         &mut self,
         db_schema: &str,
-        manifest: &str,
-        keep: &[String],
+        manifests: &[(String, Vec<String>)],
     ) -> Result<Vec<(String, String)>, LoadError> {
+        if manifests.is_empty() {
+            return Ok(Vec::new());
+        }
         let ledger = crate::schema::qualified(LEDGER_TABLE, self.dialect(), db_schema);
-        let rows = self
-            .query_text(&format!(
-                "SELECT file, table_name FROM {ledger} WHERE manifest = {}",
-                quote(manifest)
-            ))
-            .await?;
-        Ok(rows
-            .into_iter()
-            .filter(|r| !keep.contains(&r[0]))
-            .map(|r| (r[0].clone(), r[1].clone()))
-            .collect())
+        let mut recorded: HashMap<String, Vec<(String, String)>> = HashMap::new();
+        for r in self
+            .query_text(&format!("SELECT manifest, file, table_name FROM {ledger}"))
+            .await?
+        {
+            recorded
+                .entry(r[0].clone())
+                .or_default()
+                .push((r[1].clone(), r[2].clone()));
+        }
+        let mut out = Vec::new();
+        for (manifest, keep) in manifests {
+            for (file, table) in recorded.remove(manifest).unwrap_or_default() {
+                if !keep.contains(&file) {
+                    out.push((file, table));
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// Applied migrations: (version, name, checksum), in order.
@@ -297,6 +299,7 @@ pub fn for_each_row(
     let mut reader = BufReader::with_capacity(256 * 1024, reader);
     let mut buf = Vec::with_capacity(4096);
     let width = table.columns.len();
+    let whole_line = table.columns.iter().all(|c| c.path.is_empty());
     let mut line_no = 0u64;
     let row_err = |line, message: String| LoadError::Row {
         file: file.uri.clone(),
@@ -326,22 +329,26 @@ pub fn for_each_row(
         }
         let text = std::str::from_utf8(&buf)
             .map_err(|e| row_err(line_no, format!("not UTF-8 ({e}); the router only routes UTF-8 lines, so the file is not what it wrote")))?;
-        let value: Value = serde_json::from_str(text)
-            .map_err(|e| row_err(line_no, format!("not a JSON object ({e})")))?;
         // Cells borrow from this line, so the vector is the line's own.
         let mut cells = Vec::with_capacity(width);
+        let value: Value = if whole_line {
+            // The line is stored as it is: check it is one JSON object
+            // without building it.
+            serde_json::from_str::<serde::de::IgnoredAny>(text)
+                .ok()
+                .filter(|_| text.trim_start().starts_with('{'))
+                .ok_or_else(|| row_err(line_no, "not a JSON object".into()))?;
+            Value::Null
+        } else {
+            serde_json::from_str(text)
+                .map_err(|e| row_err(line_no, format!("not a JSON object ({e})")))?
+        };
         maker
             .cells(text, &value, &mut cells)
             .map_err(|e| row_err(line_no, e.to_string()))?;
         row(line_no, &cells).map_err(|e| row_err(line_no, e))?;
     }
     Ok(line_no)
-}
-
-/// A SQL string literal (`'` doubled). For text the loader made or read
-/// from manifests, in queries that take no parameters.
-pub fn quote(s: &str) -> String {
-    format!("'{}'", s.replace('\'', "''"))
 }
 
 /// Checks rows loaded against the manifest.
@@ -361,12 +368,9 @@ pub fn column_list(table: &TableSchema) -> String {
     table
         .columns
         .iter()
+        .cloned()
+        .chain(crate::schema::standard_columns(Dialect::Postgres))
         .map(|c| format!("\"{}\"", c.name))
-        .chain(
-            ["_routed_file", "_routed_line", "_loaded_at"]
-                .iter()
-                .map(|c| format!("\"{c}\"")),
-        )
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -392,11 +396,10 @@ mod tests {
         for bad in ["sqlite:", "mysql://x", "x.db", "redshift://c/db"] {
             assert!(WarehouseUrl::parse(bad).is_err(), "{bad}");
         }
-        assert_eq!(
+        assert!(matches!(
             WarehouseUrl::parse("redshift://c/db?db_user=u&iam_role=arn:aws:iam::1:role/r")
-                .unwrap()
-                .dialect(),
-            Dialect::Redshift
-        );
+                .unwrap(),
+            WarehouseUrl::Redshift(_)
+        ));
     }
 }
