@@ -188,7 +188,7 @@ impl SqliteWarehouse {
                             Ok(match r.get::<_, SqlValue>(i)? {
                                 SqlValue::Null => "NULL".to_owned(),
                                 SqlValue::Integer(v) => v.to_string(),
-                                SqlValue::Real(v) => format!("{v:.2}"),
+                                SqlValue::Real(v) => v.to_string(),
                                 SqlValue::Text(v) => v,
                                 SqlValue::Blob(v) => format!("<{} bytes>", v.len()),
                             })
