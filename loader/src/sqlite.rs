@@ -41,9 +41,17 @@ impl SqliteWarehouse {
             // A second loader waits for the write lock instead of failing.
             conn.busy_timeout(Duration::from_secs(60))
                 .map_err(db("setting busy_timeout"))?;
-            conn.execute_batch(&format!(
-                "PRAGMA journal_mode = WAL;
-                 PRAGMA synchronous = FULL;
+            // WAL lets readers work during a load; the mode is stored in
+            // the file, so only the first opener switches it.
+            retry_busy(|| {
+                conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get::<_, String>(0))
+            })
+            .map_err(|e| {
+                LoadError::db(&format!("switching sqlite:{} to WAL", path.display()), e)
+            })?;
+            retry_busy(|| {
+                conn.execute_batch(&format!(
+                    "PRAGMA synchronous = FULL;
                  CREATE TABLE IF NOT EXISTS {LEDGER_TABLE} (
                    file TEXT PRIMARY KEY, version TEXT NOT NULL, table_name TEXT NOT NULL,
                    rows INTEGER NOT NULL, manifest TEXT NOT NULL, loaded_at TEXT NOT NULL,
@@ -51,7 +59,8 @@ impl SqliteWarehouse {
                  CREATE TABLE IF NOT EXISTS {MIGRATIONS_TABLE} (
                    version INTEGER PRIMARY KEY, name TEXT NOT NULL, checksum TEXT NOT NULL,
                    applied_at TEXT NOT NULL);"
-            ))
+                ))
+            })
             .map_err(|e| LoadError::db(&format!("preparing sqlite:{}", path.display()), e))?;
             Ok(conn)
         })
@@ -199,6 +208,27 @@ impl SqliteWarehouse {
             rows.collect::<Result<_, _>>().map_err(db("query"))
         })
         .await
+    }
+}
+
+/// Runs `f` again while SQLite answers "busy" without having waited (it
+/// does so for some lock upgrades, such as switching to WAL, whatever the
+/// busy timeout), for up to a minute. Found when three loaders opened a new
+/// database file at the same moment in CI.
+fn retry_busy<T>(mut f: impl FnMut() -> rusqlite::Result<T>) -> rusqlite::Result<T> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        match f() {
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if matches!(
+                    e.code,
+                    rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+                ) && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            other => return other,
+        }
     }
 }
 
