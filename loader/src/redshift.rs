@@ -152,6 +152,30 @@ const STAGE: &str = "logrouter_stage";
 const ALREADY: &str = "logrouter: already loaded";
 const COUNT: &str = "logrouter: rows ";
 
+/// Sends an ExecuteStatement or BatchExecuteStatement request (their
+/// builders share these setters but no trait) to the target, with a fresh
+/// ClientToken, and waits for the statement.
+macro_rules! submit {
+    ($w:expr, $request:expr, $op:literal) => {{
+        let t = &$w.target;
+        let out = $request
+            .database(&t.database)
+            .set_cluster_identifier(t.cluster.clone())
+            .set_workgroup_name(t.workgroup.clone())
+            .set_db_user(t.db_user.clone())
+            .set_secret_arn(t.secret_arn.clone())
+            .client_token(client_token())
+            .send()
+            .await
+            .map_err(|e| Failure::from(format!(concat!($op, ": {}"), describe(&e))))?;
+        let id = out
+            .id()
+            .ok_or_else(|| Failure::from("the Data API returned no statement id".to_owned()))?
+            .to_owned();
+        $w.wait(&id).await
+    }};
+}
+
 pub struct RedshiftWarehouse {
     client: Client,
     s3: aws_sdk_s3::Client,
@@ -237,25 +261,8 @@ impl RedshiftWarehouse {
 
     /// Runs one statement and waits for it.
     async fn execute_raw(&self, sql: &str) -> Result<Done, Failure> {
-        let t = &self.target;
-        let out = self
-            .client
-            .execute_statement()
-            .sql(sql)
-            .database(&t.database)
-            .set_cluster_identifier(t.cluster.clone())
-            .set_workgroup_name(t.workgroup.clone())
-            .set_db_user(t.db_user.clone())
-            .set_secret_arn(t.secret_arn.clone())
-            .client_token(client_token())
-            .send()
-            .await
-            .map_err(|e| Failure::from(format!("ExecuteStatement: {}", describe(&e))))?;
-        let id = out
-            .id()
-            .ok_or_else(|| Failure::from("the Data API returned no statement id".to_owned()))?
-            .to_owned();
-        self.wait(&id).await
+        let request = self.client.execute_statement().sql(sql);
+        submit!(self, request, "ExecuteStatement")
     }
 
     /// Runs statements as one transaction and waits for them; a failed COPY
@@ -275,25 +282,11 @@ impl RedshiftWarehouse {
     }
 
     async fn batch_raw(&self, sqls: &[String]) -> Result<Done, Failure> {
-        let t = &self.target;
-        let out = self
+        let request = self
             .client
             .batch_execute_statement()
-            .set_sqls(Some(sqls.to_vec()))
-            .database(&t.database)
-            .set_cluster_identifier(t.cluster.clone())
-            .set_workgroup_name(t.workgroup.clone())
-            .set_db_user(t.db_user.clone())
-            .set_secret_arn(t.secret_arn.clone())
-            .client_token(client_token())
-            .send()
-            .await
-            .map_err(|e| Failure::from(format!("BatchExecuteStatement: {}", describe(&e))))?;
-        let id = out
-            .id()
-            .ok_or_else(|| Failure::from("the Data API returned no statement id".to_owned()))?
-            .to_owned();
-        self.wait(&id).await
+            .set_sqls(Some(sqls.to_vec()));
+        submit!(self, request, "BatchExecuteStatement")
     }
 
     /// Polls DescribeStatement with backoff until the statement ends or the
