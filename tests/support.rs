@@ -197,3 +197,122 @@ pub fn redshift_data() -> String {
         panic!("TEST_REDSHIFT_DATA_URL is not set: run the tests with scripts/test, which starts the Redshift Data API test server")
     })
 }
+
+/// A localhost port nobody listens on right now.
+#[allow(dead_code)]
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `GET path` on `127.0.0.1:port`: (status, body), or `None` when nothing
+/// answers. HTTP/1.0, so the server closes the connection after the body.
+#[allow(dead_code)]
+pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+    use std::io::Write;
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).ok()?;
+    let (head, body) = text.split_once("\r\n\r\n")?;
+    let status = head.split(' ').nth(1)?.parse().ok()?;
+    Some((status, body.to_owned()))
+}
+
+/// The value of one series (`name` or `name{label="v"}`) in a Prometheus
+/// text exposition.
+#[allow(dead_code)]
+pub fn series(exposition: &str, series: &str) -> Option<f64> {
+    exposition.lines().find_map(|l| {
+        l.strip_prefix(series)?
+            .strip_prefix(' ')?
+            .trim()
+            .parse()
+            .ok()
+    })
+}
+
+/// Polls `check` every 200 ms until it returns something or `secs` pass.
+#[allow(dead_code)]
+pub fn wait_for<T>(secs: u64, what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    loop {
+        if let Some(v) = check() {
+            return v;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out after {secs} s waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
+/// A child process killed when the test ends, however it ends; its stderr
+/// goes to a file, printed by [`Service::stderr`].
+#[allow(dead_code)]
+pub struct Service {
+    pub child: std::process::Child,
+    log: tempfile::NamedTempFile,
+}
+
+#[allow(dead_code)]
+impl Service {
+    pub fn start(cmd: &mut std::process::Command) -> Self {
+        let log = tempfile::NamedTempFile::new().unwrap();
+        let child = cmd
+            .stdout(std::process::Stdio::null())
+            .stderr(log.reopen().unwrap())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
+        Service { child, log }
+    }
+
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(self.log.path()).unwrap_or_default()
+    }
+
+    /// SIGTERM, then the exit code.
+    pub fn stop(mut self) -> Option<i32> {
+        let pid = self.child.id().to_string();
+        let sent = std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+        let status = self.child.wait().unwrap();
+        status.code()
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A moto server of the test's own (for a test that stops it), from the
+/// install `scripts/test` made; answering once this returns.
+#[allow(dead_code)]
+pub fn own_moto() -> (Service, String) {
+    let bin = std::env::var("TEST_MOTO_SERVER").unwrap_or_else(|_| {
+        panic!("TEST_MOTO_SERVER is not set: run the tests with scripts/test, which installs moto server")
+    });
+    let port = free_port();
+    let moto = Service::start(std::process::Command::new(bin).args([
+        "-H",
+        "127.0.0.1",
+        "-p",
+        &port.to_string(),
+    ]));
+    wait_for(30, "the test's own moto server", || {
+        http_get(port, "/moto-api/").filter(|(s, _)| *s == 200)
+    });
+    (moto, format!("http://127.0.0.1:{port}"))
+}

@@ -13,13 +13,13 @@ use logrouter::location::Location;
 use logrouter::process::shutdown_signal;
 use logrouter::queue::RunStats;
 
-use crate::load::{FileResult, Loader};
+use crate::load::Loader;
 use crate::migrate::migrate;
 use crate::schema::load_dir;
 use crate::schema_diff::{describe, write_migrations};
 use crate::source::Discovery;
 use crate::verify::verify;
-use crate::warehouse::{LoadOutcome, Warehouse, WarehouseUrl};
+use crate::warehouse::{Warehouse, WarehouseUrl};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -43,6 +43,9 @@ pub struct Common {
     /// Folder of <event_type>.json schemas (default: load.schemas_dir).
     #[arg(long, global = true)]
     pub schemas: Option<PathBuf>,
+    /// Log lines as `text` (default) or `json` (one object per line).
+    #[arg(long, global = true, value_parser = ["text", "json"])]
+    pub log_format: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -65,6 +68,9 @@ pub enum Command {
         /// Exit once a long poll found the queue empty and nothing is in flight.
         #[arg(long)]
         drain: bool,
+        /// Serve /metrics, /healthz and /livez on HOST:PORT (default: off).
+        #[arg(long)]
+        metrics_addr: Option<String>,
     },
     /// Check that the rows of every routed file under the sources match its
     /// manifest (ledger and table); exit 1 on any mismatch.
@@ -117,7 +123,6 @@ struct UsageError(String);
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    logrouter::process::init_logging();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -133,7 +138,8 @@ pub async fn execute(cli: Cli) -> ExitCode {
             common,
             queue_url,
             drain,
-        } => run_command(&common, queue_url, drain).await,
+            metrics_addr,
+        } => run_command(&common, queue_url, drain, metrics_addr.as_deref()).await,
         Command::Migrate { common, migrations } => migrate_command(&common, migrations).await,
         Command::Verify { common, sources } => verify_command(&common, &sources).await,
         Command::Query { common, sql } => query_command(&common, &sql).await,
@@ -153,9 +159,13 @@ pub async fn execute(cli: Cli) -> ExitCode {
     }
 }
 
-fn load_config(common: &Common) -> Result<Config, UsageError> {
-    let config = Config::load(common.config.as_deref()).map_err(|e| UsageError(e.to_string()))?;
-    config.validate().map_err(|e| UsageError(e.to_string()))?;
+/// Loads and validates the configuration, flags over file and environment,
+/// then starts logging in the format it asks for.
+fn load_config(common: &Common, metrics_addr: Option<&str>) -> Result<Config, UsageError> {
+    let mut config =
+        Config::load(common.config.as_deref()).map_err(|e| UsageError(e.to_string()))?;
+    logrouter::process::finish_config(&mut config, common.log_format.as_deref(), metrics_addr)
+        .map_err(UsageError)?;
     Ok(config)
 }
 
@@ -229,25 +239,14 @@ async fn discover(
 }
 
 async fn load_command(common: &Common, sources: &[String]) -> Result<ExitCode, UsageError> {
-    let config = load_config(common)?;
+    let config = load_config(common, None)?;
     let loader = loader(common, &config)?;
     let discovery = match discover(&loader, sources).await? {
         Ok(d) => d,
         Err(code) => return Ok(code),
     };
     let mut w = connect(&loader).await?;
-    let each: Arc<dyn Fn(&FileResult) + Send + Sync> = Arc::new(|r: &FileResult| {
-        match &r.outcome {
-            Ok(LoadOutcome::Loaded { rows, replaced }) => {
-                tracing::info!(file = %r.file.uri, table = %r.file.table, rows, replaced = ?replaced, "loaded")
-            }
-            Ok(LoadOutcome::AlreadyLoaded) => {
-                tracing::debug!(file = %r.file.uri, "already loaded")
-            }
-            Err(e) => tracing::error!(file = %r.file.uri, error = %e, "not loaded"),
-        }
-    });
-    let summary = match loader.load_all(discovery, each).await {
+    let summary = match loader.load_all(discovery).await {
         Ok(s) => s,
         Err(e) => return Err(UsageError(e.to_string())),
     };
@@ -296,7 +295,7 @@ async fn load_command(common: &Common, sources: &[String]) -> Result<ExitCode, U
 }
 
 async fn verify_command(common: &Common, sources: &[String]) -> Result<ExitCode, UsageError> {
-    let config = load_config(common)?;
+    let config = load_config(common, None)?;
     let loader = loader(common, &config)?;
     let discovery = match discover(&loader, sources).await? {
         Ok(d) => d,
@@ -347,8 +346,9 @@ async fn run_command(
     common: &Common,
     queue_url: String,
     drain: bool,
+    metrics_addr: Option<&str>,
 ) -> Result<ExitCode, UsageError> {
-    let config = load_config(common)?;
+    let config = load_config(common, metrics_addr)?;
     let loader = loader(common, &config)?;
     match crate::service::run(&config, loader, queue_url, drain, shutdown_signal()).await {
         Ok(stats) => {
@@ -375,7 +375,7 @@ async fn run_command(
 }
 
 async fn migrate_command(common: &Common, dir: Option<PathBuf>) -> Result<ExitCode, UsageError> {
-    let config = load_config(common)?;
+    let config = load_config(common, None)?;
     let dir = dir.unwrap_or_else(|| config.load.migrations_dir.clone());
     let mut w = connect(&*loader(common, &config)?).await?;
     match migrate(&mut w, &dir).await {
@@ -400,7 +400,7 @@ async fn migrate_command(common: &Common, dir: Option<PathBuf>) -> Result<ExitCo
 }
 
 async fn query_command(common: &Common, sql: &str) -> Result<ExitCode, UsageError> {
-    let config = load_config(common)?;
+    let config = load_config(common, None)?;
     let mut w = connect(&*loader(common, &config)?).await?;
     match w.query_text(sql).await {
         Ok(rows) => {
@@ -422,7 +422,7 @@ fn schema_diff_command(
     name: &str,
     check: bool,
 ) -> Result<ExitCode, UsageError> {
-    let config = load_config(common)?;
+    let config = load_config(common, None)?;
     let dir = common
         .schemas
         .clone()

@@ -247,8 +247,45 @@ impl Loader {
         Ok(out)
     }
 
-    /// Loads one file through `w`.
+    /// Loads one file through `w`. Its outcome is logged and counted here
+    /// (`logrouter_loader_*`), so `load` and `run` report alike.
     pub async fn load_one(
+        &self,
+        w: &mut Warehouse,
+        file: &RoutedFile,
+    ) -> Result<LoadOutcome, LoadError> {
+        let started = std::time::Instant::now();
+        let result = self.load_file(w, file).await;
+        let table = logrouter::telemetry::data_label(&file.table);
+        match &result {
+            Ok(LoadOutcome::Loaded { rows, replaced }) => {
+                tracing::info!(file = %file.uri, table = %file.table, rows, replaced = ?replaced, "loaded");
+                metrics::counter!("logrouter_loader_files_loaded_total", "table" => table.clone())
+                    .increment(1);
+                metrics::counter!("logrouter_loader_rows_loaded_total", "table" => table.clone())
+                    .increment(*rows);
+                metrics::histogram!("logrouter_loader_load_seconds", "table" => table)
+                    .record(started.elapsed().as_secs_f64());
+            }
+            Ok(LoadOutcome::AlreadyLoaded) => {
+                tracing::debug!(file = %file.uri, "already loaded");
+                metrics::counter!("logrouter_loader_duplicates_skipped_total", "table" => table)
+                    .increment(1);
+            }
+            Err(e) => {
+                if e.needs_operator() {
+                    tracing::error!(file = %file.uri, error = %e, "not loaded: fix the data or the schema, then load again");
+                } else {
+                    tracing::warn!(file = %file.uri, error = %e, "not loaded; it will be tried again");
+                }
+                metrics::counter!("logrouter_loader_failures_total", "reason" => e.reason())
+                    .increment(1);
+            }
+        }
+        result
+    }
+
+    async fn load_file(
         &self,
         w: &mut Warehouse,
         file: &RoutedFile,
@@ -282,12 +319,10 @@ impl Loader {
     }
 
     /// Loads what `discovery` found, `files_in_flight` at a time, then
-    /// removes rows of files the complete manifests no longer name; `each`
-    /// sees every file's result as it happens (for progress and logs).
+    /// removes rows of files the complete manifests no longer name.
     pub async fn load_all(
         self: &Arc<Self>,
         discovery: Discovery,
-        each: Arc<dyn Fn(&FileResult) + Send + Sync>,
     ) -> Result<LoadSummary, LoadError> {
         let Discovery {
             files,
@@ -304,17 +339,14 @@ impl Loader {
         let mut tasks = tokio::task::JoinSet::new();
         for _ in 0..workers {
             let mut w = self.connect().await?;
-            let (me, queue, results, each) =
-                (self.clone(), queue.clone(), results.clone(), each.clone());
+            let (me, queue, results) = (self.clone(), queue.clone(), results.clone());
             tasks.spawn(async move {
                 loop {
                     let Some(file) = queue.lock().unwrap().pop_front() else {
                         break;
                     };
                     let outcome = me.load_one(&mut w, &file).await;
-                    let r = FileResult { file, outcome };
-                    each(&r);
-                    results.lock().unwrap().push(r);
+                    results.lock().unwrap().push(FileResult { file, outcome });
                 }
             });
         }
@@ -338,6 +370,35 @@ impl Loader {
             }
         }
         Ok(summary)
+    }
+}
+
+/// HELP lines of the loader's metrics, for `/metrics`.
+pub fn describe_metrics() {
+    use metrics::{describe_counter, describe_histogram, Unit};
+    describe_counter!(
+        "logrouter_loader_files_loaded_total",
+        "Routed files loaded (committed with their ledger row), by table"
+    );
+    describe_counter!(
+        "logrouter_loader_rows_loaded_total",
+        "Rows loaded, by table (equals the manifests' lines)"
+    );
+    describe_histogram!(
+        "logrouter_loader_load_seconds",
+        Unit::Seconds,
+        "Time to load one file, open to commit, by table"
+    );
+    describe_counter!(
+        "logrouter_loader_duplicates_skipped_total",
+        "Files skipped because the ledger already has their version (duplicate notification or rerun), by table"
+    );
+    describe_counter!(
+        "logrouter_loader_failures_total",
+        "Files not loaded, by reason: bad_line and count_mismatch need an operator; read and database are retried"
+    );
+    for reason in LoadError::REASONS {
+        metrics::counter!("logrouter_loader_failures_total", "reason" => reason).increment(0);
     }
 }
 

@@ -11,6 +11,7 @@
 
 use std::future::Future;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use logrouter::aws::AwsClients;
 use logrouter::config::Config;
@@ -18,6 +19,8 @@ use logrouter::layout::{REJECTED_DIR, REPLAYS_DIR};
 use logrouter::location::Location;
 use logrouter::notification::ObjectRef;
 use logrouter::queue::{ObjectHandler, QueueWorker, RunStats};
+use logrouter::telemetry::{self, spawn_check, Health, QUEUE, WAREHOUSE};
+use tokio::task::JoinSet;
 
 use crate::load::Loader;
 use crate::source::{files_of, manifest_of, manifest_root, read_manifest};
@@ -106,7 +109,6 @@ impl ObjectHandler for LoadHandler {
                 Ok(LoadOutcome::Loaded { rows: n, .. }) => {
                     loaded += 1;
                     rows += n;
-                    tracing::info!(file = %f.uri, table = %f.table, rows = n, "loaded");
                 }
                 Ok(LoadOutcome::AlreadyLoaded) => already += 1,
                 Err(e) => {
@@ -136,7 +138,8 @@ impl ObjectHandler for LoadHandler {
     }
 }
 
-/// Runs the service until `shutdown` (or until drained, with `drain`).
+/// Runs the service until `shutdown` (or until drained, with `drain`),
+/// serving metrics and readiness on `metrics.addr` when it is set.
 pub async fn run(
     config: &Config,
     loader: Arc<Loader>,
@@ -144,19 +147,55 @@ pub async fn run(
     drain: bool,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<Arc<RunStats>> {
+    let health = Health::new(&[QUEUE, WAREHOUSE]);
+    let every = Duration::from_secs(config.metrics.health_check_secs.into());
+    let ops = match &config.metrics.addr {
+        Some(addr) => Some(
+            telemetry::serve(addr.parse()?, health.clone(), crate::load::describe_metrics).await?,
+        ),
+        None => None,
+    };
     // Fail fast on a warehouse that cannot be reached.
     let first = loader.connect().await?;
+    // Checked only after that first connection prepared the ledger: two
+    // connections preparing it at once race on CREATE SCHEMA.
+    let mut checks = JoinSet::new();
+    if ops.is_some() {
+        let (l, probe) = (loader.clone(), Arc::new(tokio::sync::Mutex::new(None)));
+        spawn_check(&mut checks, health.clone(), WAREHOUSE, every, move || {
+            check_warehouse(l.clone(), probe.clone())
+        });
+    }
     let handler = LoadHandler::new(loader.clone());
     handler.pool.lock().unwrap().push(first);
     let clients: &AwsClients = &loader.clients;
-    let worker = QueueWorker {
-        sqs: clients.sqs().await,
+    let worker = QueueWorker::new(
+        clients.sqs().await,
         queue_url,
-        config: config.queue.clone(),
-        handler: Arc::new(handler),
-        drain,
-    };
+        config.queue.clone(),
+        Arc::new(handler),
+    )
+    .drain(drain)
+    .with_health(health, every);
     Ok(worker.run(shutdown).await?)
+}
+
+/// The warehouse's readiness check: `SELECT 1` on a connection of its own,
+/// made again after a failure.
+async fn check_warehouse(
+    loader: Arc<Loader>,
+    conn: Arc<tokio::sync::Mutex<Option<Warehouse>>>,
+) -> Result<(), String> {
+    let mut conn = conn.lock().await;
+    if conn.as_ref().is_none_or(Warehouse::is_closed) {
+        *conn = Some(loader.connect().await.map_err(|e| e.to_string())?);
+    }
+    let w = conn.as_mut().expect("connected above");
+    if let Err(e) = w.query_text("SELECT 1").await {
+        *conn = None;
+        return Err(e.to_string());
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -104,6 +104,24 @@ pub enum LoadError {
 }
 
 impl LoadError {
+    /// Every value of [`LoadError::reason`].
+    pub const REASONS: [&'static str; 4] = ["bad_line", "count_mismatch", "read", "database"];
+
+    /// The metric label of the failure.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            LoadError::Row { .. } => "bad_line",
+            LoadError::Count { .. } => "count_mismatch",
+            LoadError::Read { .. } => "read",
+            LoadError::Database(_) => "database",
+        }
+    }
+
+    /// Whether retrying cannot help: the data or the schema must change.
+    pub fn needs_operator(&self) -> bool {
+        matches!(self, LoadError::Row { .. } | LoadError::Count { .. })
+    }
+
     /// A database error with what was being done.
     pub fn db(doing: &str, e: impl std::fmt::Display) -> Self {
         LoadError::Database(format!("{doing}: {e}"))

@@ -47,6 +47,58 @@ pub struct Config {
     pub queue: QueueConfig,
     pub aws: AwsConfig,
     pub load: LoadConfig,
+    pub log: LogConfig,
+    pub metrics: MetricsConfig,
+}
+
+/// How log lines are written (to stderr).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// One human-readable line per event, coloured on a terminal.
+    #[default]
+    Text,
+    /// One JSON object per line, for a log pipeline (CloudWatch, Loki...).
+    Json,
+}
+
+impl LogFormat {
+    /// The value of `--log-format`.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        match text {
+            "text" => Ok(LogFormat::Text),
+            "json" => Ok(LogFormat::Json),
+            other => Err(format!("--log-format {other:?}: write text or json")),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// `text` or `json`; `--log-format` overrides it. The level comes from
+    /// `RUST_LOG` (default `info`).
+    pub format: LogFormat,
+}
+
+/// The operator's endpoint of `router run` and `loader run`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// `HOST:PORT` serving `/metrics` (Prometheus), `/healthz` (readiness)
+    /// and `/livez`; `--metrics-addr` overrides it. Unset: no endpoint.
+    pub addr: Option<String>,
+    /// How often readiness checks the queue and the warehouse.
+    pub health_check_secs: u32,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        Self {
+            addr: None,
+            health_check_secs: 15,
+        }
+    }
 }
 
 /// How the loader finds its warehouse, schemas and migrations.
@@ -301,6 +353,18 @@ impl Config {
         if l.files_in_flight == 0 {
             return invalid("load.files_in_flight", "must be at least 1".into());
         }
+        let m = &self.metrics;
+        if let Some(addr) = &m.addr {
+            if let Err(e) = addr.parse::<std::net::SocketAddr>() {
+                return invalid(
+                    "metrics.addr",
+                    format!("{addr:?}: {e}; write HOST:PORT, e.g. \"0.0.0.0:9100\""),
+                );
+            }
+        }
+        if m.health_check_secs == 0 {
+            return invalid("metrics.health_check_secs", "must be at least 1".into());
+        }
         Ok(())
     }
 
@@ -404,6 +468,8 @@ mod tests {
                 "[queue]\nvisibility_timeout_secs = 10\nheartbeat_secs = 10\n",
                 "queue.heartbeat_secs",
             ),
+            ("[metrics]\naddr = \"9100\"\n", "metrics.addr"),
+            ("[log]\nformat = \"yaml\"\n", "format"),
         ] {
             let e = load_str(toml).unwrap_err().to_string();
             assert!(e.contains(key), "{toml} -> {e}");

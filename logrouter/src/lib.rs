@@ -11,7 +11,9 @@
 //!   locally or in S3;
 //! - [`queue`]: the SQS worker loop both services share;
 //! - [`aws`]: lazily built AWS clients;
-//! - [`process`]: logging and signals, the same in both binaries.
+//! - [`process`]: logging and signals, the same in both binaries;
+//! - [`telemetry`]: Prometheus metrics, readiness and liveness of the
+//!   services.
 
 pub mod aws;
 pub mod config;
@@ -24,3 +26,4 @@ pub mod pointer;
 pub mod process;
 pub mod queue;
 pub mod store;
+pub mod telemetry;

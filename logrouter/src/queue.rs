@@ -13,15 +13,22 @@
 //!   and left for the queue's redrive policy;
 //! - a failed message is made visible again after a backoff that grows with
 //!   its receive count, so a poison message does not spin.
+//!
+//! Every event below is logged and counted (`logrouter_queue_*`, see
+//! [`crate::telemetry`]) at the same place. The queue's readiness follows
+//! each receive and a periodic `GetQueueAttributes`, which also reports the
+//! backlog.
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, Message, MessageSystemAttributeName};
+use aws_sdk_sqs::types::{
+    DeleteMessageBatchRequestEntry, Message, MessageSystemAttributeName, QueueAttributeName,
+};
 use dashmap::DashMap;
 use futures_util::FutureExt;
 use tokio::sync::{mpsc, Semaphore};
@@ -31,6 +38,7 @@ use tracing::{debug, error, info, warn};
 use crate::aws::describe;
 use crate::config::QueueConfig;
 use crate::notification::{parse_body, Notification, ObjectRef};
+use crate::telemetry::{spawn_check, Health, QUEUE};
 
 /// Processes one object named by a notification.
 pub trait ObjectHandler: Send + Sync + 'static {
@@ -72,12 +80,15 @@ fn bump(v: &AtomicU64) {
 }
 
 pub struct QueueWorker<H> {
-    pub sqs: aws_sdk_sqs::Client,
-    pub queue_url: String,
-    pub config: QueueConfig,
-    pub handler: Arc<H>,
+    sqs: aws_sdk_sqs::Client,
+    queue_url: String,
+    config: QueueConfig,
+    handler: Arc<H>,
     /// Stop once a receive came back empty and nothing is in flight.
-    pub drain: bool,
+    drain: bool,
+    /// Where the queue's readiness is reported, and how often it is checked.
+    health: Arc<Health>,
+    health_check: Duration,
 }
 
 /// A message being worked on, so that it can be released on shutdown.
@@ -87,6 +98,36 @@ struct InFlight {
 }
 
 impl<H: ObjectHandler> QueueWorker<H> {
+    pub fn new(
+        sqs: aws_sdk_sqs::Client,
+        queue_url: String,
+        config: QueueConfig,
+        handler: Arc<H>,
+    ) -> Self {
+        Self {
+            sqs,
+            queue_url,
+            config,
+            handler,
+            drain: false,
+            health: Health::new(&[QUEUE]),
+            health_check: Duration::from_secs(15),
+        }
+    }
+
+    /// Stop once a receive came back empty and nothing is in flight.
+    pub fn drain(mut self, drain: bool) -> Self {
+        self.drain = drain;
+        self
+    }
+
+    /// Reports the queue's readiness to `health`, checking it every `every`.
+    pub fn with_health(mut self, health: Arc<Health>, every: Duration) -> Self {
+        self.health = health;
+        self.health_check = every;
+        self
+    }
+
     /// Runs until `shutdown` resolves (or, with `drain`, the queue is empty).
     /// On shutdown, work in flight gets `shutdown_grace_secs` to finish; the
     /// messages of whatever is still running then are released (visibility 0).
@@ -105,6 +146,15 @@ impl<H: ObjectHandler> QueueWorker<H> {
             stats.clone(),
         ));
         let mut tasks = JoinSet::new();
+        let mut checks = JoinSet::new();
+        let (sqs, url) = (self.sqs.clone(), self.queue_url.clone());
+        spawn_check(
+            &mut checks,
+            self.health.clone(),
+            QUEUE,
+            self.health_check,
+            move || check_queue(sqs.clone(), url.clone()),
+        );
         let mut receive_backoff = Duration::ZERO;
         tokio::pin!(shutdown);
         let mut stopped_by_signal = false;
@@ -126,6 +176,7 @@ impl<H: ObjectHandler> QueueWorker<H> {
                 .wait_time_seconds(self.config.wait_time_secs as i32)
                 .visibility_timeout(self.config.visibility_timeout_secs as i32)
                 .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
+                .message_system_attribute_names(MessageSystemAttributeName::SentTimestamp)
                 .send();
             let received = tokio::select! {
                 _ = &mut shutdown => { stopped_by_signal = true; break; }
@@ -134,7 +185,11 @@ impl<H: ObjectHandler> QueueWorker<H> {
             let messages = match received {
                 Ok(out) => {
                     receive_backoff = Duration::ZERO;
-                    out.messages.unwrap_or_default()
+                    self.health.set(QUEUE, Ok(()));
+                    let messages = out.messages.unwrap_or_default();
+                    metrics::gauge!("logrouter_queue_oldest_message_age_seconds")
+                        .set(oldest_age_secs(&messages));
+                    messages
                 }
                 Err(e) => {
                     if e.as_service_error()
@@ -145,9 +200,14 @@ impl<H: ObjectHandler> QueueWorker<H> {
                         });
                     }
                     bump(&stats.receive_errors);
+                    metrics::counter!("logrouter_queue_errors_total", "op" => "receive")
+                        .increment(1);
                     receive_backoff = (receive_backoff * 2)
                         .clamp(Duration::from_millis(500), Duration::from_secs(30));
-                    warn!(queue = %self.queue_url, error = %describe(&e), retry_in = ?receive_backoff, "receive failed");
+                    let error = describe(&e);
+                    warn!(queue = %self.queue_url, %error, retry_in = ?receive_backoff, "receive failed");
+                    self.health
+                        .set(QUEUE, Err(format!("receive failed: {error}")));
                     tokio::select! {
                         _ = &mut shutdown => { stopped_by_signal = true; break; }
                         _ = tokio::time::sleep(receive_backoff) => continue,
@@ -163,6 +223,7 @@ impl<H: ObjectHandler> QueueWorker<H> {
             }
             for message in messages {
                 bump(&stats.messages_received);
+                metrics::counter!("logrouter_queue_messages_received_total").increment(1);
                 self.dispatch(
                     message, &permits, &in_flight, &delete_tx, &stats, &mut tasks,
                 )
@@ -214,6 +275,7 @@ impl<H: ObjectHandler> QueueWorker<H> {
         let objects = match parse_body(body) {
             Notification::Unknown { why, excerpt } => {
                 bump(&stats.messages_unknown);
+                metrics::counter!("logrouter_queue_messages_unknown_total").increment(1);
                 error!(message_id = %id, %why, %excerpt,
                     "message of unknown shape left on the queue for its redrive policy (dead-letter queue)");
                 return;
@@ -290,6 +352,9 @@ impl MessageTask {
             let mut failures = Vec::new();
             for object in objects {
                 let uri = object.uri();
+                let started = Instant::now();
+                let in_flight = metrics::gauge!("logrouter_queue_objects_in_flight");
+                in_flight.increment(1.0);
                 // A panicking handler fails its object like an error does:
                 // the message is retried after the backoff, never lost and
                 // never silently left invisible.
@@ -297,6 +362,12 @@ impl MessageTask {
                     .catch_unwind()
                     .await
                     .unwrap_or_else(|panic| Err(format!("panicked: {}", panic_message(&*panic))));
+                in_flight.decrement(1.0);
+                let outcome_label = if outcome.is_ok() { "done" } else { "failed" };
+                metrics::counter!("logrouter_queue_objects_total", "outcome" => outcome_label)
+                    .increment(1);
+                metrics::histogram!("logrouter_queue_object_seconds", "outcome" => outcome_label)
+                    .record(started.elapsed().as_secs_f64());
                 match outcome {
                     Ok(summary) => {
                         bump(&self.stats.objects_done);
@@ -304,7 +375,9 @@ impl MessageTask {
                     }
                     Err(error) => {
                         bump(&self.stats.objects_failed);
-                        error!(message_id = %id, object = %uri, %error, "object failed; message stays on the queue");
+                        // Retried: not yet an operator's problem. The
+                        // dead-letter queue (and its alarm) is.
+                        warn!(message_id = %id, object = %uri, %error, "object failed; the message stays on the queue and is retried after a backoff");
                         failures.push(uri);
                     }
                 }
@@ -334,6 +407,7 @@ impl MessageTask {
             return true;
         }
         bump(&self.stats.messages_failed);
+        metrics::counter!("logrouter_queue_messages_retried_total").increment(1);
         let backoff = backoff_secs(self.config.failure_backoff_secs, receive_count);
         warn!(message_id = %id, failed = failures.len(), retry_in_secs = backoff, "message will be retried");
         set_visibility(&self.sqs, &self.queue_url, receipt, backoff, &self.stats).await;
@@ -371,8 +445,53 @@ async fn set_visibility(
         .await
     {
         bump(&stats.visibility_errors);
+        metrics::counter!("logrouter_queue_errors_total", "op" => "visibility").increment(1);
         warn!(error = %describe(&e), "changing message visibility failed");
     }
+}
+
+/// Age in seconds of the oldest message of a receive (0 when empty): how far
+/// behind the service is.
+fn oldest_age_secs(messages: &[Message]) -> f64 {
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    messages
+        .iter()
+        .filter_map(|m| {
+            m.attributes
+                .as_ref()?
+                .get(&MessageSystemAttributeName::SentTimestamp)
+        })
+        .filter_map(|sent| sent.parse::<i64>().ok())
+        .map(|sent| (now_ms - sent).max(0) as f64 / 1000.0)
+        .fold(0.0, f64::max)
+}
+
+/// The queue's readiness check: it answers `GetQueueAttributes`. The
+/// backlog it reports is exposed for scaling and alarms.
+async fn check_queue(sqs: aws_sdk_sqs::Client, url: String) -> Result<(), String> {
+    let out = sqs
+        .get_queue_attributes()
+        .queue_url(&url)
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+        .send()
+        .await
+        .map_err(|e| format!("{url}: {}", describe(&e)))?;
+    let attr = |name: QueueAttributeName| {
+        out.attributes
+            .as_ref()
+            .and_then(|a| a.get(&name))
+            .and_then(|v| v.parse::<f64>().ok())
+    };
+    if let Some(n) = attr(QueueAttributeName::ApproximateNumberOfMessages) {
+        metrics::gauge!("logrouter_queue_messages_visible").set(n);
+    }
+    if let Some(n) = attr(QueueAttributeName::ApproximateNumberOfMessagesNotVisible) {
+        metrics::gauge!("logrouter_queue_messages_not_visible").set(n);
+    }
+    Ok(())
 }
 
 /// Deletes receipts in batches of up to ten, gathering for at most 100 ms.
@@ -418,11 +537,13 @@ async fn delete_batches(
         match request.send().await {
             Ok(out) => {
                 let failed = out.failed.len() as u64;
-                stats
-                    .messages_deleted
-                    .fetch_add(entries.len() as u64 - failed, Ordering::Relaxed);
+                let deleted = entries.len() as u64 - failed;
+                stats.messages_deleted.fetch_add(deleted, Ordering::Relaxed);
+                metrics::counter!("logrouter_queue_messages_deleted_total").increment(deleted);
                 for f in &out.failed {
                     bump(&stats.delete_errors);
+                    metrics::counter!("logrouter_queue_errors_total", "op" => "delete")
+                        .increment(1);
                     warn!(code = %f.code, message = ?f.message, "delete failed; the message will be processed again (idempotently)");
                 }
             }
@@ -430,6 +551,8 @@ async fn delete_batches(
                 stats
                     .delete_errors
                     .fetch_add(entries.len() as u64, Ordering::Relaxed);
+                metrics::counter!("logrouter_queue_errors_total", "op" => "delete")
+                    .increment(entries.len() as u64);
                 warn!(error = %describe(&e), count = entries.len(), "batch delete failed; the messages will be processed again (idempotently)");
             }
         }

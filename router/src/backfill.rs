@@ -345,8 +345,9 @@ fn record(
     let (key, result) = done.expect("backfill task panicked");
     match result {
         Ok(outcome) => summary.absorb(outcome, &key),
+        // Logged and counted where it failed (`Router::route_object`); the
+        // summary lists it at the end.
         Err(e) => {
-            tracing::error!(%key, error = %e, "object failed");
             summary.failed.push(FailedObject {
                 key,
                 error: e.to_string(),

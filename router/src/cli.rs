@@ -38,6 +38,9 @@ pub struct Common {
     /// JSON pointer to the event type in each line (default /event_type).
     #[arg(long, global = true)]
     pub type_field: Option<String>,
+    /// Log lines as `text` (default) or `json` (one object per line).
+    #[arg(long, global = true, value_parser = ["text", "json"])]
+    pub log_format: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -70,6 +73,9 @@ pub enum Command {
         /// Exit once a long poll found the queue empty and nothing is in flight.
         #[arg(long)]
         drain: bool,
+        /// Serve /metrics, /healthz and /livez on HOST:PORT (default: off).
+        #[arg(long)]
+        metrics_addr: Option<String>,
     },
 }
 
@@ -121,13 +127,16 @@ pub struct BackfillArgs {
 #[derive(Debug)]
 struct UsageError(String);
 
-fn load_config(common: &Common) -> Result<Config, UsageError> {
+/// Loads and validates the configuration, flags over file and environment,
+/// then starts logging in the format it asks for.
+fn load_config(common: &Common, metrics_addr: Option<&str>) -> Result<Config, UsageError> {
     let mut config =
         Config::load(common.config.as_deref()).map_err(|e| UsageError(e.to_string()))?;
     if let Some(t) = &common.type_field {
         config.route.type_field = t.clone();
     }
-    config.validate().map_err(|e| UsageError(e.to_string()))?;
+    logrouter::process::finish_config(&mut config, common.log_format.as_deref(), metrics_addr)
+        .map_err(UsageError)?;
     Ok(config)
 }
 
@@ -138,7 +147,6 @@ fn location(text: &str, what: &str) -> Result<Location, UsageError> {
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    logrouter::process::init_logging();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -160,7 +168,8 @@ pub async fn execute(cli: Cli) -> ExitCode {
             queue_url,
             out,
             drain,
-        } => run_command(&common, queue_url, &out, drain).await,
+            metrics_addr,
+        } => run_command(&common, queue_url, &out, drain, metrics_addr.as_deref()).await,
         Command::Backfill(args) => backfill_command(args).await,
     };
     match result {
@@ -178,7 +187,7 @@ async fn route_command(
     json: bool,
     sources: &[String],
 ) -> Result<ExitCode, UsageError> {
-    let config = load_config(common)?;
+    let config = load_config(common, None)?;
     let dest = location(out, "--out")?;
     let sources = sources
         .iter()
@@ -236,8 +245,9 @@ async fn run_command(
     queue_url: String,
     out: &str,
     drain: bool,
+    metrics_addr: Option<&str>,
 ) -> Result<ExitCode, UsageError> {
-    let config = load_config(common)?;
+    let config = load_config(common, metrics_addr)?;
     let dest = location(out, "--out")?;
     match crate::service::run(&config, queue_url, &dest, drain, shutdown_signal()).await {
         Ok(stats) => {
@@ -265,7 +275,7 @@ async fn run_command(
 
 async fn backfill_command(a: BackfillArgs) -> Result<ExitCode, UsageError> {
     use crate::backfill::{self, BackfillSummary};
-    let config = load_config(&a.common)?;
+    let config = load_config(&a.common, None)?;
     let from = backfill::parse_time(&a.from).map_err(|e| UsageError(format!("--from: {e}")))?;
     let to = backfill::parse_time(&a.to).map_err(|e| UsageError(format!("--to: {e}")))?;
     if from >= to {

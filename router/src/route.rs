@@ -18,7 +18,7 @@ use logrouter::manifest::{Damage, Manifest, ManifestSource, RouteFilter, FORMAT_
 use logrouter::store::{open_source, OutputStore, StoreError, UploadSettings};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
-use tracing::{info, warn};
+use tracing::{debug, error, info, warn};
 
 use crate::decode;
 use crate::lines::{FirstError, LineMatcher, LineRouter, RouteRules};
@@ -156,11 +156,37 @@ impl Router {
 
     /// Routes one source. With `skip_if_routed`, a source whose manifest
     /// already records the same ETag is not read again.
+    ///
+    /// Each outcome is logged and counted here (`logrouter_router_*`), so
+    /// `route`, `backfill` and `run` report alike.
     pub async fn route_object(
         &self,
         source: &Location,
         skip_if_routed: bool,
     ) -> Result<RouteOutcome, RouteError> {
+        let result = self.route(source, skip_if_routed).await;
+        let outcome = match &result {
+            Ok(RouteOutcome::Routed { manifest, .. }) if manifest.damage.is_some() => "damaged",
+            Ok(RouteOutcome::Routed { .. }) => "routed",
+            Ok(RouteOutcome::AlreadyRouted { uri, .. }) => {
+                debug!(source = %uri, "already routed with this ETag; skipped");
+                "already_routed"
+            }
+            Err(e) => {
+                warn!(source = %source, error = %e, "source not routed");
+                "failed"
+            }
+        };
+        metrics::counter!("logrouter_router_sources_total", "outcome" => outcome).increment(1);
+        result
+    }
+
+    async fn route(
+        &self,
+        source: &Location,
+        skip_if_routed: bool,
+    ) -> Result<RouteOutcome, RouteError> {
+        let started = std::time::Instant::now();
         let s3 = match source {
             Location::S3 { .. } => Some(self.clients.s3().await),
             _ => None,
@@ -304,13 +330,87 @@ impl Router {
                 }
             }
         }
+        let raw_bytes = opened.raw_bytes.load(Ordering::Relaxed);
         info!(source = %info.uri, read = manifest.lines.read, routed = manifest.lines.routed,
-            quarantined = manifest.lines.quarantined, "source routed");
+            quarantined = manifest.lines.quarantined, bytes = raw_bytes, "source routed");
+        if let Some(d) = &manifest.damage {
+            // Terminal: the bytes will not heal on a retry. The manifest
+            // records what was routed before the damage.
+            error!(source = %info.uri, raw_offset = d.raw_offset, line = d.line,
+                error = %d.error, "source is damaged; routed what came before the damage");
+        }
+        count_routed(&manifest, raw_bytes, started.elapsed());
         Ok(RouteOutcome::Routed {
             manifest: Box::new(manifest),
             manifest_key,
             first_errors: lines.first_errors,
         })
+    }
+}
+
+/// The counters of one routed source: they add up to its manifest.
+fn count_routed(m: &Manifest, raw_bytes: u64, took: std::time::Duration) {
+    use logrouter::telemetry::data_label;
+    metrics::counter!("logrouter_router_lines_read_total").increment(m.lines.read);
+    metrics::counter!("logrouter_router_lines_blank_total").increment(m.lines.blank);
+    metrics::counter!("logrouter_router_lines_filtered_total").increment(m.lines.filtered);
+    let mut bytes_out = 0;
+    for (event_type, out) in &m.types {
+        metrics::counter!("logrouter_router_lines_routed_total", "type" => data_label(event_type))
+            .increment(out.lines);
+        bytes_out += out.parts.iter().map(|p| p.bytes).sum::<u64>();
+    }
+    for (reason, n) in &m.quarantine.by_reason {
+        metrics::counter!("logrouter_router_lines_quarantined_total", "reason" => reason.clone())
+            .increment(*n);
+    }
+    bytes_out += m.quarantine.parts.iter().map(|p| p.bytes).sum::<u64>();
+    metrics::counter!("logrouter_router_bytes_read_total").increment(raw_bytes);
+    metrics::counter!("logrouter_router_bytes_written_total").increment(bytes_out);
+    metrics::histogram!("logrouter_router_source_seconds").record(took.as_secs_f64());
+}
+
+/// HELP lines of the router's metrics, for `/metrics`.
+pub fn describe_metrics() {
+    use metrics::{describe_counter, describe_histogram, Unit};
+    describe_counter!(
+        "logrouter_router_sources_total",
+        "Source objects, by outcome: routed, damaged (routed up to the damage), already_routed (same ETag), failed"
+    );
+    describe_counter!(
+        "logrouter_router_lines_read_total",
+        "Lines read from sources"
+    );
+    describe_counter!(
+        "logrouter_router_lines_routed_total",
+        "Lines written to their event type's files, by type (equals the manifests)"
+    );
+    describe_counter!(
+        "logrouter_router_lines_quarantined_total",
+        "Lines quarantined, by reason"
+    );
+    describe_counter!("logrouter_router_lines_blank_total", "Blank lines skipped");
+    describe_counter!(
+        "logrouter_router_lines_filtered_total",
+        "Lines left out by a selective replay's filter"
+    );
+    describe_counter!(
+        "logrouter_router_bytes_read_total",
+        Unit::Bytes,
+        "Stored (compressed) bytes read from sources"
+    );
+    describe_counter!(
+        "logrouter_router_bytes_written_total",
+        Unit::Bytes,
+        "Compressed bytes of the routed and quarantine files written"
+    );
+    describe_histogram!(
+        "logrouter_router_source_seconds",
+        Unit::Seconds,
+        "Time to route one source, from open to manifest"
+    );
+    for outcome in ["routed", "damaged", "already_routed", "failed"] {
+        metrics::counter!("logrouter_router_sources_total", "outcome" => outcome).increment(0);
     }
 }
 

@@ -9,7 +9,9 @@ use logrouter::config::Config;
 use logrouter::location::Location;
 use logrouter::notification::ObjectRef;
 use logrouter::queue::{ObjectHandler, QueueWorker, RunStats};
-use tracing::error;
+use std::time::Duration;
+
+use logrouter::telemetry::{self, Health, QUEUE};
 
 use crate::cli::summary_line;
 use crate::route::{RouteOutcome, Router};
@@ -27,19 +29,13 @@ impl ObjectHandler for RouteHandler {
             key: object.key,
         };
         match self.router.route_object(&source, !object.force).await {
+            // A damaged source is logged where it is routed; its message is
+            // deleted: the bytes will not heal on a retry.
             Ok(RouteOutcome::Routed {
                 manifest,
                 manifest_key,
                 first_errors,
-            }) => {
-                if let Some(d) = &manifest.damage {
-                    // Terminal: the bytes will not heal on a retry. The
-                    // manifest records what was routed before the damage.
-                    error!(source = %manifest.source.object.uri, raw_offset = d.raw_offset, line = d.line,
-                        error = %d.error, "source is damaged; routed what came before the damage");
-                }
-                Ok(summary_line(&manifest, &manifest_key, &first_errors))
-            }
+            }) => Ok(summary_line(&manifest, &manifest_key, &first_errors)),
             Ok(RouteOutcome::AlreadyRouted {
                 uri, manifest_key, ..
             }) => Ok(format!(
@@ -50,7 +46,8 @@ impl ObjectHandler for RouteHandler {
     }
 }
 
-/// Runs the service until `shutdown` (or until drained, with `drain`).
+/// Runs the service until `shutdown` (or until drained, with `drain`),
+/// serving metrics and readiness on `metrics.addr` when it is set.
 pub async fn run(
     config: &Config,
     queue_url: String,
@@ -58,16 +55,32 @@ pub async fn run(
     drain: bool,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<Arc<RunStats>> {
+    let health = Health::new(&[QUEUE]);
+    let _ops = match &config.metrics.addr {
+        Some(addr) => Some(
+            telemetry::serve(
+                addr.parse()?,
+                health.clone(),
+                crate::route::describe_metrics,
+            )
+            .await?,
+        ),
+        None => None,
+    };
     let clients = Arc::new(AwsClients::new(config.aws.clone()));
     let router = Router::new(config, dest, clients.clone())
         .await
         .map_err(anyhow::Error::msg)?;
-    let worker = QueueWorker {
-        sqs: clients.sqs().await,
+    let worker = QueueWorker::new(
+        clients.sqs().await,
         queue_url,
-        config: config.queue.clone(),
-        handler: Arc::new(RouteHandler { router }),
-        drain,
-    };
+        config.queue.clone(),
+        Arc::new(RouteHandler { router }),
+    )
+    .drain(drain)
+    .with_health(
+        health,
+        Duration::from_secs(config.metrics.health_check_secs.into()),
+    );
     Ok(worker.run(shutdown).await?)
 }

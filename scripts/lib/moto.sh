@@ -28,6 +28,9 @@ start_moto() {
   curl -fsS "http://127.0.0.1:$port/moto-api/" >/dev/null || { echo "moto server did not answer on port $port" >&2; cat "$log" >&2; return 1; }
   echo "moto server on http://127.0.0.1:$port" >&2
   export TEST_MOTO_URL="http://127.0.0.1:$port"
+  # For tests that start (and stop) a moto server of their own.
+  TEST_MOTO_SERVER="$(cd "$MOTO_VENV/bin" && pwd)/moto_server"
+  export TEST_MOTO_SERVER
   export AWS_ENDPOINT_URL="$TEST_MOTO_URL"
   export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_REGION=us-east-1
   export AWS_EC2_METADATA_DISABLED=true

@@ -29,5 +29,8 @@ start_redshift_data() {
   done
   curl -fsS "http://127.0.0.1:$port/" >/dev/null || { echo "Redshift Data API test server did not answer" >&2; cat "$log" >&2; return 1; }
   export TEST_REDSHIFT_DATA_URL="http://127.0.0.1:$port"
+  # For tests that start (and stop) a server of their own.
+  TEST_PYTHON="$(cd "$MOTO_VENV/bin" && pwd)/python"
+  export TEST_PYTHON
   echo "Redshift Data API test server on $TEST_REDSHIFT_DATA_URL (statements run on PostgreSQL)" >&2
 }

@@ -5,6 +5,7 @@
 
 mod load;
 mod migrate;
+mod ops;
 mod pipeline;
 mod redshift;
 mod support;

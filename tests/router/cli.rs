@@ -131,3 +131,54 @@ fn stdin_source() {
         .iter()
         .any(|f| f.starts_with("x/undated/")));
 }
+
+/// Issue #5: `--log-format json` (or `log.format`, here through its
+/// environment override) writes one JSON object per line; per-line events
+/// (a quarantined line) appear only at DEBUG; a damaged source is an ERROR.
+#[test]
+fn issue5_json_logs_one_object_per_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let src = dir.path().join("damaged.gz");
+    let mut gz = crate::support::gzip(&b"{\"event_type\":\"a\"}\nnot json\n".repeat(500));
+    gz.truncate(gz.len() - 10);
+    std::fs::write(&src, gz).unwrap();
+    let args = ["route", "--out", out.to_str().unwrap(), src.to_str().unwrap()];
+    let events = |o: &Output| -> Vec<Value> {
+        stderr(o)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+            .collect()
+    };
+    let flag = router(
+        &[&args[..], &["--log-format", "json"]].concat(),
+        &[("RUST_LOG", "info")],
+    );
+    let env = router(
+        &args,
+        &[("RUST_LOG", "info"), ("LOGROUTER_LOG__FORMAT", "json")],
+    );
+    for o in [&flag, &env] {
+        let events = events(o);
+        let damaged = events
+            .iter()
+            .find(|e| e["message"] == "source is damaged; routed what came before the damage")
+            .unwrap_or_else(|| panic!("{events:?}"));
+        assert_eq!(damaged["level"], "ERROR");
+        assert!(damaged["source"].as_str().unwrap().ends_with("damaged.gz"));
+        assert!(
+            !events.iter().any(|e| e["message"] == "line quarantined"),
+            "per-line events only at DEBUG"
+        );
+    }
+    let debug = router(
+        &[&args[..], &["--log-format", "json"]].concat(),
+        &[("RUST_LOG", "debug")],
+    );
+    assert!(events(&debug)
+        .iter()
+        .any(|e| e["message"] == "line quarantined" && e["level"] == "DEBUG"));
+
+    let o = router(&[&args[..], &["--log-format", "yaml"]].concat(), &[]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+}

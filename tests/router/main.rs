@@ -4,6 +4,7 @@
 
 mod backfill;
 mod cli;
+mod ops;
 mod queue;
 mod route;
 mod s3_sqs;

@@ -60,13 +60,8 @@ async fn heartbeat_keeps_a_slow_message_from_a_second_delivery() {
         delay: Duration::from_secs(5),
         calls: Mutex::default(),
     });
-    let worker = QueueWorker {
-        sqs: sqs.clone(),
-        queue_url: url.clone(),
-        config: config.queue,
-        handler: handler.clone(),
-        drain: true,
-    };
+    let worker =
+        QueueWorker::new(sqs.clone(), url.clone(), config.queue, handler.clone()).drain(true);
     let stats = worker.run(std::future::pending()).await.unwrap();
     assert_eq!(
         handler.calls.lock().unwrap()["slow"],
@@ -89,16 +84,11 @@ async fn objects_in_flight_are_bounded_and_the_loop_keeps_receiving() {
         calls: Mutex::default(),
     });
     let started = std::time::Instant::now();
-    let stats = QueueWorker {
-        sqs: sqs.clone(),
-        queue_url: url.clone(),
-        config: config.queue,
-        handler: handler.clone(),
-        drain: true,
-    }
-    .run(std::future::pending())
-    .await
-    .unwrap();
+    let stats = QueueWorker::new(sqs.clone(), url.clone(), config.queue, handler.clone())
+        .drain(true)
+        .run(std::future::pending())
+        .await
+        .unwrap();
     assert_eq!(RunStats::get(&stats.objects_done), 6);
     assert_eq!(handler.calls.lock().unwrap().len(), 6);
     // Three at a time: two rounds of 1.5 s, not six (sequential) nor one.
@@ -124,16 +114,11 @@ async fn shutdown_releases_unfinished_messages() {
         delay: Duration::from_secs(3600),
         calls: Mutex::default(),
     });
-    let stats = QueueWorker {
-        sqs: sqs.clone(),
-        queue_url: url.clone(),
-        config: config.queue,
-        handler: handler.clone(),
-        drain: false,
-    }
-    .run(tokio::time::sleep(Duration::from_secs(3)))
-    .await
-    .unwrap();
+    let stats = QueueWorker::new(sqs.clone(), url.clone(), config.queue, handler.clone())
+        .drain(false)
+        .run(tokio::time::sleep(Duration::from_secs(3)))
+        .await
+        .unwrap();
     assert_eq!(handler.calls.lock().unwrap()["stuck"], 1);
     assert_eq!(RunStats::get(&stats.messages_deleted), 0);
     // Released: visible again at once, not after the 600 s visibility timeout.
@@ -204,13 +189,13 @@ impl ObjectHandler for PanickingHandler {
 #[tokio::test]
 async fn a_panicking_handler_fails_its_message() {
     let (sqs, url) = queue_with(&["boom", "fine"]).await;
-    let worker = QueueWorker {
-        sqs: sqs.clone(),
-        queue_url: url.clone(),
-        config: test_config().queue,
-        handler: Arc::new(PanickingHandler),
-        drain: true,
-    };
+    let worker = QueueWorker::new(
+        sqs.clone(),
+        url.clone(),
+        test_config().queue,
+        Arc::new(PanickingHandler),
+    )
+    .drain(true);
     let stats = worker.run(std::future::pending()).await.unwrap();
     assert_eq!(RunStats::get(&stats.messages_failed), 1);
     assert_eq!(RunStats::get(&stats.objects_failed), 1);

@@ -18,17 +18,17 @@ use crate::support::{
 
 const LINES: &str = "{\"event_type\":\"video_play\",\"v\":1}\n{\"event_type\":\"page.view\"}\nnot json\n\n{\"event_type\":\"video_play\",\"v\":2}\n";
 
-struct Stand {
-    s3: aws_sdk_s3::Client,
-    sqs: aws_sdk_sqs::Client,
-    src: String,
-    out: String,
-    queue_url: String,
+pub struct Stand {
+    pub s3: aws_sdk_s3::Client,
+    pub sqs: aws_sdk_sqs::Client,
+    pub src: String,
+    pub out: String,
+    pub queue_url: String,
 }
 
 /// A source bucket whose ObjectCreated events go to a fresh queue, and an
 /// output bucket (created unless `create_out` is false).
-async fn stand(create_out: bool) -> Stand {
+pub async fn stand(create_out: bool) -> Stand {
     let s3 = s3().await;
     let sqs = sqs().await;
     let src = unique("src");
@@ -76,7 +76,7 @@ async fn run_drain(config: &Config, st: &Stand, dest: &str) -> Arc<RunStats> {
     .unwrap()
 }
 
-async fn put(st: &Stand, key: &str, data: Vec<u8>) {
+pub async fn put(st: &Stand, key: &str, data: Vec<u8>) {
     st.s3
         .put_object()
         .bucket(&st.src)

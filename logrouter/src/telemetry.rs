@@ -1,0 +1,375 @@
+//! What an operator watches: Prometheus metrics, readiness and liveness.
+//!
+//! Counters, gauges and histograms are recorded with the `metrics` macros at
+//! the place where each event is logged, so a log line and its counter never
+//! tell different stories. Without an endpoint no recorder is installed and
+//! every macro is a no-op; `router route`, `backfill` and `loader load` pay
+//! nothing for it.
+//!
+//! With `--metrics-addr` (or `metrics.addr`), [`serve`] installs the
+//! Prometheus recorder of `metrics-exporter-prometheus` and answers on one
+//! small HTTP/1 server:
+//! - `GET /metrics`: the Prometheus text exposition;
+//! - `GET /healthz`: 200 when every component of [`Health`] is ready, else
+//!   503; the body names each component and, when not ready, why;
+//! - `GET /livez`: 200 while the process answers at all (restart it if not).
+//!
+//! Readiness is not liveness: a router whose queue endpoint is unreachable is
+//! alive and retrying, and should be alarmed on, not restarted in a loop.
+
+use std::collections::{BTreeMap, HashSet};
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use http_body_util::Full;
+use hyper::body::{Bytes, Incoming};
+use hyper::{Method, Request, Response, StatusCode};
+use metrics::SharedString;
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use tokio::task::JoinSet;
+use tracing::{debug, info, warn};
+
+/// The readiness component of a service's SQS queue.
+pub const QUEUE: &str = "queue";
+/// The readiness component of the loader's warehouse.
+pub const WAREHOUSE: &str = "warehouse";
+
+/// Upper bounds of every `*_seconds` histogram: 10 ms to an hour, which
+/// covers a small object routed and a large file's COPY.
+const SECONDS_BUCKETS: &[f64] = &[
+    0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 900.0, 3600.0,
+];
+
+/// Distinct values of a label that comes from data (event types, tables)
+/// one process exposes; later ones share [`OTHER_LABEL`]. Every series costs
+/// memory here and in Prometheus, and types come from the input.
+pub const MAX_DATA_LABELS: usize = 1000;
+/// The label value of data beyond [`MAX_DATA_LABELS`].
+pub const OTHER_LABEL: &str = "_other";
+
+#[derive(Debug, thiserror::Error)]
+pub enum TelemetryError {
+    #[error("cannot listen on {addr} for /metrics and /healthz: {source} (choose a free HOST:PORT with --metrics-addr or metrics.addr)")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot install the metrics recorder: {0}")]
+    Recorder(String),
+}
+
+/// The readiness of a service: one state per component it depends on.
+///
+/// Components start "not checked yet", so a new task is not sent traffic
+/// (or counted healthy) before its first successful check.
+#[derive(Debug, Default)]
+pub struct Health {
+    components: Mutex<BTreeMap<&'static str, Result<(), String>>>,
+}
+
+impl Health {
+    pub fn new(components: &[&'static str]) -> Arc<Self> {
+        let health = Health::default();
+        for c in components {
+            health.set(c, Err("not checked yet".to_owned()));
+        }
+        Arc::new(health)
+    }
+
+    /// Records a component's state; a change is logged (readiness lost at
+    /// WARN: the service retries on its own, the operator watches the
+    /// alarm) and `logrouter_ready{component}` follows it.
+    pub fn set(&self, component: &'static str, state: Result<(), String>) {
+        let ready = state.is_ok();
+        let before = self
+            .components
+            .lock()
+            .expect("health lock")
+            .insert(component, state.clone());
+        match (before, &state) {
+            (Some(Ok(())), Err(why)) => warn!(component, %why, "not ready"),
+            (Some(Err(_)), Ok(())) => info!(component, "ready"),
+            _ => {}
+        }
+        metrics::gauge!("logrouter_ready", "component" => component)
+            .set(f64::from(u8::from(ready)));
+    }
+
+    /// Whether every component is ready, and one line per component.
+    pub fn report(&self) -> (bool, String) {
+        let components = self.components.lock().expect("health lock");
+        let mut ready = true;
+        let mut text = String::new();
+        for (name, state) in components.iter() {
+            match state {
+                Ok(()) => text.push_str(&format!("{name}: ok\n")),
+                Err(why) => {
+                    ready = false;
+                    text.push_str(&format!("{name}: not ready: {why}\n"));
+                }
+            }
+        }
+        let head = if ready { "ready\n" } else { "not ready\n" };
+        (ready, format!("{head}{text}"))
+    }
+}
+
+/// Checks a component every `every`, until the returned task is dropped.
+pub fn spawn_check<F, Fut>(
+    tasks: &mut JoinSet<()>,
+    health: Arc<Health>,
+    component: &'static str,
+    every: Duration,
+    check: F,
+) where
+    F: Fn() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = Result<(), String>> + Send,
+{
+    tasks.spawn(async move {
+        loop {
+            // A check that hangs is a failed check.
+            let state = match tokio::time::timeout(every.max(Duration::from_secs(1)), check()).await
+            {
+                Ok(state) => state,
+                Err(_) => Err(format!("no answer within {} s", every.as_secs().max(1))),
+            };
+            health.set(component, state);
+            tokio::time::sleep(every).await;
+        }
+    });
+}
+
+/// A label value from data, bounded to [`MAX_DATA_LABELS`] distinct values
+/// per process.
+pub fn data_label(value: &str) -> SharedString {
+    static SEEN: Mutex<Option<HashSet<String>>> = Mutex::new(None);
+    let mut seen = SEEN.lock().expect("label lock");
+    let seen = seen.get_or_insert_with(HashSet::new);
+    if seen.contains(value) {
+        return SharedString::from(value.to_owned());
+    }
+    if seen.len() >= MAX_DATA_LABELS {
+        if seen.insert(OTHER_LABEL.to_owned()) {
+            warn!(
+                limit = MAX_DATA_LABELS,
+                "more distinct event types or tables than metric labels allow; further ones are counted as {OTHER_LABEL}"
+            );
+        }
+        return SharedString::const_str(OTHER_LABEL);
+    }
+    seen.insert(value.to_owned());
+    SharedString::from(value.to_owned())
+}
+
+/// The endpoint, while it runs: dropping it stops serving.
+pub struct OpsServer {
+    pub addr: SocketAddr,
+    _tasks: JoinSet<()>,
+}
+
+/// Installs the Prometheus recorder (once per process) and serves
+/// `/metrics`, `/healthz` and `/livez` on `addr`. `describe` registers the
+/// caller's metric descriptions (HELP lines).
+pub async fn serve(
+    addr: SocketAddr,
+    health: Arc<Health>,
+    describe: fn(),
+) -> Result<OpsServer, TelemetryError> {
+    let handle = recorder()?;
+    describe_queue_metrics();
+    describe();
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| TelemetryError::Bind { addr, source })?;
+    let addr = listener
+        .local_addr()
+        .map_err(|source| TelemetryError::Bind { addr, source })?;
+    let mut tasks = JoinSet::new();
+    let upkeep = handle.clone();
+    tasks.spawn(async move {
+        // Histogram samples are folded into their buckets here; without it
+        // they would pile up between scrapes.
+        loop {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            upkeep.run_upkeep();
+        }
+    });
+    tasks.spawn(accept(listener, handle, health));
+    info!(%addr, "serving /metrics, /healthz and /livez");
+    Ok(OpsServer {
+        addr,
+        _tasks: tasks,
+    })
+}
+
+fn recorder() -> Result<PrometheusHandle, TelemetryError> {
+    static HANDLE: Mutex<Option<PrometheusHandle>> = Mutex::new(None);
+    let mut installed = HANDLE.lock().expect("recorder lock");
+    if let Some(handle) = &*installed {
+        return Ok(handle.clone());
+    }
+    let handle = PrometheusBuilder::new()
+        .set_buckets_for_metric(Matcher::Suffix("_seconds".to_owned()), SECONDS_BUCKETS)
+        .map_err(|e| TelemetryError::Recorder(e.to_string()))?
+        .install_recorder()
+        .map_err(|e| TelemetryError::Recorder(e.to_string()))?;
+    *installed = Some(handle.clone());
+    Ok(handle)
+}
+
+async fn accept(listener: tokio::net::TcpListener, handle: PrometheusHandle, health: Arc<Health>) {
+    loop {
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                // Out of file descriptors, say: try again shortly.
+                warn!(error = %e, "metrics endpoint: accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let handle = handle.clone();
+        let health = health.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+                let response = respond(&req, &handle, &health);
+                async move { Ok::<_, Infallible>(response) }
+            });
+            let conn = hyper::server::conn::http1::Builder::new()
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+            // A scraper that holds a connection open idle is dropped.
+            if let Ok(Err(e)) = tokio::time::timeout(Duration::from_secs(60), conn).await {
+                debug!(error = %e, "metrics endpoint: connection failed");
+            }
+        });
+    }
+}
+
+fn respond(
+    req: &Request<Incoming>,
+    handle: &PrometheusHandle,
+    health: &Health,
+) -> Response<Full<Bytes>> {
+    let reply = |status: StatusCode, content_type: &str, body: String| {
+        Response::builder()
+            .status(status)
+            .header("content-type", content_type)
+            .header("cache-control", "no-store")
+            .body(Full::new(Bytes::from(body)))
+            .expect("static response parts are valid")
+    };
+    const TEXT: &str = "text/plain; charset=utf-8";
+    if req.method() != Method::GET && req.method() != Method::HEAD {
+        return reply(StatusCode::METHOD_NOT_ALLOWED, TEXT, "use GET\n".to_owned());
+    }
+    match req.uri().path() {
+        "/metrics" => reply(
+            StatusCode::OK,
+            "text/plain; version=0.0.4; charset=utf-8",
+            handle.render(),
+        ),
+        "/healthz" => {
+            let (ready, text) = health.report();
+            let status = if ready {
+                StatusCode::OK
+            } else {
+                StatusCode::SERVICE_UNAVAILABLE
+            };
+            reply(status, TEXT, text)
+        }
+        "/livez" => reply(StatusCode::OK, TEXT, "alive\n".to_owned()),
+        _ => reply(
+            StatusCode::NOT_FOUND,
+            TEXT,
+            "not found: the endpoints are /metrics, /healthz and /livez\n".to_owned(),
+        ),
+    }
+}
+
+/// HELP lines of the queue worker's metrics (both services), and zeros for
+/// the error counters so that an alarm on them has a series from the start.
+fn describe_queue_metrics() {
+    use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
+    describe_gauge!(
+        "logrouter_ready",
+        "1 while a component (queue, warehouse) answers its readiness check, else 0"
+    );
+    describe_counter!(
+        "logrouter_queue_messages_received_total",
+        "SQS messages received"
+    );
+    describe_counter!(
+        "logrouter_queue_messages_deleted_total",
+        "SQS messages deleted after everything they named was done"
+    );
+    describe_counter!(
+        "logrouter_queue_messages_retried_total",
+        "SQS messages left on the queue because an object failed; they come back after a backoff"
+    );
+    describe_counter!(
+        "logrouter_queue_messages_unknown_total",
+        "SQS messages of unknown shape, left for the redrive policy (dead-letter queue)"
+    );
+    describe_counter!(
+        "logrouter_queue_errors_total",
+        "SQS calls that failed, by op: receive, delete, visibility"
+    );
+    for op in ["receive", "delete", "visibility"] {
+        metrics::counter!("logrouter_queue_errors_total", "op" => op).increment(0);
+    }
+    describe_counter!(
+        "logrouter_queue_objects_total",
+        "Objects processed, by outcome: done or failed"
+    );
+    describe_gauge!(
+        "logrouter_queue_objects_in_flight",
+        "Objects being processed now"
+    );
+    describe_histogram!(
+        "logrouter_queue_object_seconds",
+        Unit::Seconds,
+        "Time to process one object, by outcome"
+    );
+    describe_gauge!(
+        "logrouter_queue_oldest_message_age_seconds",
+        Unit::Seconds,
+        "Age (since sent) of the oldest message in the last receive; 0 when it came back empty"
+    );
+    describe_gauge!(
+        "logrouter_queue_messages_visible",
+        "ApproximateNumberOfMessages of the queue at the last readiness check (the backlog)"
+    );
+    describe_gauge!(
+        "logrouter_queue_messages_not_visible",
+        "ApproximateNumberOfMessagesNotVisible at the last readiness check (being worked on)"
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn health_is_ready_only_when_every_component_is() {
+        let h = Health::new(&[QUEUE, WAREHOUSE]);
+        let (ready, text) = h.report();
+        assert!(!ready);
+        assert!(text.contains("queue: not ready: not checked yet"), "{text}");
+        h.set(QUEUE, Ok(()));
+        assert!(!h.report().0);
+        h.set(WAREHOUSE, Ok(()));
+        assert_eq!(
+            h.report(),
+            (true, "ready\nqueue: ok\nwarehouse: ok\n".into())
+        );
+        h.set(WAREHOUSE, Err("connection refused".into()));
+        let (ready, text) = h.report();
+        assert!(!ready);
+        assert!(
+            text.contains("warehouse: not ready: connection refused"),
+            "{text}"
+        );
+    }
+}
