@@ -23,6 +23,8 @@ COPY logrouter logrouter
 COPY router router
 COPY loader loader
 COPY tests tests
+# Line tables stay out of the image: 30 and 33 MB binaries instead of 150+.
+ENV CARGO_PROFILE_RELEASE_STRIP=debuginfo
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
     cargo build --release --locked --bin router --bin loader \

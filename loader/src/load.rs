@@ -276,7 +276,7 @@ impl Loader {
                 if e.needs_operator() {
                     tracing::error!(file = %file.uri, error = %e, "not loaded: fix the data or the schema, then load again");
                 } else {
-                    tracing::warn!(file = %file.uri, error = %e, "not loaded; it will be tried again");
+                    tracing::warn!(file = %file.uri, error = %e, "not loaded (a read or database error: loading again may succeed)");
                 }
                 metrics::counter!("logrouter_loader_failures_total", "reason" => e.reason())
                     .increment(1);
@@ -395,7 +395,7 @@ pub fn describe_metrics() {
     );
     describe_counter!(
         "logrouter_loader_failures_total",
-        "Files not loaded, by reason: bad_line and count_mismatch need an operator; read and database are retried"
+        "Files not loaded, by reason: bad_line and count_mismatch need an operator; read, database and manifest (not readable yet) may pass on a retry"
     );
     for reason in LoadError::REASONS {
         metrics::counter!("logrouter_loader_failures_total", "reason" => reason).increment(0);

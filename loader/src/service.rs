@@ -64,6 +64,13 @@ fn ignored(key: &str) -> Option<&'static str> {
     None
 }
 
+/// A failure of `loader run` before any file is loaded, counted with the
+/// files' failures (`Loader::load_one` counts those); the queue worker logs it.
+fn failure(reason: &'static str, error: String) -> String {
+    metrics::counter!("logrouter_loader_failures_total", "reason" => reason).increment(1);
+    error
+}
+
 impl ObjectHandler for LoadHandler {
     async fn handle(&self, object: ObjectRef) -> Result<String, String> {
         let uri = object.uri();
@@ -89,7 +96,7 @@ impl ObjectHandler for LoadHandler {
         };
         let manifest = read_manifest(&manifest_at, Some(&s3))
             .await
-            .map_err(|e| format!("{uri}: waiting for its manifest: {e}"))?;
+            .map_err(|e| failure("manifest", format!("{uri}: waiting for its manifest: {e}")))?;
         let all = files_of(&manifest, &s3_loc(root), &manifest_at).map_err(|e| e.to_string())?;
         let keep: Vec<String> = all.iter().map(|f| f.uri.clone()).collect();
         let files: Vec<_> = all
@@ -101,7 +108,10 @@ impl ObjectHandler for LoadHandler {
                 "{uri}: its manifest {manifest_at} does not name it yet (re-route in progress?)"
             ));
         }
-        let mut w = self.connection().await?;
+        let mut w = self
+            .connection()
+            .await
+            .map_err(|e| failure("database", e))?;
         let (mut loaded, mut rows, mut already) = (0, 0, 0);
         let mut result = Ok(());
         for f in &files {
@@ -149,7 +159,7 @@ pub async fn run(
 ) -> anyhow::Result<Arc<RunStats>> {
     let health = Health::new(&[QUEUE, WAREHOUSE]);
     let every = Duration::from_secs(config.metrics.health_check_secs.into());
-    let ops = match &config.metrics.addr {
+    let _ops = match &config.metrics.addr {
         Some(addr) => Some(
             telemetry::serve(addr.parse()?, health.clone(), crate::load::describe_metrics).await?,
         ),
@@ -157,15 +167,14 @@ pub async fn run(
     };
     // Fail fast on a warehouse that cannot be reached.
     let first = loader.connect().await?;
-    // Checked only after that first connection prepared the ledger: two
-    // connections preparing it at once race on CREATE SCHEMA.
+    // Checked (endpoint or not: receiving pauses while it is not ready)
+    // only after that first connection prepared the ledger: two connections
+    // preparing it at once race on CREATE SCHEMA.
     let mut checks = JoinSet::new();
-    if ops.is_some() {
-        let (l, probe) = (loader.clone(), Arc::new(tokio::sync::Mutex::new(None)));
-        spawn_check(&mut checks, health.clone(), WAREHOUSE, every, move || {
-            check_warehouse(l.clone(), probe.clone())
-        });
-    }
+    let (l, probe) = (loader.clone(), Arc::new(tokio::sync::Mutex::new(None)));
+    spawn_check(&mut checks, health.clone(), WAREHOUSE, every, move || {
+        check_warehouse(l.clone(), probe.clone())
+    });
     let handler = LoadHandler::new(loader.clone());
     handler.pool.lock().unwrap().push(first);
     let clients: &AwsClients = &loader.clients;
@@ -176,7 +185,8 @@ pub async fn run(
         Arc::new(handler),
     )
     .drain(drain)
-    .with_health(health, every);
+    .with_health(health, every)
+    .pause_while_not_ready(WAREHOUSE);
     Ok(worker.run(shutdown).await?)
 }
 

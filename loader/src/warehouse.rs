@@ -105,7 +105,9 @@ pub enum LoadError {
 
 impl LoadError {
     /// Every value of [`LoadError::reason`].
-    pub const REASONS: [&'static str; 4] = ["bad_line", "count_mismatch", "read", "database"];
+    /// (`manifest`: `loader run` could not read a manifest yet.)
+    pub const REASONS: [&'static str; 5] =
+        ["bad_line", "count_mismatch", "read", "database", "manifest"];
 
     /// The metric label of the failure.
     pub fn reason(&self) -> &'static str {

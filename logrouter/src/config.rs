@@ -85,7 +85,7 @@ pub struct LogConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct MetricsConfig {
-    /// `HOST:PORT` serving `/metrics` (Prometheus), `/healthz` (readiness)
+    /// `IP:PORT` serving `/metrics` (Prometheus), `/healthz` (readiness)
     /// and `/livez`; `--metrics-addr` overrides it. Unset: no endpoint.
     pub addr: Option<String>,
     /// How often readiness checks the queue and the warehouse.
@@ -358,7 +358,7 @@ impl Config {
             if let Err(e) = addr.parse::<std::net::SocketAddr>() {
                 return invalid(
                     "metrics.addr",
-                    format!("{addr:?}: {e}; write HOST:PORT, e.g. \"0.0.0.0:9100\""),
+                    format!("{addr:?}: {e}; write IP:PORT, e.g. \"0.0.0.0:9100\""),
                 );
             }
         }

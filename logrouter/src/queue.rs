@@ -87,8 +87,10 @@ pub struct QueueWorker<H> {
     /// Stop once a receive came back empty and nothing is in flight.
     drain: bool,
     /// Where the queue's readiness is reported, and how often it is checked.
-    health: Arc<Health>,
-    health_check: Duration,
+    health: Option<(Arc<Health>, Duration)>,
+    /// A component (the loader's warehouse) without which receiving only
+    /// spends the messages' receives: no receive while it is not ready.
+    needs: Option<&'static str>,
 }
 
 /// A message being worked on, so that it can be released on shutdown.
@@ -110,8 +112,8 @@ impl<H: ObjectHandler> QueueWorker<H> {
             config,
             handler,
             drain: false,
-            health: Health::new(&[QUEUE]),
-            health_check: Duration::from_secs(15),
+            health: None,
+            needs: None,
         }
     }
 
@@ -121,10 +123,19 @@ impl<H: ObjectHandler> QueueWorker<H> {
         self
     }
 
-    /// Reports the queue's readiness to `health`, checking it every `every`.
+    /// Reports the queue's readiness to `health`, checking it every `every`
+    /// (the last receive, then `GetQueueAttributes`).
     pub fn with_health(mut self, health: Arc<Health>, every: Duration) -> Self {
-        self.health = health;
-        self.health_check = every;
+        self.health = Some((health, every));
+        self
+    }
+
+    /// Receives nothing while `component` of the health given to
+    /// [`QueueWorker::with_health`] is not ready: the messages wait in the
+    /// queue (and its lag alarm fires) instead of failing until they reach
+    /// the dead-letter queue.
+    pub fn pause_while_not_ready(mut self, component: &'static str) -> Self {
+        self.needs = Some(component);
         self
     }
 
@@ -147,14 +158,21 @@ impl<H: ObjectHandler> QueueWorker<H> {
         ));
         let mut tasks = JoinSet::new();
         let mut checks = JoinSet::new();
-        let (sqs, url) = (self.sqs.clone(), self.queue_url.clone());
-        spawn_check(
-            &mut checks,
-            self.health.clone(),
-            QUEUE,
-            self.health_check,
-            move || check_queue(sqs.clone(), url.clone()),
-        );
+        // The check is the one writer of the queue's readiness; the receive
+        // loop tells it how its last receive went.
+        let receive_error: Arc<std::sync::Mutex<Option<String>>> = Arc::default();
+        if let Some((health, every)) = &self.health {
+            let (sqs, url, last) = (
+                self.sqs.clone(),
+                self.queue_url.clone(),
+                receive_error.clone(),
+            );
+            spawn_check(&mut checks, health.clone(), QUEUE, *every, move || {
+                let last = last.lock().expect("receive error lock").clone();
+                check_queue(sqs.clone(), url.clone(), last)
+            });
+        }
+        let mut paused = false;
         let mut receive_backoff = Duration::ZERO;
         tokio::pin!(shutdown);
         let mut stopped_by_signal = false;
@@ -166,6 +184,22 @@ impl<H: ObjectHandler> QueueWorker<H> {
                 tokio::select! {
                     _ = &mut shutdown => { stopped_by_signal = true; break; }
                     _ = tasks.join_next() => continue,
+                }
+            }
+            if let (Some(needs), Some((health, _))) = (self.needs, &self.health) {
+                if !health.is_ready(needs) {
+                    if !paused {
+                        info!(component = needs, "not receiving until it is ready again");
+                        paused = true;
+                    }
+                    tokio::select! {
+                        _ = &mut shutdown => { stopped_by_signal = true; break; }
+                        _ = tokio::time::sleep(Duration::from_millis(500)) => continue,
+                    }
+                }
+                if paused {
+                    info!(component = needs, "ready again: receiving");
+                    paused = false;
                 }
             }
             let receive = self
@@ -185,7 +219,7 @@ impl<H: ObjectHandler> QueueWorker<H> {
             let messages = match received {
                 Ok(out) => {
                     receive_backoff = Duration::ZERO;
-                    self.health.set(QUEUE, Ok(()));
+                    *receive_error.lock().expect("receive error lock") = None;
                     let messages = out.messages.unwrap_or_default();
                     metrics::gauge!("logrouter_queue_oldest_message_age_seconds")
                         .set(oldest_age_secs(&messages));
@@ -206,8 +240,8 @@ impl<H: ObjectHandler> QueueWorker<H> {
                         .clamp(Duration::from_millis(500), Duration::from_secs(30));
                     let error = describe(&e);
                     warn!(queue = %self.queue_url, %error, retry_in = ?receive_backoff, "receive failed");
-                    self.health
-                        .set(QUEUE, Err(format!("receive failed: {error}")));
+                    *receive_error.lock().expect("receive error lock") =
+                        Some(format!("receive failed: {error}"));
                     tokio::select! {
                         _ = &mut shutdown => { stopped_by_signal = true; break; }
                         _ = tokio::time::sleep(receive_backoff) => continue,
@@ -353,8 +387,7 @@ impl MessageTask {
             for object in objects {
                 let uri = object.uri();
                 let started = Instant::now();
-                let in_flight = metrics::gauge!("logrouter_queue_objects_in_flight");
-                in_flight.increment(1.0);
+                let in_flight = InFlightGauge::enter();
                 // A panicking handler fails its object like an error does:
                 // the message is retried after the backoff, never lost and
                 // never silently left invisible.
@@ -362,7 +395,7 @@ impl MessageTask {
                     .catch_unwind()
                     .await
                     .unwrap_or_else(|panic| Err(format!("panicked: {}", panic_message(&*panic))));
-                in_flight.decrement(1.0);
+                drop(in_flight);
                 let outcome_label = if outcome.is_ok() { "done" } else { "failed" };
                 metrics::counter!("logrouter_queue_objects_total", "outcome" => outcome_label)
                     .increment(1);
@@ -412,6 +445,24 @@ impl MessageTask {
         warn!(message_id = %id, failed = failures.len(), retry_in_secs = backoff, "message will be retried");
         set_visibility(&self.sqs, &self.queue_url, receipt, backoff, &self.stats).await;
         false
+    }
+}
+
+/// `logrouter_queue_objects_in_flight` up while it lives: down again however
+/// the object ends, an abort at shutdown included.
+struct InFlightGauge(metrics::Gauge);
+
+impl InFlightGauge {
+    fn enter() -> Self {
+        let gauge = metrics::gauge!("logrouter_queue_objects_in_flight");
+        gauge.increment(1.0);
+        InFlightGauge(gauge)
+    }
+}
+
+impl Drop for InFlightGauge {
+    fn drop(&mut self) {
+        self.0.decrement(1.0);
     }
 }
 
@@ -468,9 +519,17 @@ fn oldest_age_secs(messages: &[Message]) -> f64 {
         .fold(0.0, f64::max)
 }
 
-/// The queue's readiness check: it answers `GetQueueAttributes`. The
-/// backlog it reports is exposed for scaling and alarms.
-async fn check_queue(sqs: aws_sdk_sqs::Client, url: String) -> Result<(), String> {
+/// The queue's readiness check: the last receive succeeded, and the queue
+/// answers `GetQueueAttributes`. The backlog it reports is exposed for
+/// scaling and alarms.
+async fn check_queue(
+    sqs: aws_sdk_sqs::Client,
+    url: String,
+    last_receive_error: Option<String>,
+) -> Result<(), String> {
+    if let Some(e) = last_receive_error {
+        return Err(e);
+    }
     let out = sqs
         .get_queue_attributes()
         .queue_url(&url)

@@ -51,7 +51,7 @@ pub const OTHER_LABEL: &str = "_other";
 
 #[derive(Debug, thiserror::Error)]
 pub enum TelemetryError {
-    #[error("cannot listen on {addr} for /metrics and /healthz: {source} (choose a free HOST:PORT with --metrics-addr or metrics.addr)")]
+    #[error("cannot listen on {addr} for /metrics and /healthz: {source} (choose a free IP:PORT with --metrics-addr or metrics.addr)")]
     Bind {
         addr: SocketAddr,
         source: std::io::Error,
@@ -63,38 +63,60 @@ pub enum TelemetryError {
 /// The readiness of a service: one state per component it depends on.
 ///
 /// Components start "not checked yet", so a new task is not sent traffic
-/// (or counted healthy) before its first successful check.
+/// (or counted healthy) before its first successful check. Each component
+/// has one writer: its check ([`spawn_check`]).
 #[derive(Debug, Default)]
 pub struct Health {
-    components: Mutex<BTreeMap<&'static str, Result<(), String>>>,
+    components: Mutex<BTreeMap<&'static str, State>>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum State {
+    Starting,
+    Ready,
+    NotReady(String),
 }
 
 impl Health {
     pub fn new(components: &[&'static str]) -> Arc<Self> {
         let health = Health::default();
-        for c in components {
-            health.set(c, Err("not checked yet".to_owned()));
+        {
+            let mut map = health.components.lock().expect("health lock");
+            for c in components {
+                map.insert(c, State::Starting);
+                metrics::gauge!("logrouter_ready", "component" => *c).set(0.0);
+            }
         }
         Arc::new(health)
     }
 
-    /// Records a component's state; a change is logged (readiness lost at
-    /// WARN: the service retries on its own, the operator watches the
-    /// alarm) and `logrouter_ready{component}` follows it.
+    /// Records a component's state. Becoming ready is logged at INFO,
+    /// becoming not ready (from ready, or at start-up) at WARN: the service
+    /// retries on its own, the operator watches the alarm. A failure that
+    /// only changes its words is not logged again.
+    /// `logrouter_ready{component}` follows it.
     pub fn set(&self, component: &'static str, state: Result<(), String>) {
-        let ready = state.is_ok();
-        let before = self
-            .components
-            .lock()
-            .expect("health lock")
-            .insert(component, state.clone());
-        match (before, &state) {
-            (Some(Ok(())), Err(why)) => warn!(component, %why, "not ready"),
-            (Some(Err(_)), Ok(())) => info!(component, "ready"),
-            _ => {}
+        let mut map = self.components.lock().expect("health lock");
+        let next = match state {
+            Ok(()) => State::Ready,
+            Err(why) => State::NotReady(why),
+        };
+        let before = map.insert(component, next.clone());
+        match (&before, &next) {
+            (Some(State::Ready), State::Ready) | (Some(State::NotReady(_)), State::NotReady(_)) => {
+            }
+            (_, State::Ready) => info!(component, "ready"),
+            (_, State::NotReady(why)) => warn!(component, %why, "not ready"),
+            (_, State::Starting) => {}
         }
+        // Under the lock, so that the gauge and the map never disagree.
         metrics::gauge!("logrouter_ready", "component" => component)
-            .set(f64::from(u8::from(ready)));
+            .set(f64::from(u8::from(next == State::Ready)));
+    }
+
+    /// Whether `component` is ready now.
+    pub fn is_ready(&self, component: &'static str) -> bool {
+        self.components.lock().expect("health lock").get(component) == Some(&State::Ready)
     }
 
     /// Whether every component is ready, and one line per component.
@@ -104,8 +126,12 @@ impl Health {
         let mut text = String::new();
         for (name, state) in components.iter() {
             match state {
-                Ok(()) => text.push_str(&format!("{name}: ok\n")),
-                Err(why) => {
+                State::Ready => text.push_str(&format!("{name}: ok\n")),
+                State::Starting => {
+                    ready = false;
+                    text.push_str(&format!("{name}: not ready: not checked yet\n"));
+                }
+                State::NotReady(why) => {
                     ready = false;
                     text.push_str(&format!("{name}: not ready: {why}\n"));
                 }
@@ -116,7 +142,11 @@ impl Health {
     }
 }
 
-/// Checks a component every `every`, until the returned task is dropped.
+/// How long one check may take before it counts as failed: the Data API
+/// answers a `SELECT 1` in seconds, not milliseconds.
+const CHECK_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Checks a component every `every`, until `tasks` is dropped.
 pub fn spawn_check<F, Fut>(
     tasks: &mut JoinSet<()>,
     health: Arc<Health>,
@@ -130,10 +160,10 @@ pub fn spawn_check<F, Fut>(
     tasks.spawn(async move {
         loop {
             // A check that hangs is a failed check.
-            let state = match tokio::time::timeout(every.max(Duration::from_secs(1)), check()).await
-            {
+            let limit = every.max(CHECK_TIMEOUT);
+            let state = match tokio::time::timeout(limit, check()).await {
                 Ok(state) => state,
-                Err(_) => Err(format!("no answer within {} s", every.as_secs().max(1))),
+                Err(_) => Err(format!("no answer within {} s", limit.as_secs())),
             };
             health.set(component, state);
             tokio::time::sleep(every).await;
@@ -219,8 +249,17 @@ fn recorder() -> Result<PrometheusHandle, TelemetryError> {
     Ok(handle)
 }
 
+/// Connections served at once; scrapers and probes need a handful.
+const MAX_CONNECTIONS: usize = 32;
+
 async fn accept(listener: tokio::net::TcpListener, handle: PrometheusHandle, health: Arc<Health>) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     loop {
+        let slot = slots
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("the semaphore is never closed");
         let stream = match listener.accept().await {
             Ok((stream, _)) => stream,
             Err(e) => {
@@ -233,13 +272,16 @@ async fn accept(listener: tokio::net::TcpListener, handle: PrometheusHandle, hea
         let handle = handle.clone();
         let health = health.clone();
         tokio::spawn(async move {
+            let _slot = slot;
             let service = hyper::service::service_fn(move |req: Request<Incoming>| {
                 let response = respond(&req, &handle, &health);
                 async move { Ok::<_, Infallible>(response) }
             });
             let conn = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(Duration::from_secs(10))
                 .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
-            // A scraper that holds a connection open idle is dropped.
+            // No connection lives longer than a minute (a scraper reconnects).
             if let Ok(Err(e)) = tokio::time::timeout(Duration::from_secs(60), conn).await {
                 debug!(error = %e, "metrics endpoint: connection failed");
             }
@@ -255,6 +297,7 @@ fn respond(
     let reply = |status: StatusCode, content_type: &str, body: String| {
         Response::builder()
             .status(status)
+            .header("allow", "GET, HEAD")
             .header("content-type", content_type)
             .header("cache-control", "no-store")
             .body(Full::new(Bytes::from(body)))
@@ -364,6 +407,7 @@ mod tests {
             h.report(),
             (true, "ready\nqueue: ok\nwarehouse: ok\n".into())
         );
+        assert!(h.is_ready(WAREHOUSE));
         h.set(WAREHOUSE, Err("connection refused".into()));
         let (ready, text) = h.report();
         assert!(!ready);

@@ -73,7 +73,7 @@ pub enum Command {
         /// Exit once a long poll found the queue empty and nothing is in flight.
         #[arg(long)]
         drain: bool,
-        /// Serve /metrics, /healthz and /livez on HOST:PORT (default: off).
+        /// Serve /metrics, /healthz and /livez on IP:PORT (default: off).
         #[arg(long)]
         metrics_addr: Option<String>,
     },

@@ -172,8 +172,10 @@ impl Router {
                 debug!(source = %uri, "already routed with this ETag; skipped");
                 "already_routed"
             }
+            // Its caller reports it (the queue worker at WARN, `route` and
+            // `backfill` in their summaries).
             Err(e) => {
-                warn!(source = %source, error = %e, "source not routed");
+                debug!(source = %source, error = %e, "source not routed");
                 "failed"
             }
         };
@@ -319,6 +321,17 @@ impl Router {
             .put_small(&manifest_key, json)
             .await
             .map_err(write_err)?;
+        // Committed: logged and counted now, before anything can stop us.
+        let raw_bytes = opened.raw_bytes.load(Ordering::Relaxed);
+        info!(source = %info.uri, read = manifest.lines.read, routed = manifest.lines.routed,
+            quarantined = manifest.lines.quarantined, bytes = raw_bytes, "source routed");
+        if let Some(d) = &manifest.damage {
+            // Terminal: the bytes will not heal on a retry. The manifest
+            // records what was routed before the damage.
+            error!(source = %info.uri, raw_offset = d.raw_offset, line = d.line,
+                error = %d.error, "source is damaged; routed what came before the damage");
+        }
+        count_routed(&manifest, raw_bytes, started.elapsed());
 
         // Parts of an earlier route of this source that this one did not
         // write again (fewer parts now) are removed, after the new manifest.
@@ -330,16 +343,6 @@ impl Router {
                 }
             }
         }
-        let raw_bytes = opened.raw_bytes.load(Ordering::Relaxed);
-        info!(source = %info.uri, read = manifest.lines.read, routed = manifest.lines.routed,
-            quarantined = manifest.lines.quarantined, bytes = raw_bytes, "source routed");
-        if let Some(d) = &manifest.damage {
-            // Terminal: the bytes will not heal on a retry. The manifest
-            // records what was routed before the damage.
-            error!(source = %info.uri, raw_offset = d.raw_offset, line = d.line,
-                error = %d.error, "source is damaged; routed what came before the damage");
-        }
-        count_routed(&manifest, raw_bytes, started.elapsed());
         Ok(RouteOutcome::Routed {
             manifest: Box::new(manifest),
             manifest_key,

@@ -56,7 +56,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<Arc<RunStats>> {
     let health = Health::new(&[QUEUE]);
-    let _ops = match &config.metrics.addr {
+    let ops = match &config.metrics.addr {
         Some(addr) => Some(
             telemetry::serve(
                 addr.parse()?,
@@ -71,16 +71,16 @@ pub async fn run(
     let router = Router::new(config, dest, clients.clone())
         .await
         .map_err(anyhow::Error::msg)?;
-    let worker = QueueWorker::new(
+    let mut worker = QueueWorker::new(
         clients.sqs().await,
         queue_url,
         config.queue.clone(),
         Arc::new(RouteHandler { router }),
     )
-    .drain(drain)
-    .with_health(
-        health,
-        Duration::from_secs(config.metrics.health_check_secs.into()),
-    );
+    .drain(drain);
+    if ops.is_some() {
+        let every = Duration::from_secs(config.metrics.health_check_secs.into());
+        worker = worker.with_health(health, every);
+    }
     Ok(worker.run(shutdown).await?)
 }

@@ -16,14 +16,13 @@ use logrouter::location::Location;
 
 use crate::support::*;
 
-/// A Redshift Data API test server of the test's own.
-fn own_redshift_data() -> (Service, String) {
+/// A Redshift Data API test server of the test's own, on `port`.
+fn own_redshift_data(port: u16) -> Service {
     let python = std::env::var("TEST_PYTHON").unwrap_or_else(|_| {
         panic!("TEST_PYTHON is not set: run the tests with scripts/test, which installs the Redshift Data API test server's Python")
     });
     let script =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/redshift_data_server.py");
-    let port = free_port();
     let server = Service::start(
         std::process::Command::new(python)
             .arg(script)
@@ -38,7 +37,20 @@ fn own_redshift_data() -> (Service, String) {
     wait_for(30, "the test's own Redshift Data API server", || {
         http_get(port, "/").filter(|(s, _)| *s == 200)
     });
-    (server, format!("http://127.0.0.1:{port}"))
+    server
+}
+
+/// Touches a manifest in place: a duplicate notification of it.
+async fn touch(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) {
+    s3.copy_object()
+        .bucket(bucket)
+        .key(key)
+        .copy_source(format!("{bucket}/{key}"))
+        .metadata("touched", "1")
+        .metadata_directive(aws_sdk_s3::types::MetadataDirective::Replace)
+        .send()
+        .await
+        .unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -99,7 +111,9 @@ async fn issue5_loader_metrics_count_the_load_and_readiness_follows_the_warehous
         }
     }
 
-    let (warehouse, endpoint) = own_redshift_data();
+    let rs_port = free_port();
+    let warehouse = own_redshift_data(rs_port);
+    let endpoint = format!("http://127.0.0.1:{rs_port}");
     let port = free_port();
     let loader = Service::start(
         loader_at_moto()
@@ -142,40 +156,48 @@ async fn issue5_loader_metrics_count_the_load_and_readiness_follows_the_warehous
         ),
         Some(0.0)
     );
-    let (status, body) = http_get(port, "/healthz").unwrap();
-    assert_eq!(
-        (status, body.as_str()),
-        (200, "ready\nqueue: ok\nwarehouse: ok\n")
-    );
+    let (_, body) = wait_for(30, "ready", || {
+        http_get(port, "/healthz").filter(|(s, _)| *s == 200)
+    });
+    assert_eq!(body, "ready\nqueue: ok\nwarehouse: ok\n");
 
     // A duplicate notification (a manifest touched in place): every file it
     // names is counted as skipped, and no row is added.
-    let manifest = list_keys(&s3, &bucket)
+    let manifests: Vec<String> = list_keys(&s3, &bucket)
         .await
         .into_iter()
-        .find(|k| k.starts_with("routed/_manifests/"))
-        .unwrap();
-    s3.copy_object()
-        .bucket(&bucket)
-        .key(&manifest)
-        .copy_source(format!("{bucket}/{manifest}"))
-        .metadata("touched", "1")
-        .metadata_directive(aws_sdk_s3::types::MetadataDirective::Replace)
-        .send()
-        .await
-        .unwrap();
-    let metrics = wait_for(60, "the duplicate skipped", || {
-        let (_, m) = http_get(port, "/metrics")?;
-        let skipped: f64 = want
-            .keys()
+        .filter(|k| k.starts_with("routed/_manifests/"))
+        .collect();
+    let files_of = |key: &str| {
+        let key = key.to_owned();
+        let (s3, bucket) = (s3.clone(), bucket.clone());
+        async move {
+            let m: logrouter::manifest::Manifest =
+                serde_json::from_slice(&get(&s3, &bucket, &key).await).unwrap();
+            m.types.values().map(|o| o.parts.len()).sum::<usize>() as f64
+        }
+    };
+    let skipped = |m: &str| -> f64 {
+        want.keys()
             .filter_map(|t| {
                 series(
-                    &m,
+                    m,
                     &format!("logrouter_loader_duplicates_skipped_total{{table=\"{t}\"}}"),
                 )
             })
-            .sum();
-        (skipped > 0.0).then_some(m)
+            .sum()
+    };
+    touch(&s3, &bucket, &manifests[0]).await;
+    let first = files_of(&manifests[0]).await;
+    // Handled whole (skipped, then the manifest's orphans checked) and
+    // deleted, before the warehouse is stopped below.
+    let settled = |m: &str| {
+        series(m, "logrouter_queue_messages_deleted_total")
+            == series(m, "logrouter_queue_messages_received_total")
+    };
+    let metrics = wait_for(60, "the duplicate skipped", || {
+        let (_, m) = http_get(port, "/metrics")?;
+        (skipped(&m) == first && settled(&m)).then_some(m)
     });
     for (t, n) in &want {
         assert_eq!(
@@ -192,6 +214,56 @@ async fn issue5_loader_metrics_count_the_load_and_readiness_follows_the_warehous
     });
     assert!(body.contains("queue: ok\nwarehouse: not ready: "), "{body}");
     assert_eq!(http_get(port, "/livez").unwrap().0, 200);
+
+    // While it is gone the loader receives nothing: a new notification waits
+    // in the queue, its receives unspent, instead of failing towards the
+    // dead-letter queue.
+    // (A long poll begun before the check failed ends within its 1 s wait.)
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    touch(&s3, &bucket, &manifests[1]).await;
+    wait_for(10, "the notification on the queue", || {
+        let (_, m) = http_get(port, "/metrics")?;
+        (series(&m, "logrouter_queue_messages_visible")? >= 1.0).then_some(())
+    });
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let (_, m) = http_get(port, "/metrics").unwrap();
+    assert_eq!(
+        series(&m, "logrouter_queue_messages_visible"),
+        Some(1.0),
+        "{m}"
+    );
+    assert_eq!(
+        series(&m, "logrouter_queue_objects_total{outcome=\"failed\"}").unwrap_or(0.0),
+        0.0,
+        "{}",
+        loader.stderr()
+    );
+
+    // Back: ready again, and the waiting notification is handled.
+    let _warehouse = own_redshift_data(rs_port);
+    wait_for(30, "ready again", || {
+        http_get(port, "/healthz").filter(|(s, _)| *s == 200)
+    });
+    let second = files_of(&manifests[1]).await;
+    wait_for(60, "the waiting notification handled", || {
+        let (_, m) = http_get(port, "/metrics")?;
+        (skipped(&m) == first + second).then_some(())
+    });
+    for _ in 0..50 {
+        if messages_on_queue(&sqs, &queue).await == 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert_eq!(
+        messages_on_queue(&sqs, &queue).await,
+        0,
+        "deleted once handled"
+    );
     let log = loader.stderr();
+    assert!(
+        log.contains("not receiving until it is ready again"),
+        "{log}"
+    );
     assert_eq!(loader.stop(), Some(0), "{log}");
 }

@@ -143,7 +143,12 @@ fn issue5_json_logs_one_object_per_line() {
     let mut gz = crate::support::gzip(&b"{\"event_type\":\"a\"}\nnot json\n".repeat(500));
     gz.truncate(gz.len() - 10);
     std::fs::write(&src, gz).unwrap();
-    let args = ["route", "--out", out.to_str().unwrap(), src.to_str().unwrap()];
+    let args = [
+        "route",
+        "--out",
+        out.to_str().unwrap(),
+        src.to_str().unwrap(),
+    ];
     let events = |o: &Output| -> Vec<Value> {
         stderr(o)
             .lines()

@@ -47,14 +47,16 @@ async fn issue5_metrics_scraped_during_a_run_equal_the_manifests() {
         })
     });
 
-    let (mut read, mut types, mut reasons) = (0, BTreeMap::new(), BTreeMap::new());
+    let (mut read, mut bytes, mut types, mut reasons) = (0, 0, BTreeMap::new(), BTreeMap::new());
     for key in list_keys(&st.s3, &st.out).await {
         if key.starts_with("routed/_manifests/") {
             let m: Manifest = serde_json::from_slice(&get(&st.s3, &st.out, &key).await).unwrap();
             read += m.lines.read;
             for (t, o) in m.types {
                 *types.entry(t).or_insert(0) += o.lines;
+                bytes += o.parts.iter().map(|p| p.bytes).sum::<u64>();
             }
+            bytes += m.quarantine.parts.iter().map(|p| p.bytes).sum::<u64>();
             for (r, n) in m.quarantine.by_reason {
                 *reasons.entry(r).or_insert(0) += n;
             }
@@ -79,9 +81,19 @@ async fn issue5_metrics_scraped_during_a_run_equal_the_manifests() {
         series(&metrics, "logrouter_router_lines_blank_total"),
         Some(1.0)
     );
+    assert_eq!(
+        series(&metrics, "logrouter_router_bytes_written_total"),
+        Some(bytes as f64)
+    );
+    assert_eq!(
+        metrics
+            .matches("logrouter_router_lines_routed_total{")
+            .count(),
+        types.len(),
+        "no type the manifests do not have\n{metrics}"
+    );
     for s in [
         "logrouter_router_bytes_read_total",
-        "logrouter_router_bytes_written_total",
         "logrouter_router_source_seconds_count",
     ] {
         assert!(series(&metrics, s).unwrap_or(0.0) > 0.0, "{s}\n{metrics}");
