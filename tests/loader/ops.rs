@@ -8,10 +8,7 @@
 
 use std::collections::BTreeMap;
 
-use aws_sdk_s3::types::{
-    Event, FilterRule, FilterRuleName, NotificationConfiguration, NotificationConfigurationFilter,
-    QueueConfiguration, S3KeyFilter,
-};
+use aws_sdk_s3::types::NotificationConfiguration;
 use logrouter::location::Location;
 
 use crate::support::*;
@@ -40,19 +37,6 @@ fn own_redshift_data(port: u16) -> Service {
     server
 }
 
-/// Touches a manifest in place: a duplicate notification of it.
-async fn touch(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) {
-    s3.copy_object()
-        .bucket(bucket)
-        .key(key)
-        .copy_source(format!("{bucket}/{key}"))
-        .metadata("touched", "1")
-        .metadata_directive(aws_sdk_s3::types::MetadataDirective::Replace)
-        .send()
-        .await
-        .unwrap();
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn issue5_loader_metrics_count_the_load_and_readiness_follows_the_warehouse() {
     let s3 = s3().await;
@@ -60,25 +44,7 @@ async fn issue5_loader_metrics_count_the_load_and_readiness_follows_the_warehous
     let bucket = unique("ops");
     s3.create_bucket().bucket(&bucket).send().await.unwrap();
     let queue = create_queue(&sqs, "loader-ops").await;
-    let on_manifests = QueueConfiguration::builder()
-        .queue_arn(queue_arn(&sqs, &queue).await)
-        .events(Event::S3ObjectCreated)
-        .filter(
-            NotificationConfigurationFilter::builder()
-                .key(
-                    S3KeyFilter::builder()
-                        .filter_rules(
-                            FilterRule::builder()
-                                .name(FilterRuleName::Prefix)
-                                .value("routed/_manifests/")
-                                .build(),
-                        )
-                        .build(),
-                )
-                .build(),
-        )
-        .build()
-        .unwrap();
+    let on_manifests = on_prefix(queue_arn(&sqs, &queue).await, "routed/_manifests/");
     s3.put_bucket_notification_configuration()
         .bucket(&bucket)
         .notification_configuration(

@@ -7,37 +7,12 @@
 use std::collections::BTreeMap;
 
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{
-    Event, FilterRule, FilterRuleName, NotificationConfiguration, NotificationConfigurationFilter,
-    QueueConfiguration, S3KeyFilter,
-};
+use aws_sdk_s3::types::NotificationConfiguration;
 use logrouter::location::Location;
 use logrouter::manifest::Manifest;
 use logrouter::queue::RunStats;
 
 use crate::support::*;
-
-fn on_prefix(arn: String, prefix: &str) -> QueueConfiguration {
-    QueueConfiguration::builder()
-        .queue_arn(arn)
-        .events(Event::S3ObjectCreated)
-        .filter(
-            NotificationConfigurationFilter::builder()
-                .key(
-                    S3KeyFilter::builder()
-                        .filter_rules(
-                            FilterRule::builder()
-                                .name(FilterRuleName::Prefix)
-                                .value(prefix)
-                                .build(),
-                        )
-                        .build(),
-                )
-                .build(),
-        )
-        .build()
-        .unwrap()
-}
 
 async fn manifest_counts_s3(s3: &aws_sdk_s3::Client, bucket: &str) -> BTreeMap<String, i64> {
     let mut out = BTreeMap::new();
@@ -161,15 +136,7 @@ async fn logs_in_s3_end_up_in_postgres_and_sqlite_exactly_once() {
     }
     for key in list_keys(&s3, &bucket).await {
         if key.starts_with("routed/_manifests/") {
-            s3.copy_object()
-                .bucket(&bucket)
-                .key(&key)
-                .copy_source(format!("{bucket}/{key}"))
-                .metadata("touched", "1")
-                .metadata_directive(aws_sdk_s3::types::MetadataDirective::Replace)
-                .send()
-                .await
-                .unwrap();
+            touch(&s3, &bucket, &key).await;
         }
     }
     assert!(loader_run().status.success());

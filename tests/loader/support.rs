@@ -172,3 +172,40 @@ pub async fn pg_counts(schema: &str) -> BTreeMap<String, i64> {
     }
     out
 }
+
+/// S3 event notifications of new objects under `prefix` to the queue `arn`.
+pub fn on_prefix(arn: String, prefix: &str) -> aws_sdk_s3::types::QueueConfiguration {
+    aws_sdk_s3::types::QueueConfiguration::builder()
+        .queue_arn(arn)
+        .events(aws_sdk_s3::types::Event::S3ObjectCreated)
+        .filter(
+            aws_sdk_s3::types::NotificationConfigurationFilter::builder()
+                .key(
+                    aws_sdk_s3::types::S3KeyFilter::builder()
+                        .filter_rules(
+                            aws_sdk_s3::types::FilterRule::builder()
+                                .name(aws_sdk_s3::types::FilterRuleName::Prefix)
+                                .value(prefix)
+                                .build(),
+                        )
+                        .build(),
+                )
+                .build(),
+        )
+        .build()
+        .unwrap()
+}
+
+/// Touches an object in place (a copy onto itself): a duplicate
+/// notification of it.
+pub async fn touch(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) {
+    s3.copy_object()
+        .bucket(bucket)
+        .key(key)
+        .copy_source(format!("{bucket}/{key}"))
+        .metadata("touched", "1")
+        .metadata_directive(aws_sdk_s3::types::MetadataDirective::Replace)
+        .send()
+        .await
+        .unwrap();
+}
