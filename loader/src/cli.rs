@@ -15,8 +15,8 @@ use logrouter::queue::RunStats;
 
 use crate::load::Loader;
 use crate::migrate::migrate;
+use crate::schema::diff::{describe, write_migrations};
 use crate::schema::load_dir;
-use crate::schema_diff::{describe, write_migrations};
 use crate::source::Discovery;
 use crate::verify::verify;
 use crate::warehouse::{Warehouse, WarehouseUrl};

@@ -13,12 +13,17 @@ use std::path::PathBuf;
 
 use serde_json::Value;
 
-use crate::redshift::{RedshiftTarget, RedshiftWarehouse};
+pub mod postgres;
+pub mod redshift;
+pub mod sqlite;
+
 use crate::rows::{Cell, RowMaker};
 use crate::schema::{Dialect, TableSchema};
 use crate::source::{decoder, RoutedFile};
-use crate::{postgres::PgWarehouse, sqlite::SqliteWarehouse};
 use logrouter::aws::AwsClients;
+use postgres::PgWarehouse;
+use redshift::{RedshiftTarget, RedshiftWarehouse};
+use sqlite::SqliteWarehouse;
 use std::time::Duration;
 
 /// Table of loaded files: (file, version, table, rows, manifest, loaded_at,
