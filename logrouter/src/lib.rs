@@ -3,6 +3,8 @@
 //!
 //! - [`config`]: the TOML/env configuration, validated once at start-up;
 //! - [`notification`]: SQS message bodies → S3 objects to process;
+//! - [`json`]: what a valid JSON line is, the one definition the router and
+//!   the loader share (exactly what `serde_json::Value` accepts);
 //! - [`pointer`] and [`normalize`]: finding an event type in a line and
 //!   turning it into a safe name;
 //! - [`layout`]: the deterministic names of everything the router writes;
@@ -17,6 +19,7 @@
 
 pub mod aws;
 pub mod config;
+pub mod json;
 pub mod layout;
 pub mod location;
 pub mod manifest;

@@ -2,15 +2,21 @@
 //!
 //! The router only needs the event type, so [`JsonPointer::lookup`] walks the
 //! line with serde's visitor API: it descends along the pointer, skips every
-//! other value with `IgnoredAny` (which still validates the syntax), and
-//! borrows the found string when it has no escapes. That is both cheaper than
-//! `serde_json::Value` and strict: a line that is not valid JSON is reported
-//! as such even if the type field came first.
+//! other value with [`crate::json`]'s validating skipper, and borrows the
+//! found string when it has no escapes. That is both cheaper than
+//! `serde_json::Value` and exactly as strict: a line is valid for the lookup
+//! if and only if `Value` would parse it (numbers in range, escapes decoded,
+//! at most [`crate::json::MAX_JSON_DEPTH`] levels), even if the type field
+//! came first, so the router never routes a line the loader cannot parse
+//! (issue #10). Not `IgnoredAny`: serde_json skips that with a scanner that
+//! accepts `1e400`, lone surrogates and any depth.
 
 use std::borrow::Cow;
 use std::fmt;
 
-use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
+
+use crate::json::{skip_map, skip_seq, JsonProblem, Skip};
 
 /// A parsed RFC 6901 JSON pointer such as `/event_type` or `/payload/0/type`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,21 +65,24 @@ impl JsonPointer {
         &self.text
     }
 
-    /// Looks the pointer up in one JSON text.
+    /// Looks the pointer up in one JSON text, validating the whole text on
+    /// the way exactly as [`crate::json::check_json`] does: anything but
+    /// [`Lookup::InvalidJson`] and [`Lookup::TooDeep`] means that
+    /// `serde_json::from_str::<serde_json::Value>(json)` succeeds.
     pub fn lookup<'a>(&self, json: &'a str) -> Lookup<'a> {
         let mut de = serde_json::Deserializer::from_str(json);
-        let found = match (Root {
+        let walked = (Root {
             path: &self.segments,
         })
         .deserialize(&mut de)
-        {
+        .and_then(|found| de.end().map(|()| found));
+        match walked {
             Ok(found) => found,
-            Err(e) => return Lookup::InvalidJson(e.to_string()),
-        };
-        if let Err(e) = de.end() {
-            return Lookup::InvalidJson(e.to_string());
+            Err(e) => match JsonProblem::from(e) {
+                JsonProblem::TooDeep(m) => Lookup::TooDeep(m),
+                JsonProblem::Invalid(m) => Lookup::InvalidJson(m),
+            },
         }
-        found
     }
 }
 
@@ -98,6 +107,9 @@ pub enum Lookup<'a> {
     NotAnObject(&'static str),
     /// The line is not valid JSON (serde_json's message, with column).
     InvalidJson(String),
+    /// The line is nested deeper than [`crate::json::MAX_JSON_DEPTH`] levels,
+    /// which `serde_json::Value` refuses (serde_json's message, with column).
+    TooDeep(String),
 }
 
 /// Root visitor: the line must be an object.
@@ -156,18 +168,9 @@ macro_rules! scalar_kinds {
     };
 }
 
-fn skip_seq<'de, A: SeqAccess<'de>>(mut seq: A) -> Result<(), A::Error> {
-    while seq.next_element::<IgnoredAny>()?.is_some() {}
-    Ok(())
-}
-
-fn skip_map<'de, A: MapAccess<'de>>(mut map: A) -> Result<(), A::Error> {
-    while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-    Ok(())
-}
-
 /// Walks the members of an object, descending into the one named by
-/// `path[0]` and skipping the rest. Shared by [`Root`] and [`Node`].
+/// `path[0]` and skipping (and validating) the rest. Shared by [`Root`] and
+/// [`Node`].
 fn walk_map<'de, A: MapAccess<'de>>(mut map: A, path: &[String]) -> Result<Lookup<'de>, A::Error> {
     let mut result: Option<Lookup<'de>> = None;
     while let Some(key) = map.next_key_seed(Key)? {
@@ -178,7 +181,7 @@ fn walk_map<'de, A: MapAccess<'de>>(mut map: A, path: &[String]) -> Result<Looku
                 Some(_) => Lookup::Duplicate,
             });
         } else {
-            map.next_value::<IgnoredAny>()?;
+            map.next_value_seed(Skip)?;
         }
     }
     Ok(result.unwrap_or(Lookup::Missing))
@@ -241,7 +244,7 @@ impl<'de> Visitor<'de> for Node<'_> {
                     Some(found) => result = found,
                     None => break,
                 }
-            } else if seq.next_element::<IgnoredAny>()?.is_none() {
+            } else if seq.next_element_seed(Skip)?.is_none() {
                 break;
             }
             i += 1;
@@ -292,6 +295,7 @@ impl<'de> Visitor<'de> for Leaf {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::json::MAX_JSON_DEPTH;
 
     fn check(pointer: &str, json: &str, expected: Lookup<'_>) {
         let p = JsonPointer::parse(pointer).unwrap();
@@ -353,9 +357,39 @@ mod tests {
             r#"{"event_type":"a""#,
             r#"{event_type:"a"}"#,
             "",
+            // Issue #10: what IgnoredAny let through and Value refuses.
+            r#"{"event_type":"a","x":1e400}"#,
+            r#"{"event_type":"a","x":"\ud800"}"#,
+            r#"{"event_type":"a","x":{"\udc00x":1}}"#,
+            r#"{"event_type":"a","x":[1,-1e400]}"#,
+            r#"{"event_type":"\ud800"}"#,
         ] {
             let p = JsonPointer::parse("/event_type").unwrap();
             assert!(matches!(p.lookup(bad), Lookup::InvalidJson(_)), "{bad}");
+        }
+    }
+
+    #[test]
+    fn too_deep_is_reported_wherever_it_is() {
+        let deep = format!(
+            "{}1{}",
+            "[".repeat(MAX_JSON_DEPTH),
+            "]".repeat(MAX_JSON_DEPTH)
+        );
+        for line in [
+            format!(r#"{{"event_type":"a","x":{deep}}}"#),
+            format!(r#"{{"x":{deep},"event_type":"a"}}"#),
+            format!(r#"{{"event_type":{deep}}}"#),
+            format!(r#"{{"a":{{"b":{deep}}}}}"#),
+            deep.clone(),
+        ] {
+            for pointer in ["/event_type", "/a/b/3"] {
+                let p = JsonPointer::parse(pointer).unwrap();
+                assert!(
+                    matches!(p.lookup(&line), Lookup::TooDeep(ref m) if m.starts_with("recursion limit exceeded")),
+                    "{pointer} in {line}"
+                );
+            }
         }
     }
 

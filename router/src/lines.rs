@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use base64::Engine;
 use logrouter::config::OutputCompression;
+use logrouter::json::MAX_JSON_DEPTH;
 use logrouter::layout::SourceName;
 use logrouter::manifest::{LineCounts, PartOutput, QuarantineOutput, TypeOutput};
 use logrouter::normalize::normalize_event_type;
@@ -531,6 +532,10 @@ fn event_type_of<'a>(
             format!("the line is a JSON {kind}; each line must be a JSON object"),
         ),
         Lookup::InvalidJson(e) => (Reason::InvalidJson, e),
+        Lookup::TooDeep(e) => (
+            Reason::TooDeep,
+            format!("nested deeper than {MAX_JSON_DEPTH} levels, which the loader's JSON parser refuses ({e}): flatten the event in the producer"),
+        ),
     })
 }
 

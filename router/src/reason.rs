@@ -24,10 +24,15 @@ pub enum Reason {
     LineTooLong,
     /// The partial last line cut off by damage in the source's compression.
     TruncatedLine,
+    /// Nested deeper than `logrouter::json::MAX_JSON_DEPTH` levels: the
+    /// loader's JSON parser (serde_json's `Value`) refuses it, so routing it
+    /// would only move the failure to the load.
+    TooDeep,
 }
 
 impl Reason {
-    pub const ALL: [Reason; 9] = [
+    /// Every reason, in a fixed order: new ones are added at the end.
+    pub const ALL: [Reason; 10] = [
         Reason::InvalidJson,
         Reason::NotAnObject,
         Reason::MissingEventType,
@@ -37,6 +42,7 @@ impl Reason {
         Reason::InvalidUtf8,
         Reason::LineTooLong,
         Reason::TruncatedLine,
+        Reason::TooDeep,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -50,6 +56,7 @@ impl Reason {
             Reason::InvalidUtf8 => "invalid_utf8",
             Reason::LineTooLong => "line_too_long",
             Reason::TruncatedLine => "truncated_line",
+            Reason::TooDeep => "too_deep",
         }
     }
 }

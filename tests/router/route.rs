@@ -514,3 +514,130 @@ async fn types_replay_writes_only_selected_lines() {
     );
     assert_eq!(files.len(), 2, "one part and the manifest: {files:?}");
 }
+
+/// `{"event_type":TYPE,"x":[[…1…]]}` with its deepest members on level
+/// `levels` (`logrouter::json::MAX_JSON_DEPTH` counts levels: the line itself
+/// is level 1, each array or object puts its members one level down).
+fn nested_line(event_type: &str, levels: usize) -> String {
+    let arrays = levels - 2;
+    format!(
+        "{{\"event_type\":\"{event_type}\",\"x\":{}1{}}}",
+        "[".repeat(arrays),
+        "]".repeat(arrays)
+    )
+}
+
+#[tokio::test]
+async fn too_deep_out_of_range_and_lone_surrogate_lines_are_quarantined() {
+    use logrouter::json::MAX_JSON_DEPTH;
+    let lines = [
+        nested_line("deep", MAX_JSON_DEPTH),          // 1 routed
+        nested_line("deep", MAX_JSON_DEPTH + 1),      // 2 too_deep
+        r#"{"event_type":"a","n":1e400}"#.into(),     // 3 invalid_json
+        r#"{"event_type":"a","n":-1e400}"#.into(),    // 4 invalid_json
+        r#"{"event_type":"a","s":"\ud800"}"#.into(),  // 5 invalid_json
+        r#"{"event_type":"a","s":"\udc00x"}"#.into(), // 6 invalid_json
+        r#"{"event_type":"a","s":"\ud83d\ude00","n":1e308}"#.into(), // 7 routed
+        r#"{"event_type":"a","n":123456789012345678901234567890}"#.into(), // 8 routed
+        format!(r#"{{"x":{},"event_type":"a"}}"#, "[".repeat(200)), // 9 too_deep, type after
+        r#"{"\ud800":1,"event_type":"a"}"#.into(),    // 10 invalid_json (a key)
+    ];
+    let input = lines.join("\n") + "\n";
+    check(
+        input.as_bytes(),
+        &format!(
+            r#"
+read 10: routed 3, quarantined 7, blank 0
+a: {}
+a: {}
+deep: {}
+quarantine: 2 too_deep
+quarantine: 3 invalid_json
+quarantine: 4 invalid_json
+quarantine: 5 invalid_json
+quarantine: 6 invalid_json
+quarantine: 9 too_deep
+quarantine: 10 invalid_json"#,
+            lines[6], lines[7], lines[0]
+        ),
+    )
+    .await;
+}
+
+/// Issue #10, point 3: the router validated lines with serde's `IgnoredAny`,
+/// which serde_json skips far more leniently than it builds a `Value`; a
+/// line nested 200,000 deep was routed, then refused by the loader. Every
+/// line the router routes must parse as the loader parses it, and what it
+/// refuses is quarantined with the reason and the fix.
+#[tokio::test]
+async fn issue10_router_never_routes_a_line_the_loader_cannot_parse() {
+    use logrouter::json::MAX_JSON_DEPTH;
+    let deep = 200_000;
+    let lines = [
+        r#"{"event_type":"a","v":1}"#.to_string(),
+        format!(
+            r#"{{"event_type":"a","x":{}{}}}"#,
+            "[".repeat(deep),
+            "]".repeat(deep)
+        ),
+        r#"{"event_type":"a","x":1e400}"#.into(),
+        r#"{"event_type":"a","x":"\ud800"}"#.into(),
+        r#"{"event_type":"a","x":"\udc00x"}"#.into(),
+        nested_line("a", MAX_JSON_DEPTH),
+        nested_line("a", MAX_JSON_DEPTH + 1),
+    ];
+    let input = lines.join("\n") + "\n";
+    let dir = tempfile::tempdir().unwrap();
+    let (m, _) = route_file(
+        dir.path(),
+        "issue10.jsonl",
+        input.as_bytes(),
+        &Config::default(),
+    )
+    .await;
+    m.check_counts().unwrap();
+    assert_eq!(
+        (m.lines.read, m.lines.routed, m.lines.quarantined),
+        (7, 2, 5)
+    );
+    let out = dir.path().join("out");
+    // What the loader does with each routed line.
+    for p in &m.types["a"].parts {
+        let text = String::from_utf8(gunzip(&std::fs::read(out.join(&p.key)).unwrap())).unwrap();
+        for line in text.lines() {
+            serde_json::from_str::<Value>(line)
+                .unwrap_or_else(|e| panic!("routed a line the loader refuses ({e}): {line:.80}"));
+        }
+    }
+    let mut records = Vec::new();
+    for p in &m.quarantine.parts {
+        let text = String::from_utf8(gunzip(&std::fs::read(out.join(&p.key)).unwrap())).unwrap();
+        for line in text.lines() {
+            let r: Value = serde_json::from_str(line).unwrap();
+            // The line is kept whole, to be fixed and replayed.
+            assert_eq!(
+                r["text"].as_str(),
+                Some(&*lines[r["line"].as_u64().unwrap() as usize - 1])
+            );
+            records.push((
+                r["line"].as_u64().unwrap(),
+                r["reason"].as_str().unwrap().to_string(),
+                r["error"].as_str().unwrap().to_string(),
+            ));
+        }
+    }
+    let expected = [
+        (2, "too_deep", "nested deeper than 128 levels, which the loader's JSON parser refuses (recursion limit exceeded at line 1 column 149): flatten the event in the producer"),
+        (3, "invalid_json", "number out of range at line 1 column 27"),
+        (4, "invalid_json", "unexpected end of hex escape at line 1 column 30"),
+        (5, "invalid_json", "lone leading surrogate in hex escape at line 1 column 29"),
+        (7, "too_deep", "nested deeper than 128 levels, which the loader's JSON parser refuses (recursion limit exceeded at line 1 column 149): flatten the event in the producer"),
+    ];
+    let got: Vec<(u64, &str, &str)> = records
+        .iter()
+        .map(|(l, r, e)| (*l, r.as_str(), e.as_str()))
+        .collect();
+    assert_eq!(got, expected);
+    assert_eq!(m.quarantine.by_reason.get("too_deep"), Some(&2));
+    assert_eq!(m.quarantine.by_reason.get("invalid_json"), Some(&3));
+}
