@@ -1,5 +1,5 @@
-//! What both binaries do the same way at the process edge: logging set-up
-//! and the shutdown signal.
+//! What both binaries do the same way at the process edge: logging set-up,
+//! standard output, and the shutdown signal.
 
 use crate::config::{Config, LogFormat};
 
@@ -62,4 +62,30 @@ pub async fn shutdown_signal() {
         let _ = ctrl_c.await;
     }
     tracing::info!("signal received: stopping");
+}
+
+/// Prints one line of a command's output on stdout. A reader that closed
+/// the pipe (`loader rejects | head`) wants no more output: the process then
+/// exits 0 at once, like ripgrep, instead of panicking as `println!` does.
+/// Whatever the command did before is already done (committed, written).
+pub fn print_line(args: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = writeln!(out, "{args}").and_then(|()| out.flush()) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        panic!("writing to standard output: {e}");
+    }
+}
+
+/// `println!` for command output: see [`print_line`].
+#[macro_export]
+macro_rules! say {
+    () => {
+        $crate::process::print_line(format_args!(""))
+    };
+    ($($arg:tt)*) => {
+        $crate::process::print_line(format_args!($($arg)*))
+    };
 }

@@ -210,14 +210,14 @@ async fn route_command(
                 if json {
                     reports.push(json_report(&manifest, &manifest_key));
                 } else {
-                    println!("{}", summary_line(&manifest, &manifest_key, &first_errors));
+                    logrouter::say!("{}", summary_line(&manifest, &manifest_key, &first_errors));
                 }
             }
             Ok(RouteOutcome::AlreadyRouted {
                 uri, manifest_key, ..
             }) => {
                 if !json {
-                    println!("{uri}: already routed ({manifest_key})");
+                    logrouter::say!("{uri}: already routed ({manifest_key})");
                 }
             }
             Err(e) => {
@@ -231,7 +231,7 @@ async fn route_command(
     }
     if json {
         let doc = json!({"dest": router.dest().uri(), "ok": !failed, "sources": reports});
-        println!("{}", serde_json::to_string_pretty(&doc).expect("json"));
+        logrouter::say!("{}", serde_json::to_string_pretty(&doc).expect("json"));
     }
     Ok(if failed {
         ExitCode::from(1)
@@ -342,9 +342,9 @@ async fn backfill_command(a: BackfillArgs) -> Result<ExitCode, UsageError> {
     if a.dry_run {
         if a.json {
             let doc = json!({"dry_run": true, "summary": summary, "objects": selection.selected});
-            println!("{}", serde_json::to_string_pretty(&doc).expect("json"));
+            logrouter::say!("{}", serde_json::to_string_pretty(&doc).expect("json"));
         } else {
-            println!("{header}");
+            logrouter::say!("{header}");
         }
         return Ok(ExitCode::SUCCESS);
     }
@@ -380,7 +380,7 @@ async fn backfill_command(a: BackfillArgs) -> Result<ExitCode, UsageError> {
     }
     summary.seconds = started.elapsed().as_secs_f64();
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&summary).expect("json"));
+        logrouter::say!("{}", serde_json::to_string_pretty(&summary).expect("json"));
     } else {
         print_backfill_summary(&summary, a.enqueue.is_some());
     }
@@ -393,12 +393,14 @@ async fn backfill_command(a: BackfillArgs) -> Result<ExitCode, UsageError> {
 
 fn print_backfill_summary(s: &crate::backfill::BackfillSummary, enqueued: bool) {
     if enqueued {
-        println!(
+        logrouter::say!(
             "enqueued {} messages for {} objects in {:.1} s",
-            s.messages_sent, s.selected, s.seconds
+            s.messages_sent,
+            s.selected,
+            s.seconds
         );
     } else {
-        println!(
+        logrouter::say!(
             "routed {}, skipped {} (already routed), damaged {}, failed {} of {} objects ({} dated by LastModified) in {:.1} s",
             s.routed,
             s.skipped,
@@ -418,7 +420,7 @@ fn print_backfill_summary(s: &crate::backfill::BackfillSummary, enqueued: bool) 
             .iter()
             .map(|(r, n)| format!("{r} {n}"))
             .collect();
-        println!(
+        logrouter::say!(
             "lines read {}, filtered {}; per type: {}; quarantined: {}",
             s.lines_read,
             s.lines_filtered,
@@ -435,7 +437,7 @@ fn print_backfill_summary(s: &crate::backfill::BackfillSummary, enqueued: bool) 
         );
     }
     for f in s.damaged.iter().chain(&s.failed) {
-        println!("FAILED {}: {}", f.key, f.error);
+        logrouter::say!("FAILED {}: {}", f.key, f.error);
     }
 }
 
