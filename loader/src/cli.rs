@@ -13,13 +13,17 @@ use logrouter::location::Location;
 use logrouter::process::shutdown_signal;
 use logrouter::queue::RunStats;
 
-use crate::load::Loader;
+use crate::load::{Loader, Mode};
 use crate::migrate::migrate;
+use crate::reject::{recover_command, REJECTS_TABLE};
 use crate::schema::diff::{describe, write_migrations};
 use crate::schema::load_dir;
+use crate::schema::{infer, qualified};
 use crate::source::Discovery;
 use crate::verify::verify;
 use crate::warehouse::{Warehouse, WarehouseUrl};
+use logrouter::layout::{key_time, parse_time};
+use logrouter::normalize::validate_name;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -88,7 +92,40 @@ pub enum Command {
         #[arg(long)]
         migrations: Option<PathBuf>,
     },
-    /// Schema changes → new migration files.
+    /// Reload files of one table loaded under an earlier version of its
+    /// schema (after a migration added columns): each file's rows and
+    /// rejects are replaced in one transaction, so its rejects are retried.
+    Reload {
+        #[command(flatten)]
+        common: Common,
+        /// The table (normalised event type) to reload.
+        #[arg(long)]
+        table: String,
+        /// Only files of hours from this time on (2015-01-20T13, 2015-01-20
+        /// or RFC 3339, UTC), by their dt=/hour= folders.
+        #[arg(long)]
+        from: Option<String>,
+        /// Only files of hours before this time.
+        #[arg(long)]
+        to: Option<String>,
+        /// Router output roots, manifests or routed files, as for `load`.
+        #[arg(required = true)]
+        sources: Vec<String>,
+    },
+    /// List rejected lines (those kept in _logrouter_rejects instead of
+    /// their table), each with the command that prints it from its routed
+    /// file, byte for byte.
+    Rejects {
+        #[command(flatten)]
+        common: Common,
+        /// Only this table's rejects.
+        #[arg(long)]
+        table: Option<String>,
+        /// At most this many (the totals count them all).
+        #[arg(long, default_value_t = 100)]
+        limit: u64,
+    },
+    /// Schema work: infer schemas from routed data, changes → migrations.
     #[command(subcommand)]
     Schema(SchemaCommand),
     /// Run one SQL query and print its rows, tab-separated.
@@ -101,6 +138,29 @@ pub enum Command {
 
 #[derive(Subcommand, Debug)]
 pub enum SchemaCommand {
+    /// Write schemas/<type>.json for each type of the routed files that has
+    /// none (types, formats, required fields, nested objects), never
+    /// overwriting one; --update adds the fields the data has and an
+    /// existing schema lacks, as optional properties.
+    Infer {
+        #[command(flatten)]
+        common: Common,
+        /// Only these (normalised) types, comma-separated.
+        #[arg(long, value_delimiter = ',')]
+        types: Vec<String>,
+        /// Lines read per type (0: every line).
+        #[arg(long, default_value_t = 100_000)]
+        sample_lines: u64,
+        /// Also add newly seen fields to existing schemas (additive only).
+        #[arg(long)]
+        update: bool,
+        /// Print what would be written; write nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Router output roots, manifests or routed files, as for `load`.
+        #[arg(required = true)]
+        sources: Vec<String>,
+    },
     /// Compare schemas/ with what the migrations built
     /// (migrations/schemas.lock.json) and write the additive changes as new
     /// migrations for every dialect; breaking changes are refused.
@@ -143,6 +203,26 @@ pub async fn execute(cli: Cli) -> ExitCode {
         Command::Migrate { common, migrations } => migrate_command(&common, migrations).await,
         Command::Verify { common, sources } => verify_command(&common, &sources).await,
         Command::Query { common, sql } => query_command(&common, &sql).await,
+        Command::Reload {
+            common,
+            table,
+            from,
+            to,
+            sources,
+        } => reload_command(&common, &table, from.as_deref(), to.as_deref(), &sources).await,
+        Command::Rejects {
+            common,
+            table,
+            limit,
+        } => rejects_command(&common, table.as_deref(), limit).await,
+        Command::Schema(SchemaCommand::Infer {
+            common,
+            types,
+            sample_lines,
+            update,
+            dry_run,
+            sources,
+        }) => schema_infer_command(&common, &types, sample_lines, update, dry_run, &sources).await,
         Command::Schema(SchemaCommand::Diff {
             common,
             migrations,
@@ -204,6 +284,7 @@ fn loader(common: &Common, config: &Config) -> Result<Arc<Loader>, UsageError> {
         clients: Arc::new(AwsClients::new(config.aws.clone())),
         files_in_flight: config.load.files_in_flight,
         statement_timeout: std::time::Duration::from_secs(config.load.statement_timeout_secs),
+        max_rejects_per_file: config.load.max_rejects_per_file,
     }))
 }
 
@@ -220,12 +301,19 @@ async fn discover(
     loader: &Loader,
     sources: &[String],
 ) -> Result<Result<Discovery, ExitCode>, UsageError> {
+    discover_with(&loader.clients, sources).await
+}
+
+async fn discover_with(
+    clients: &AwsClients,
+    sources: &[String],
+) -> Result<Result<Discovery, ExitCode>, UsageError> {
     let sources = sources
         .iter()
         .map(|s| Location::parse(s).map_err(|e| UsageError(format!("source: {e}"))))
         .collect::<Result<Vec<_>, _>>()?;
     let s3 = if sources.iter().any(|s| matches!(s, Location::S3 { .. })) {
-        Some(loader.clients.s3().await)
+        Some(clients.s3().await)
     } else {
         None
     };
@@ -245,35 +333,80 @@ async fn load_command(common: &Common, sources: &[String]) -> Result<ExitCode, U
         Ok(d) => d,
         Err(code) => return Ok(code),
     };
-    let mut w = connect(&loader).await?;
-    let summary = match loader.load_all(discovery).await {
+    load_and_report(&loader, discovery, Mode::Load).await
+}
+
+/// Loads (or reloads) what `discovery` found and prints the summary.
+async fn load_and_report(
+    loader: &Arc<Loader>,
+    discovery: Discovery,
+    mode: Mode,
+) -> Result<ExitCode, UsageError> {
+    let mut w = connect(loader).await?;
+    let summary = match loader.load_all(discovery, mode).await {
         Ok(s) => s,
         Err(e) => return Err(UsageError(e.to_string())),
     };
-    let (files, rows, already, replaced) = summary.totals();
+    let t = summary.totals();
     let failed: Vec<_> = summary.failed().collect();
-    println!(
-        "loaded {files} files ({rows} rows), {already} already loaded, {replaced} replaced an earlier version, {} failed",
-        failed.len()
+    logrouter::say!(
+        "{} {} files ({} rows), {} already loaded, {} replaced an earlier version, {} failed, {} lines rejected",
+        if mode == Mode::Reload { "reloaded" } else { "loaded" },
+        t.files,
+        t.rows,
+        t.already,
+        t.replaced,
+        failed.len(),
+        t.rejects
     );
     let this_run = summary.rows_by_table();
-    match w.table_counts().await {
+    match w.table_counts(&loader.db_schema).await {
         Ok(counts) => {
-            println!(
-                "{:<28} {:>12} {:>12} {:>8}",
-                "table", "rows now", "this run", "files"
+            logrouter::say!(
+                "{:<28} {:>12} {:>12} {:>10} {:>8}",
+                "table",
+                "rows now",
+                "this run",
+                "rejected",
+                "files"
             );
-            for (t, n, f) in counts {
-                println!(
-                    "{t:<28} {n:>12} {:>12} {f:>8}",
-                    this_run.get(t.as_str()).copied().unwrap_or(0)
+            for c in counts {
+                logrouter::say!(
+                    "{:<28} {:>12} {:>12} {:>10} {:>8}",
+                    c.table,
+                    c.rows,
+                    this_run.get(c.table.as_str()).copied().unwrap_or(0),
+                    c.rejects,
+                    c.files
                 );
             }
         }
         Err(e) => eprintln!("loader: counting rows: {e}"),
     }
+    let rejects = summary.rejects_by_table();
+    if !rejects.is_empty() {
+        logrouter::say!("lines rejected by this run (kept in {REJECTS_TABLE}; `loader rejects --table T` lists each with the command that recovers it):");
+        for (table, r) in &rejects {
+            let reasons: Vec<String> = r
+                .by_reason
+                .iter()
+                .map(|(reason, n)| format!("{reason} {n}"))
+                .collect();
+            logrouter::say!("  {table}: {} ({})", r.total, reasons.join(", "));
+            if let Some(first) = &r.first {
+                logrouter::say!("    first: {first}");
+            }
+        }
+    }
+    let drift = summary.drift_by_table();
+    if !drift.is_empty() {
+        logrouter::say!("fields in the data that the schemas do not have (not loaded; `loader schema infer --update` adds them):");
+        for (table, d) in &drift {
+            logrouter::say!("  {table}: {}", d.describe());
+        }
+    }
     if !summary.forgotten.is_empty() {
-        println!(
+        logrouter::say!(
             "removed the rows of {} files of earlier routes that their manifests no longer name ({} rows)",
             summary.forgotten.len(),
             summary.forgotten.iter().map(|(_, n)| n).sum::<u64>()
@@ -291,6 +424,229 @@ async fn load_command(common: &Common, sources: &[String]) -> Result<ExitCode, U
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
+    })
+}
+
+async fn reload_command(
+    common: &Common,
+    table: &str,
+    from: Option<&str>,
+    to: Option<&str>,
+    sources: &[String],
+) -> Result<ExitCode, UsageError> {
+    validate_name(table).map_err(|e| UsageError(format!("--table {table:?} {}", e.rule)))?;
+    let time = |flag: &str, t: Option<&str>| {
+        t.map(|t| parse_time(t).map_err(|e| UsageError(format!("{flag}: {e}"))))
+            .transpose()
+    };
+    let (from, to) = (time("--from", from)?, time("--to", to)?);
+    let config = load_config(common, None)?;
+    let loader = loader(common, &config)?;
+    let mut discovery = match discover(&loader, sources).await? {
+        Ok(d) => d,
+        Err(code) => return Ok(code),
+    };
+    let hour_patterns = ["dt=%Y-%m-%d/hour=%H".to_owned()];
+    discovery.files.retain(|f| {
+        if f.table != table {
+            return false;
+        }
+        if from.is_none() && to.is_none() {
+            return true;
+        }
+        // Undated files have no hour: outside any window.
+        key_time(&f.uri, &hour_patterns)
+            .is_some_and(|t| from.is_none_or(|a| t >= a) && to.is_none_or(|b| t < b))
+    });
+    // Only these files: rows of other files are not the reload's business.
+    discovery.complete.clear();
+    if discovery.files.is_empty() {
+        logrouter::say!("no routed files of table {table} under the sources in that window");
+        return Ok(ExitCode::SUCCESS);
+    }
+    load_and_report(&loader, discovery, Mode::Reload).await
+}
+
+async fn rejects_command(
+    common: &Common,
+    table: Option<&str>,
+    limit: u64,
+) -> Result<ExitCode, UsageError> {
+    if let Some(t) = table {
+        validate_name(t).map_err(|e| UsageError(format!("--table {t:?} {}", e.rule)))?;
+    }
+    let config = load_config(common, None)?;
+    let loader = loader(common, &config)?;
+    let mut w = connect(&loader).await?;
+    let name = qualified(REJECTS_TABLE, w.dialect(), &loader.db_schema);
+    let filter = table
+        .map(|t| format!(" WHERE table_name = '{t}'"))
+        .unwrap_or_default();
+    let listed = w
+        .query_text(&format!(
+            "SELECT table_name, file, line, column_name, reason, message, excerpt FROM {name}{filter} ORDER BY table_name, file, line LIMIT {limit}"
+        ))
+        .await;
+    let totals = w
+        .query_text(&format!(
+            "SELECT table_name, reason, count(*) FROM {name}{filter} GROUP BY table_name, reason ORDER BY table_name, reason"
+        ))
+        .await;
+    let (listed, totals) = match (listed, totals) {
+        (Ok(l), Ok(t)) => (l, t),
+        (Err(e), _) | (_, Err(e)) => {
+            eprintln!("loader: reading {REJECTS_TABLE}: {e}");
+            return Ok(ExitCode::from(1));
+        }
+    };
+    for r in &listed {
+        let line: u64 = r[2].parse().unwrap_or(0);
+        let column = match r[3].as_str() {
+            "NULL" | "" => String::new(),
+            c => format!(" column {}", c.trim()),
+        };
+        logrouter::say!(
+            "{} {} line {line}{column}: {} ({})",
+            r[0],
+            r[1],
+            r[5].trim(),
+            r[4].trim()
+        );
+        logrouter::say!("  excerpt: {}", r[6]);
+        logrouter::say!("  recover: {}", recover_command(&r[1], line));
+    }
+    let total: u64 = totals
+        .iter()
+        .map(|r| r[2].parse::<u64>().unwrap_or(0))
+        .sum();
+    if total == 0 {
+        logrouter::say!(
+            "no rejected lines{}",
+            table.map(|t| format!(" in {t}")).unwrap_or_default()
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    logrouter::say!("{total} rejected lines ({} listed):", listed.len());
+    for r in &totals {
+        logrouter::say!("  {:<28} {:<18} {:>10}", r[0], r[1], r[2]);
+    }
+    logrouter::say!("A reject is retried by `loader reload --table T SOURCE…` once a schema change lets it fit.");
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn schema_infer_command(
+    common: &Common,
+    types: &[String],
+    sample_lines: u64,
+    update: bool,
+    dry_run: bool,
+    sources: &[String],
+) -> Result<ExitCode, UsageError> {
+    for t in types {
+        validate_name(t).map_err(|e| UsageError(format!("--types: {t:?} {}", e.rule)))?;
+    }
+    let config = load_config(common, None)?;
+    let dir = common
+        .schemas
+        .clone()
+        .unwrap_or_else(|| config.load.schemas_dir.clone());
+    // Discovery needs no warehouse: only the sources and AWS clients.
+    let clients = Arc::new(AwsClients::new(config.aws.clone()));
+    let discovery = match discover_with(&clients, sources).await? {
+        Ok(d) => d,
+        Err(code) => return Ok(code),
+    };
+    for e in &discovery.errors {
+        eprintln!("loader: {e}");
+    }
+    let existing = |t: &str| dir.join(format!("{t}.json")).exists();
+    let wanted =
+        |t: &str| (types.is_empty() || types.iter().any(|x| x == t)) && (update || !existing(t));
+    let started = std::time::Instant::now();
+    let sample = infer::sample(&discovery.files, wanted, sample_lines, &clients).await;
+    let secs = started.elapsed().as_secs_f64();
+    let mut failed = !discovery.errors.is_empty();
+    for (file, e) in &sample.errors {
+        eprintln!("loader: {file}: {e}");
+        failed = true;
+    }
+    let mut kept: Vec<String> = Vec::new();
+    for t in discovery
+        .files
+        .iter()
+        .map(|f| f.table.as_str())
+        .collect::<std::collections::BTreeSet<_>>()
+    {
+        if existing(t) && !update && (types.is_empty() || types.iter().any(|x| x == t)) {
+            kept.push(t.to_owned());
+        }
+    }
+    let verb = if dry_run { "would write" } else { "wrote" };
+    for outcome in infer::write_schemas(&dir, &sample, update, dry_run) {
+        match outcome {
+            infer::Outcome::Written {
+                path,
+                inferred,
+                lines,
+                files,
+            } => {
+                logrouter::say!(
+                    "{verb} {} ({} columns, from {lines} lines of {files} files):",
+                    path.display(),
+                    inferred.schema.columns.len()
+                );
+                for c in &inferred.schema.columns {
+                    logrouter::say!(
+                        "  {:<40} {:<12} {}",
+                        c.name,
+                        c.ty.token(),
+                        if c.nullable { "" } else { "required" }
+                    );
+                }
+                for l in &inferred.left_out {
+                    logrouter::say!("  left out {}: {}", l.pointer, l.why);
+                }
+            }
+            infer::Outcome::Updated {
+                path,
+                added,
+                left_out,
+            } => {
+                logrouter::say!(
+                    "{} {}: {} new optional properties",
+                    if dry_run { "would update" } else { "updated" },
+                    path.display(),
+                    added.len()
+                );
+                for a in &added {
+                    logrouter::say!("  + {:<38} {}", a.pointer, a.columns.join(", "));
+                }
+                for l in &left_out {
+                    logrouter::say!("  left out {}: {}", l.pointer, l.why);
+                }
+            }
+            infer::Outcome::Kept { path, why } => logrouter::say!("kept {}: {why}", path.display()),
+            infer::Outcome::Failed { table, error } => {
+                eprintln!("loader: {table}: {error}");
+                failed = true;
+            }
+        }
+    }
+    for t in kept {
+        logrouter::say!(
+            "kept {}: exists (`--update` adds the fields the data has and it lacks)",
+            dir.join(format!("{t}.json")).display()
+        );
+    }
+    let mb = sample.bytes as f64 / 1e6;
+    logrouter::say!(
+        "read {mb:.1} MB of routed lines in {secs:.1} s ({:.0} MB/s); next: review the files, then `loader schema diff --name <what_changed>` and `loader migrate`",
+        if secs > 0.0 { mb / secs } else { 0.0 }
+    );
+    Ok(if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
     })
 }
 
@@ -318,15 +674,17 @@ async fn verify_command(common: &Common, sources: &[String]) -> Result<ExitCode,
         }
     };
     for m in &report.mismatches {
-        println!("MISMATCH {}: {}", m.file, m.problem);
+        logrouter::say!("MISMATCH {}: {}", m.file, m.problem);
     }
     for (t, n) in &report.by_table {
-        println!("  {t:<28} {n:>12} lines in the manifests");
+        logrouter::say!("  {t:<28} {n:>12} lines in the manifests");
     }
-    println!(
-        "verified {} files ({} lines in their manifests): {}",
+    logrouter::say!(
+        "verified {} files ({} lines in their manifests = {} rows + {} rejects): {}",
         report.files,
+        report.lines,
         report.rows,
+        report.rejects,
         if report.mismatches.is_empty() {
             "every file's rows match its manifest".to_owned()
         } else {
@@ -380,7 +738,7 @@ async fn migrate_command(common: &Common, dir: Option<PathBuf>) -> Result<ExitCo
     let mut w = connect(&*loader(common, &config)?).await?;
     match migrate(&mut w, &dir).await {
         Ok(r) => {
-            println!(
+            logrouter::say!(
                 "{} migrations applied{}, {} were already applied",
                 r.applied.len(),
                 if r.applied.is_empty() {
@@ -405,7 +763,7 @@ async fn query_command(common: &Common, sql: &str) -> Result<ExitCode, UsageErro
     match w.query_text(sql).await {
         Ok(rows) => {
             for r in rows {
-                println!("{}", r.join("\t"));
+                logrouter::say!("{}", r.join("\t"));
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -431,7 +789,7 @@ fn schema_diff_command(
     let migrations = migrations.unwrap_or_else(|| config.load.migrations_dir.clone());
     match write_migrations(&schemas, &migrations, name, check) {
         Ok(r) if r.changes.is_empty() => {
-            println!(
+            logrouter::say!(
                 "no changes: the schemas in {} match what the migrations build",
                 dir.display()
             );
@@ -439,19 +797,19 @@ fn schema_diff_command(
         }
         Ok(r) => {
             for c in &r.changes {
-                println!("  {}", describe(c));
+                logrouter::say!("  {}", describe(c));
             }
             if check {
-                println!(
+                logrouter::say!(
                     "{} changes in {} have no migration: run `loader schema diff --name <what_changed>` and review the new files",
                     r.changes.len(),
                     dir.display()
                 );
                 return Ok(ExitCode::from(1));
             }
-            println!("wrote:");
+            logrouter::say!("wrote:");
             for f in &r.files {
-                println!("  {}", f.display());
+                logrouter::say!("  {}", f.display());
             }
             Ok(ExitCode::SUCCESS)
         }

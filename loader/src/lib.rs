@@ -16,8 +16,11 @@
 //! - [`cli`]: the command line.
 
 pub mod cli;
+pub mod drift;
 pub mod load;
 pub mod migrate;
+pub mod read;
+pub mod reject;
 pub mod rows;
 pub mod schema;
 pub mod service;

@@ -6,17 +6,27 @@
 //! summary and the exit code say what failed.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::io::Read;
 use std::sync::{Arc, Mutex};
 
 use logrouter::aws::AwsClients;
 use logrouter::location::Location;
-use logrouter::store::open_source;
-use sha2::{Digest, Sha256};
 
+use crate::drift::Drift;
 use crate::schema::{schemaless, TableSchema};
 use crate::source::{Discovery, RoutedFile};
-use crate::warehouse::{LoadError, LoadOutcome, OpenedFile, Warehouse, WarehouseUrl};
+use crate::warehouse::{
+    LoadError, LoadJob, LoadOutcome, OpenedFile, RejectSummary, Warehouse, WarehouseUrl,
+};
+
+/// What a `load` did, added up over its files.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Totals {
+    pub files: u64,
+    pub rows: u64,
+    pub rejects: u64,
+    pub already: u64,
+    pub replaced: u64,
+}
 
 /// Everything needed to load files, shared by `load` and `run`.
 pub struct Loader {
@@ -28,6 +38,19 @@ pub struct Loader {
     pub files_in_flight: usize,
     /// How long one Redshift statement may run before it is cancelled.
     pub statement_timeout: std::time::Duration,
+    /// More rejected lines than this fail a file (`load.max_rejects_per_file`).
+    pub max_rejects_per_file: u64,
+}
+
+/// What `load_all` and `load_one` do with a file the ledger already has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Skip it (`loader load`, `loader run`): only new files and new
+    /// versions (re-routes) are loaded.
+    Load,
+    /// Replace its rows when it was loaded under another version of its
+    /// table's schema (`loader reload`, after a migration).
+    Reload,
 }
 
 /// The outcome of one file.
@@ -58,21 +81,64 @@ impl LoadSummary {
         self.files.iter().filter(|f| f.outcome.is_err())
     }
 
-    /// (files loaded, rows loaded, files already loaded, files replaced).
-    pub fn totals(&self) -> (u64, u64, u64, u64) {
-        let mut t = (0, 0, 0, 0);
+    /// Files loaded, rows and rejects, files already loaded, files replaced.
+    pub fn totals(&self) -> Totals {
+        let mut t = Totals::default();
         for f in &self.files {
             match &f.outcome {
-                Ok(LoadOutcome::Loaded { rows, replaced }) => {
-                    t.0 += 1;
-                    t.1 += rows;
-                    t.3 += u64::from(replaced.is_some());
+                Ok(LoadOutcome::Loaded {
+                    rows,
+                    replaced,
+                    rejects,
+                    ..
+                }) => {
+                    t.files += 1;
+                    t.rows += rows;
+                    t.rejects += rejects.total;
+                    t.replaced += u64::from(replaced.is_some());
                 }
-                Ok(LoadOutcome::AlreadyLoaded) => t.2 += 1,
+                Ok(LoadOutcome::AlreadyLoaded) => t.already += 1,
                 Err(_) => {}
             }
         }
         t
+    }
+
+    /// Per table: rejects by reason and the first one, of this run.
+    pub fn rejects_by_table(&self) -> BTreeMap<&str, RejectSummary> {
+        let mut m: BTreeMap<&str, RejectSummary> = BTreeMap::new();
+        for f in &self.files {
+            if let Ok(LoadOutcome::Loaded { rejects, .. }) = &f.outcome {
+                if rejects.total == 0 {
+                    continue;
+                }
+                let s = m.entry(f.file.table.as_str()).or_default();
+                s.total += rejects.total;
+                for (r, n) in &rejects.by_reason {
+                    *s.by_reason.entry(*r).or_default() += n;
+                }
+                if s.first.is_none() {
+                    s.first = rejects
+                        .first
+                        .as_ref()
+                        .map(|d| format!("{}: {d}", f.file.uri));
+                }
+            }
+        }
+        m
+    }
+
+    /// Per table: fields in the lines its schema lacks, of this run.
+    pub fn drift_by_table(&self) -> BTreeMap<&str, Drift> {
+        let mut m: BTreeMap<&str, Drift> = BTreeMap::new();
+        for f in &self.files {
+            if let Ok(LoadOutcome::Loaded { drift, .. }) = &f.outcome {
+                if !drift.is_empty() {
+                    m.entry(f.file.table.as_str()).or_default().add(drift);
+                }
+            }
+        }
+        m
     }
 
     /// Rows loaded by this run per table.
@@ -107,49 +173,9 @@ impl Loader {
     }
 
     /// Opens a routed file: its version (S3 ETag, or SHA-256 of a local
-    /// file) and a decompressing reader.
+    /// file) and its stored bytes.
     pub async fn open(&self, file: &RoutedFile) -> Result<OpenedFile, LoadError> {
-        let read_err = |message: String| LoadError::Read {
-            file: file.uri.clone(),
-            message,
-        };
-        match &file.location {
-            Location::Local(path) => {
-                // Hash and read through the same open file: a file replaced
-                // by a re-route in between is still the version hashed.
-                let path = path.clone();
-                let (version, f) = tokio::task::spawn_blocking(move || {
-                    use std::io::Seek;
-                    let mut f = std::fs::File::open(&path)?;
-                    let version = sha256_of(&mut f)?;
-                    f.rewind()?;
-                    Ok::<_, std::io::Error>((version, f))
-                })
-                .await
-                .map_err(|e| read_err(e.to_string()))?
-                .map_err(|e| read_err(e.to_string()))?;
-                Ok(OpenedFile {
-                    version,
-                    raw: Box::new(f),
-                })
-            }
-            loc @ Location::S3 { .. } => {
-                let s3 = self.clients.s3().await;
-                let src = open_source(loc, Some(&s3), None)
-                    .await
-                    .map_err(|e| read_err(e.to_string()))?;
-                let version = src
-                    .info
-                    .etag
-                    .clone()
-                    .ok_or_else(|| read_err("S3 returned no ETag".into()))?;
-                Ok(OpenedFile {
-                    version,
-                    raw: src.reader,
-                })
-            }
-            Location::Stdin => Err(read_err("not a file".into())),
-        }
+        Ok(crate::source::open_file(&self.clients, file, true).await?)
     }
 
     /// An S3 file's ETag, without reading it.
@@ -253,17 +279,37 @@ impl Loader {
         &self,
         w: &mut Warehouse,
         file: &RoutedFile,
+        mode: Mode,
     ) -> Result<LoadOutcome, LoadError> {
         let started = std::time::Instant::now();
-        let result = self.load_file(w, file).await;
+        let result = self.load_file(w, file, mode).await;
         let table = logrouter::telemetry::data_label(&file.table);
         match &result {
-            Ok(LoadOutcome::Loaded { rows, replaced }) => {
-                tracing::info!(file = %file.uri, table = %file.table, rows, replaced = ?replaced, "loaded");
+            Ok(LoadOutcome::Loaded {
+                rows,
+                replaced,
+                rejects,
+                drift,
+            }) => {
+                tracing::info!(file = %file.uri, table = %file.table, rows, rejects = rejects.total, replaced = ?replaced, "loaded");
+                if let Some(first) = &rejects.first {
+                    tracing::warn!(file = %file.uri, table = %file.table, rejects = rejects.total, first = %first, "lines rejected (see `loader rejects`)");
+                }
+                if !drift.is_empty() {
+                    tracing::info!(file = %file.uri, table = %file.table, fields = %drift.describe(), "fields not in the schema (see `loader schema infer --update`)");
+                }
                 metrics::counter!("logrouter_loader_files_loaded_total", "table" => table.clone())
                     .increment(1);
                 metrics::counter!("logrouter_loader_rows_loaded_total", "table" => table.clone())
                     .increment(*rows);
+                for (reason, n) in &rejects.by_reason {
+                    metrics::counter!("logrouter_loader_rows_rejected_total", "table" => table.clone(), "reason" => reason.as_str())
+                        .increment(*n);
+                }
+                for (field, n) in &drift.fields {
+                    metrics::counter!("logrouter_loader_unknown_field_lines_total", "table" => table.clone(), "field" => logrouter::telemetry::data_label(field))
+                        .increment(*n);
+                }
                 metrics::histogram!("logrouter_loader_load_seconds", "table" => table)
                     .record(started.elapsed().as_secs_f64());
             }
@@ -285,12 +331,25 @@ impl Loader {
         result
     }
 
+    /// The job of loading `file` in `mode`.
+    pub fn job(&self, file: &RoutedFile, mode: Mode) -> LoadJob {
+        let table = self.table_for(&file.table);
+        LoadJob {
+            file: file.clone(),
+            schema_version: table.version(),
+            table,
+            reload: mode == Mode::Reload,
+            max_rejects: self.max_rejects_per_file,
+        }
+    }
+
     async fn load_file(
         &self,
         w: &mut Warehouse,
         file: &RoutedFile,
+        mode: Mode,
     ) -> Result<LoadOutcome, LoadError> {
-        let table = self.table_for(&file.table);
+        let job = self.job(file, mode);
         let opened = match w {
             // COPY reads the file from S3: only its version is needed.
             Warehouse::Redshift(_) => OpenedFile {
@@ -299,7 +358,7 @@ impl Loader {
             },
             _ => self.open(file).await?,
         };
-        w.load_file(file, &table, opened).await
+        w.load_file(&job, opened).await
     }
 
     /// Removes the rows of files the complete `manifests` no longer name (a
@@ -323,6 +382,7 @@ impl Loader {
     pub async fn load_all(
         self: &Arc<Self>,
         discovery: Discovery,
+        mode: Mode,
     ) -> Result<LoadSummary, LoadError> {
         let Discovery {
             files,
@@ -345,7 +405,7 @@ impl Loader {
                     let Some(file) = queue.lock().unwrap().pop_front() else {
                         break;
                     };
-                    let outcome = me.load_one(&mut w, &file).await;
+                    let outcome = me.load_one(&mut w, &file, mode).await;
                     results.lock().unwrap().push(FileResult { file, outcome });
                 }
             });
@@ -395,7 +455,15 @@ pub fn describe_metrics() {
     );
     describe_counter!(
         "logrouter_loader_failures_total",
-        "Files not loaded, by reason: bad_line and count_mismatch need an operator; read, database and manifest (not readable yet) may pass on a retry"
+        "Files not loaded, by reason: too_many_rejects and count_mismatch need an operator; read, database and manifest (not readable yet) may pass on a retry"
+    );
+    describe_counter!(
+        "logrouter_loader_rows_rejected_total",
+        "Lines recorded in _logrouter_rejects instead of their table, by table and reason (see `loader rejects`)"
+    );
+    describe_counter!(
+        "logrouter_loader_unknown_field_lines_total",
+        "Lines carrying a field their table's schema has no column for, by table and field path (see `loader schema infer --update`)"
     );
     for reason in LoadError::REASONS {
         metrics::counter!("logrouter_loader_failures_total", "reason" => reason).increment(0);
@@ -404,18 +472,5 @@ pub fn describe_metrics() {
 
 /// A local file's version: `sha256:<hex>` of its bytes.
 fn sha256_file(path: &std::path::Path) -> std::io::Result<String> {
-    sha256_of(&mut std::fs::File::open(path)?)
-}
-
-fn sha256_of(f: &mut std::fs::File) -> std::io::Result<String> {
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 256 * 1024];
-    loop {
-        let n = f.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-    }
-    Ok(format!("sha256:{:x}", h.finalize()))
+    crate::source::sha256_of(&mut std::fs::File::open(path)?)
 }

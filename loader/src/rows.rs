@@ -12,6 +12,7 @@ use std::borrow::Cow;
 use chrono::{DateTime, NaiveDate, NaiveDateTime};
 use serde_json::Value;
 
+use crate::reject::RejectReason;
 use crate::schema::{Column, ColumnType, TableSchema};
 
 /// One value of a row, borrowed from the parsed line where it can be.
@@ -29,6 +30,7 @@ pub enum Cell<'a> {
 #[error("column {column}: {message}")]
 pub struct RowError {
     pub column: String,
+    pub reason: RejectReason,
     pub message: String,
 }
 
@@ -57,6 +59,7 @@ impl<'s> RowMaker<'s> {
         if !whole_line && !value.is_object() {
             return Err(RowError {
                 column: "(line)".into(),
+                reason: RejectReason::NotAnObject,
                 message: "is not a JSON object".into(),
             });
         }
@@ -81,6 +84,7 @@ impl<'s> RowMaker<'s> {
 fn nul(c: &Column) -> RowError {
     RowError {
         column: c.name.clone(),
+        reason: RejectReason::NulCharacter,
         message: "contains a NUL character (\\u0000), which PostgreSQL and Redshift cannot store: fix the producer".into(),
     }
 }
@@ -94,28 +98,35 @@ fn lookup<'v>(value: &'v Value, path: &[String]) -> Option<&'v Value> {
 }
 
 fn cell<'v>(c: &Column, v: Option<&'v Value>) -> Result<Cell<'v>, RowError> {
-    let fail = |message: String| RowError {
+    let fail = |reason: RejectReason, message: String| RowError {
         column: c.name.clone(),
+        reason,
         message,
     };
     let v = match v {
         None | Some(Value::Null) if c.nullable => return Ok(Cell::Null),
         None => {
-            return Err(fail(format!(
+            return Err(fail(
+                RejectReason::MissingRequired,
+                format!(
             "required field {} is missing (make it optional in the schema, or fix the producer)",
             c.path.join(".")
-        )))
+        ),
+            ))
         }
         Some(Value::Null) => {
-            return Err(fail(format!(
+            return Err(fail(
+                RejectReason::MissingRequired,
+                format!(
                 "required field {} is null (make it optional in the schema, or fix the producer)",
                 c.path.join(".")
-            )))
+            ),
+            ))
         }
         Some(v) => v,
     };
     let wrong = |want: &str| {
-        fail(format!(
+        fail(RejectReason::WrongType, format!(
             "expected {want}, found {} (fix the producer, or change the schema through a new table version)",
             excerpt(v)
         ))
@@ -130,7 +141,7 @@ fn cell<'v>(c: &Column, v: Option<&'v Value>) -> Result<Cell<'v>, RowError> {
                 _ => (i64::MIN, i64::MAX),
             };
             if n < lo || n > hi {
-                return Err(fail(format!(
+                return Err(fail(RejectReason::OutOfRange, format!(
                     "{n} is outside the column's range {lo}..={hi} (widen minimum/maximum in the schema and add a migration)"
                 )));
             }
@@ -147,7 +158,7 @@ fn cell<'v>(c: &Column, v: Option<&'v Value>) -> Result<Cell<'v>, RowError> {
             }
             let len = s.chars().count();
             if len > n as usize {
-                return Err(fail(format!(
+                return Err(fail(RejectReason::TooLong, format!(
                     "{len} characters do not fit its {n} (raise maxLength in the schema and add a migration: `loader schema diff`)"
                 )));
             }
@@ -163,16 +174,23 @@ fn cell<'v>(c: &Column, v: Option<&'v Value>) -> Result<Cell<'v>, RowError> {
         ColumnType::Timestamp => {
             let s = v.as_str().ok_or_else(|| wrong("a date-time string"))?;
             Cell::Text(Cow::Owned(timestamp(s).ok_or_else(|| {
-                fail(format!(
-                    "{} is not an RFC 3339 date-time such as 2015-01-01T15:00:00Z",
-                    excerpt(v)
-                ))
+                fail(
+                    RejectReason::InvalidFormat,
+                    format!(
+                        "{} is not an RFC 3339 date-time such as 2015-01-01T15:00:00Z",
+                        excerpt(v)
+                    ),
+                )
             })?))
         }
         ColumnType::Date => {
             let s = v.as_str().ok_or_else(|| wrong("a date string"))?;
-            let d = NaiveDate::parse_from_str(s, "%Y-%m-%d")
-                .map_err(|_| fail(format!("{} is not a date such as 2015-01-01", excerpt(v))))?;
+            let d = NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(|_| {
+                fail(
+                    RejectReason::InvalidFormat,
+                    format!("{} is not a date such as 2015-01-01", excerpt(v)),
+                )
+            })?;
             Cell::Text(Cow::Owned(d.format("%Y-%m-%d").to_string()))
         }
         ColumnType::Json => {
@@ -245,10 +263,10 @@ mod tests {
                 })
                 .collect::<Vec<_>>()
                 .join("|"),
-            Err(e) => format!("error: {e}"),
+            Err(e) => format!("error[{}]: {e}", e.reason),
         };
         assert!(
-            got == expected || (expected.starts_with("error:") && got.starts_with(expected)),
+            got == expected || (expected.starts_with("error") && got.starts_with(expected)),
             "{line}\n got: {got}\nwant: {expected}"
         );
     }
@@ -266,40 +284,43 @@ mod tests {
         );
         check(
             r#"{"ts":"2015-01-01T15:00:00Z"}"#,
-            "error: column id: required field id is missing",
+            "error[missing_required]: column id: required field id is missing",
         );
         check(
             r#"{"id":null,"ts":"2015-01-01T15:00:00Z"}"#,
-            "error: column id: required field id is null",
+            "error[missing_required]: column id: required field id is null",
         );
         check(
             r#"{"id":"7","ts":"2015-01-01T15:00:00Z"}"#,
-            "error: column id: expected an integer, found \"7\"",
+            "error[wrong_type]: column id: expected an integer, found \"7\"",
         );
         check(
             r#"{"id":70000,"ts":"2015-01-01T15:00:00Z"}"#,
-            "error: column id: 70000 is outside the column's range -32768..=32767",
+            "error[out_of_range]: column id: 70000 is outside the column's range -32768..=32767",
         );
         check(
             r#"{"id":1.5,"ts":"2015-01-01T15:00:00Z"}"#,
-            "error: column id: expected an integer",
+            "error[wrong_type]: column id: expected an integer",
         );
         check(
             r#"{"id":1,"ts":"yesterday"}"#,
-            "error: column ts: \"yesterday\" is not an RFC 3339 date-time",
+            "error[invalid_format]: column ts: \"yesterday\" is not an RFC 3339 date-time",
         );
         check(
             r#"{"id":1,"ts":"2015-01-01T15:00:00Z","user":{"name":"abcdef"}}"#,
-            "error: column user_name: 6 characters do not fit its 5",
+            "error[too_long]: column user_name: 6 characters do not fit its 5",
         );
-        check(r#"[1]"#, "error: column (line): is not a JSON object");
+        check(
+            r#"[1]"#,
+            "error[not_an_object]: column (line): is not a JSON object",
+        );
         check(
             r#"{"id":1,"ts":"2015-01-01T15:00:00Z","user":{"name":"a\u0000"}}"#,
-            "error: column user_name: contains a NUL character",
+            "error[nul_character]: column user_name: contains a NUL character",
         );
         check(
             r#"{"id":1,"ts":"2015-01-01T15:00:00Z","tags":["\u0000"]}"#,
-            "error: column tags: contains a NUL character",
+            "error[nul_character]: column tags: contains a NUL character",
         );
     }
 

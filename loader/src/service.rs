@@ -22,7 +22,7 @@ use logrouter::queue::{ObjectHandler, QueueWorker, RunStats};
 use logrouter::telemetry::{self, spawn_check, Health, QUEUE, WAREHOUSE};
 use tokio::task::JoinSet;
 
-use crate::load::Loader;
+use crate::load::{Loader, Mode};
 use crate::source::{files_of, manifest_of, manifest_root, read_manifest};
 use crate::warehouse::{LoadOutcome, Warehouse};
 
@@ -115,7 +115,7 @@ impl ObjectHandler for LoadHandler {
         let (mut loaded, mut rows, mut already) = (0, 0, 0);
         let mut result = Ok(());
         for f in &files {
-            match self.loader.load_one(&mut w, f).await {
+            match self.loader.load_one(&mut w, f, Mode::Load).await {
                 Ok(LoadOutcome::Loaded { rows: n, .. }) => {
                     loaded += 1;
                     rows += n;

@@ -11,11 +11,13 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use logrouter::aws::describe;
+use logrouter::aws::{describe, AwsClients};
 use logrouter::layout::{MANIFESTS_DIR, REPLAYS_DIR};
 use logrouter::location::Location;
 use logrouter::manifest::Manifest;
 use logrouter::normalize::validate_name;
+use logrouter::store::open_source;
+use sha2::{Digest, Sha256};
 
 /// One routed file to load.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,6 +54,9 @@ pub struct Discovery {
 pub enum SourceError {
     #[error("{0}")]
     Message(String),
+    /// A routed file could not be opened or read.
+    #[error("{file}: reading failed: {message}")]
+    Read { file: String, message: String },
 }
 
 fn err(m: impl Into<String>) -> SourceError {
@@ -438,6 +443,85 @@ pub fn decoder(name: &str, raw: Box<dyn Read + Send>) -> std::io::Result<Box<dyn
             std::io::BufReader::with_capacity(256 * 1024, raw),
         )))
     }
+}
+
+/// A file opened for loading: its version and its stored bytes.
+pub struct OpenedFile {
+    /// The S3 ETag, or a SHA-256 of a local file's bytes: a new version
+    /// (a re-route) replaces the rows of the old one.
+    pub version: String,
+    /// The stored (compressed) bytes. Reading blocks: it must happen on a
+    /// blocking thread, decompression included (a gzip decoder reads its
+    /// header as soon as it is made).
+    pub raw: Box<dyn Read + Send>,
+}
+
+/// Opens a routed file: its version (S3 ETag; for a local file its SHA-256
+/// when `hash`, else empty) and its stored bytes.
+pub async fn open_file(
+    clients: &AwsClients,
+    file: &RoutedFile,
+    hash: bool,
+) -> Result<OpenedFile, SourceError> {
+    let read_err = |message: String| SourceError::Read {
+        file: file.uri.clone(),
+        message,
+    };
+    match &file.location {
+        Location::Local(path) => {
+            // Hash and read through the same open file: a file replaced
+            // by a re-route in between is still the version hashed.
+            let path = path.clone();
+            let (version, f) = tokio::task::spawn_blocking(move || {
+                use std::io::Seek;
+                let mut f = std::fs::File::open(&path)?;
+                let version = if hash {
+                    let v = sha256_of(&mut f)?;
+                    f.rewind()?;
+                    v
+                } else {
+                    String::new()
+                };
+                Ok::<_, std::io::Error>((version, f))
+            })
+            .await
+            .map_err(|e| read_err(e.to_string()))?
+            .map_err(|e| read_err(e.to_string()))?;
+            Ok(OpenedFile {
+                version,
+                raw: Box::new(f),
+            })
+        }
+        loc @ Location::S3 { .. } => {
+            let s3 = clients.s3().await;
+            let src = open_source(loc, Some(&s3), None)
+                .await
+                .map_err(|e| read_err(e.to_string()))?;
+            let version = src
+                .info
+                .etag
+                .clone()
+                .ok_or_else(|| read_err("S3 returned no ETag".into()))?;
+            Ok(OpenedFile {
+                version,
+                raw: src.reader,
+            })
+        }
+        Location::Stdin => Err(read_err("not a file".into())),
+    }
+}
+
+pub(crate) fn sha256_of(f: &mut std::fs::File) -> std::io::Result<String> {
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(format!("sha256:{:x}", h.finalize()))
 }
 
 #[cfg(test)]

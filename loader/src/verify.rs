@@ -1,14 +1,17 @@
 //! `loader verify`: do the warehouse's rows match the router's manifests?
 //!
-//! For every routed file the sources name, three numbers must agree: the
-//! lines its manifest says it holds, the rows the ledger says were loaded
-//! from it, and the rows in its table that name it as their `_routed_file`.
+//! For every routed file the sources name, the numbers must agree: the
+//! lines its manifest says it holds = the rows plus the rejects the ledger
+//! says were loaded from it; and the ledger's rows and rejects = the rows in
+//! its table that name it as their `_routed_file` and its rows in
+//! `_logrouter_rejects`.
 //! The last reading catches what the first two cannot: rows deleted or added
 //! behind the loader's back. This is the last step of the recovery recipe
 //! (re-route, reload, verify).
 
 use std::collections::{BTreeMap, HashMap};
 
+use crate::reject::REJECTS_TABLE;
 use crate::schema::qualified;
 use crate::source::Discovery;
 use crate::warehouse::{LoadError, Warehouse, LEDGER_TABLE};
@@ -23,7 +26,11 @@ pub struct Mismatch {
 #[derive(Debug, Default)]
 pub struct VerifyReport {
     pub files: u64,
+    /// Lines in the manifests of the verified files.
+    pub lines: u64,
+    /// Rows in the tables, and rejects, of those files.
     pub rows: u64,
+    pub rejects: u64,
     pub mismatches: Vec<Mismatch>,
     /// Lines per table in the manifests of the verified files.
     pub by_table: BTreeMap<String, u64>,
@@ -43,14 +50,23 @@ pub async fn verify(
 ) -> Result<VerifyReport, LoadError> {
     let files = &discovery.files;
     let dialect = w.dialect();
-    let ledger: HashMap<String, (String, i64)> = w
+    let ledger: HashMap<String, (String, i64, i64)> = w
         .query_text(&format!(
-            "SELECT file, version, rows FROM {}",
+            "SELECT file, version, rows, rejects FROM {}",
             qualified(LEDGER_TABLE, dialect, db_schema)
         ))
         .await?
         .into_iter()
-        .map(|r| (r[0].clone(), (r[1].clone(), number(&r[2]))))
+        .map(|r| (r[0].clone(), (r[1].clone(), number(&r[2]), number(&r[3]))))
+        .collect();
+    let rejected: HashMap<String, i64> = w
+        .query_text(&format!(
+            "SELECT file, count(*) FROM {} GROUP BY file",
+            qualified(REJECTS_TABLE, dialect, db_schema)
+        ))
+        .await?
+        .into_iter()
+        .map(|r| (r[0].clone(), number(&r[1])))
         .collect();
     let mut in_tables: HashMap<String, i64> = HashMap::new();
     let mut tables: Vec<&str> = files.iter().map(|f| f.table.as_str()).collect();
@@ -75,24 +91,31 @@ pub async fn verify(
     let mut report = VerifyReport::default();
     for f in files {
         report.files += 1;
-        report.rows += f.lines;
+        report.lines += f.lines;
         *report.by_table.entry(f.table.clone()).or_default() += f.lines;
         let want = f.lines as i64;
-        let problem = match (ledger.get(&f.uri), in_tables.get(&f.uri).copied().unwrap_or(0)) {
-            (None, 0) => Some(format!("not loaded ({want} lines in its manifest): run `loader load`")),
-            (None, n) => Some(format!("{n} rows in {} but no ledger entry", f.table)),
-            (Some((v, _)), _) if versions.get(&f.uri).is_some_and(|now| now != v) => Some(
+        let rows = in_tables.get(&f.uri).copied().unwrap_or(0);
+        let rejects = rejected.get(&f.uri).copied().unwrap_or(0);
+        let problem = match ledger.get(&f.uri) {
+            None if rows == 0 => Some(format!("not loaded ({want} lines in its manifest): run `loader load`")),
+            None => Some(format!("{rows} rows in {} but no ledger entry", f.table)),
+            Some((v, _, _)) if versions.get(&f.uri).is_some_and(|now| now != v) => Some(
                 "loaded from an earlier version of the file (its source was re-routed since): run `loader load` to replace its rows".to_owned(),
             ),
-            (Some((_, l)), _) if *l != want => Some(format!(
-                "the ledger says {l} rows, its manifest {want} lines: run `loader load` to replace them"
+            Some((_, l, r)) if l + r != want => Some(format!(
+                "the ledger says {l} rows + {r} rejects, its manifest {want} lines: run `loader load` to replace them"
             )),
-            (Some(_), n) if n != want => Some(format!(
-                "{n} rows in {} but {want} lines in its manifest (rows changed outside the loader)",
+            Some((_, l, _)) if rows != *l => Some(format!(
+                "{rows} rows in {} but the ledger says {l} ({want} lines in its manifest): rows changed outside the loader",
                 f.table
+            )),
+            Some((_, _, r)) if rejects != *r => Some(format!(
+                "{rejects} rejects in {REJECTS_TABLE} but the ledger says {r}: rejects changed outside the loader"
             )),
             _ => None,
         };
+        report.rows += rows.max(0) as u64;
+        report.rejects += rejects.max(0) as u64;
         if let Some(problem) = problem {
             report.mismatches.push(Mismatch {
                 file: f.uri.clone(),

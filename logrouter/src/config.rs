@@ -120,6 +120,11 @@ pub struct LoadConfig {
     /// Redshift: a statement still running after this long is cancelled and
     /// its file reported as failed.
     pub statement_timeout_secs: u64,
+    /// Lines of one file that may be rejected (recorded in
+    /// `_logrouter_rejects` instead of the table) before the file fails as a
+    /// whole, like Redshift COPY's `MAXERROR` (at most 100,000). 0: any bad
+    /// line fails its file.
+    pub max_rejects_per_file: u64,
 }
 
 impl Default for LoadConfig {
@@ -131,6 +136,7 @@ impl Default for LoadConfig {
             migrations_dir: PathBuf::from("migrations"),
             files_in_flight: 2,
             statement_timeout_secs: 3600,
+            max_rejects_per_file: 10_000,
         }
     }
 }
@@ -352,6 +358,15 @@ impl Config {
         }
         if l.files_in_flight == 0 {
             return invalid("load.files_in_flight", "must be at least 1".into());
+        }
+        if l.max_rejects_per_file > 100_000 {
+            return invalid(
+                "load.max_rejects_per_file",
+                format!(
+                    "{} is over 100000 (Redshift's MAXERROR maximum, and what one file's rejects may hold in memory)",
+                    l.max_rejects_per_file
+                ),
+            );
         }
         let m = &self.metrics;
         if let Some(addr) = &m.addr {

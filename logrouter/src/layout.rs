@@ -206,6 +206,24 @@ fn stem(file_name: &str) -> String {
     }
 }
 
+/// Parses `2015-01-20T13`, `2015-01-20` or RFC 3339 as a UTC time.
+pub fn parse_time(text: &str) -> Result<DateTime<Utc>, String> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(text) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    if let Ok(t) =
+        chrono::NaiveDateTime::parse_from_str(&format!("{text}:00:00"), "%Y-%m-%dT%H:%M:%S")
+    {
+        return Ok(Utc.from_utc_datetime(&t));
+    }
+    if let Ok(d) = NaiveDate::parse_from_str(text, "%Y-%m-%d") {
+        return Ok(Utc.from_utc_datetime(&d.and_hms_opt(0, 0, 0).expect("midnight")));
+    }
+    Err(format!(
+        "{text:?} is not a time: write 2015-01-20T13 (an hour, UTC), 2015-01-20, or RFC 3339"
+    ))
+}
+
 /// Finds the hour of a source in its key, trying each pattern at every
 /// position; the match furthest right wins (file names are more specific than
 /// folders). A match must be a real date and not be part of a longer number.

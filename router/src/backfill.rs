@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
-use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeZone, Utc};
+use chrono::{DateTime, Utc};
 use logrouter::aws::{describe, AwsClients};
 use logrouter::layout::key_time;
 use logrouter::location::Location;
@@ -54,21 +54,9 @@ impl Selection {
     }
 }
 
-/// Parses `2015-01-20T13`, `2015-01-20` or RFC 3339 as a UTC time.
-pub fn parse_time(text: &str) -> Result<DateTime<Utc>, String> {
-    if let Ok(t) = DateTime::parse_from_rfc3339(text) {
-        return Ok(t.with_timezone(&Utc));
-    }
-    if let Ok(t) = NaiveDateTime::parse_from_str(&format!("{text}:00:00"), "%Y-%m-%dT%H:%M:%S") {
-        return Ok(Utc.from_utc_datetime(&t));
-    }
-    if let Ok(d) = NaiveDate::parse_from_str(text, "%Y-%m-%d") {
-        return Ok(Utc.from_utc_datetime(&d.and_hms_opt(0, 0, 0).expect("midnight")));
-    }
-    Err(format!(
-        "{text:?} is not a time: write 2015-01-20T13 (an hour, UTC), 2015-01-20, or RFC 3339"
-    ))
-}
+/// Parses `2015-01-20T13`, `2015-01-20` or RFC 3339 as a UTC time (shared
+/// with the loader's `reload --from/--to`).
+pub use logrouter::layout::parse_time;
 
 /// Lists `bucket/prefix` and keeps the objects whose hour is in `[from, to)`,
 /// sorted by time then key.

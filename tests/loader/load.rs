@@ -240,18 +240,20 @@ async fn bad_files_are_reported_and_nothing_of_them_is_committed() {
         let t = text(&out);
         assert!(
             t.contains(&format!(
-                "{play_file}: loaded 41 rows but its manifest says 40 lines"
+                "{play_file}: loaded 41 rows and 0 rejects but its manifest says 40 lines"
             )),
             "{t}"
         );
         assert!(t.contains("loaded 1 files (10 rows), 0 already loaded, 0 replaced an earlier version, 1 failed"), "{t}");
 
-        // A line that does not fit: required id missing at line 3.
+        // A line that does not fit, with no rejects allowed (like COPY's
+        // MAXERROR 0): required id missing at line 3 fails the file.
         let mut lines: Vec<String> = plays.lines().take(40).map(str::to_owned).collect();
         lines[2] = lines[2].replace("\"id\":", "\"id_\":");
         replace_part(&routed, "play", &(lines.join("\n") + "\n"));
         let mut cmd = loader();
-        cmd.env("LOGROUTER_LOAD__DB_SCHEMA", &schema);
+        cmd.env("LOGROUTER_LOAD__DB_SCHEMA", &schema)
+            .env("LOGROUTER_LOAD__MAX_REJECTS_PER_FILE", "0");
         let out = run(
             &mut cmd,
             &["load", "--warehouse", &url, routed.to_str().unwrap()],
@@ -259,7 +261,7 @@ async fn bad_files_are_reported_and_nothing_of_them_is_committed() {
         assert_eq!(out.status.code(), Some(1));
         let t = text(&out);
         assert!(
-            t.contains(&format!("{play_file} line 3: column id: required field id is missing (make it optional in the schema, or fix the producer)")),
+            t.contains(&format!("{play_file}: more than 0 lines do not fit table play (load.max_rejects_per_file); nothing of the file was committed; first: line 3 column id: required field id is missing (make it optional in the schema, or fix the producer) (missing_required)")),
             "{t}"
         );
         let got = match warehouse {
@@ -581,4 +583,33 @@ async fn review_an_older_route_never_replaces_a_newer_one() {
         text(&out)
     );
     assert_eq!(sqlite_counts(&db), counts(&[("play", 7)]));
+}
+
+/// Issue #13 (known defect): `loader … | head` panicked on the broken pipe.
+/// Output into a pipe its reader closed now ends the process quietly, with
+/// exit code 0 (as ripgrep does): what the command did is already done.
+#[tokio::test]
+async fn issue13_output_into_a_closed_pipe_exits_quietly() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite:{}", dir.path().join("w.db").display());
+    let mut child = loader()
+        .args([
+            "query",
+            "--warehouse",
+            &url,
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 200000) SELECT i FROM n",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Read one chunk, then close the pipe, as `head -1` does.
+    let mut stdout = child.stdout.take().unwrap();
+    let mut first = [0u8; 16];
+    std::io::Read::read(&mut stdout, &mut first).unwrap();
+    drop(stdout);
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
 }

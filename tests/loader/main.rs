@@ -3,9 +3,11 @@
 //! process. Tests that need PostgreSQL or S3/SQS use the servers that
 //! `scripts/test` starts; they fail, never skip, without them.
 
+mod drift;
 mod load;
 mod migrate;
 mod ops;
 mod pipeline;
 mod redshift;
+mod rejects;
 mod support;

@@ -118,7 +118,7 @@ async fn issue5_loader_metrics_count_the_load_and_readiness_follows_the_warehous
     assert_eq!(
         series(
             &metrics,
-            "logrouter_loader_failures_total{reason=\"bad_line\"}"
+            "logrouter_loader_failures_total{reason=\"too_many_rejects\"}"
         ),
         Some(0.0)
     );

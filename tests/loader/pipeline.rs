@@ -214,7 +214,7 @@ fn issue4_recovery_recipe_re_route_reload_verify() {
     let out = loader_cmd("verify");
     assert!(
         text(&out)
-            .contains("verified 8 files (4000 lines in their manifests): every file's rows match"),
+            .contains("verified 8 files (4000 lines in their manifests = 4000 rows + 0 rejects): every file's rows match"),
         "{}",
         text(&out)
     );
@@ -253,7 +253,7 @@ fn issue4_recovery_recipe_re_route_reload_verify() {
     assert!(out.status.success());
     assert!(
         text(&out)
-            .contains("verified 8 files (3300 lines in their manifests): every file's rows match"),
+            .contains("verified 8 files (3300 lines in their manifests = 3300 rows + 0 rejects): every file's rows match"),
         "{}",
         text(&out)
     );

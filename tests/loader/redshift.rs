@@ -216,19 +216,16 @@ async fn redshift_through_the_data_api() {
     );
     rules(serde_json::json!({})).await;
 
-    // A line COPY cannot load: the message carries sys_load_error_detail.
+    // A line COPY cannot load, with no rejects allowed: the file fails and
+    // the message carries its rows of sys_load_error_detail.
     let bad = "{\"event_type\":\"play\",\"id\":1,\"ts\":\"2015-01-20T13:00:00Z\"}\n{\"event_type\":\"play\",\"ts\":\"2015-01-20T13:00:00Z\"}\n";
     let (_, root3) = routed_in_s3(&[("16", bad)]).await;
-    let out = run(
-        &mut redshift_loader(&schema),
-        &["load", "--warehouse", &url, &root3],
-    );
+    let mut cmd = redshift_loader(&schema);
+    cmd.env("LOGROUTER_LOAD__MAX_REJECTS_PER_FILE", "0");
+    let out = run(&mut cmd, &["load", "--warehouse", &url, &root3]);
     assert_eq!(out.status.code(), Some(1));
     let t = text(&out);
-    assert!(
-        t.contains("Check 'sys_load_error_detail' system table for details"),
-        "{t}"
-    );
+    assert!(t.contains("more than 0 lines do not fit table play"), "{t}");
     assert!(
         t.contains("play/dt=2015-01-20/hour=16/") && t.contains(" line 2 column id: "),
         "{t}"
@@ -247,4 +244,144 @@ async fn redshift_through_the_data_api() {
         text(&out)
     );
     assert_eq!(pg_counts(&schema).await["play"], 360);
+
+    // With the default limit the bad line is a reject (COPY's MAXERROR and
+    // sys_load_error_detail), committed with the file's rows.
+    let out = run(
+        &mut redshift_loader(&schema),
+        &["load", "--warehouse", &url, &root3],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("loaded 1 files (1 rows)") && text(&out).contains("1 lines rejected"),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        text(&out).contains("  play: 1 (missing_required 1)"),
+        "{}",
+        text(&out)
+    );
+    let out = run(
+        &mut redshift_loader(&schema),
+        &["verify", "--warehouse", &url, &root3],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("= 1 rows + 1 rejects)"),
+        "{}",
+        text(&out)
+    );
+}
+
+/// Issue #10 on Redshift: every reason the Data API test server's COPY
+/// reports (as Redshift's load error codes) becomes the same reject as on
+/// the other warehouses; rows + rejects = the manifest's lines.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue10_redshift_rejects_through_maxerror_and_the_load_error_view() {
+    let lines: Vec<&str> = vec![
+        r#"{"event_type":"play","id":1,"ts":"2015-01-20T13:00:00Z"}"#,
+        r#"{"event_type":"play","ts":"2015-01-20T13:00:00Z"}"#,
+        r#"{"event_type":"play","id":"abc","ts":"2015-01-20T13:00:00Z"}"#,
+        r#"{"event_type":"play","id":1,"ts":"2015-01-20T13:00:00Z","user":{"name":"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"}}"#,
+        r#"{"event_type":"play","id":3000000000,"ts":"2015-01-20T13:00:00Z"}"#,
+        r#"{"event_type":"play","id":1,"ts":"not a time"}"#,
+        r#"{"event_type":"play","#,
+        r#"{"event_type":"play","id":2,"ts":"2015-01-20T13:00:00Z","user":{"name":"ok"}}"#,
+    ];
+    let expected = [
+        "2 missing_required id",
+        "3 wrong_type id",
+        "4 too_long user_name",
+        "5 out_of_range id",
+        "6 invalid_format ts",
+        "7 invalid_json",
+    ];
+    // Route as many plays as there are lines, then put the test's lines in
+    // the routed file (the manifest counts lines, not content).
+    let source: String = (0..lines.len())
+        .map(|i| {
+            format!("{{\"event_type\":\"play\",\"id\":{i},\"ts\":\"2015-01-20T13:00:00Z\"}}\n")
+        })
+        .collect();
+    let (bucket, root) = routed_in_s3(&[("13", &source)]).await;
+    let s3 = s3().await;
+    let listed = s3
+        .list_objects_v2()
+        .bucket(&bucket)
+        .prefix("routed/play/")
+        .send()
+        .await
+        .unwrap();
+    let key = listed.contents()[0].key().unwrap().to_owned();
+    let body = lines.join("\n") + "\n";
+    s3.put_object()
+        .bucket(&bucket)
+        .key(&key)
+        .body(ByteStream::from(gzip(body.as_bytes())))
+        .send()
+        .await
+        .unwrap();
+    let schema = unique_schema("rsrej");
+    let url = url();
+    let out = run(
+        &mut redshift_loader(&schema),
+        &["load", "--warehouse", &url, &root],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains(&format!("loaded 1 files (2 rows), 0 already loaded, 0 replaced an earlier version, 0 failed, {} lines rejected", expected.len())),
+        "{}",
+        text(&out)
+    );
+    let c = pg().await;
+    let got: Vec<String> = c
+        .query(
+            &format!("SELECT line, reason, COALESCE(column_name, ''), file FROM \"{schema}\"._logrouter_rejects ORDER BY line"),
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let file: String = r.get(3);
+            assert_eq!(file, format!("s3://{bucket}/{key}"));
+            let (line, reason, column): (i64, String, String) = (r.get(0), r.get(1), r.get(2));
+            format!("{line} {reason} {column}").trim().to_owned()
+        })
+        .collect();
+    assert_eq!(got, expected);
+    let out = run(
+        &mut redshift_loader(&schema),
+        &["verify", "--warehouse", &url, &root],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("= 2 rows + 6 rejects)"),
+        "{}",
+        text(&out)
+    );
+    // A rerun loads nothing; `loader rejects` lists them with the command
+    // that prints each line from S3.
+    let out = run(
+        &mut redshift_loader(&schema),
+        &["load", "--warehouse", &url, &root],
+    );
+    assert!(
+        text(&out).contains("loaded 0 files (0 rows), 1 already loaded"),
+        "{}",
+        text(&out)
+    );
+    let out = run(
+        &mut redshift_loader(&schema),
+        &["rejects", "--warehouse", &url],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains(&format!(
+            "recover: aws s3 cp s3://{bucket}/{key} - | gzip -dc | sed -n '2{{p;q}}'"
+        )),
+        "{}",
+        text(&out)
+    );
 }

@@ -96,3 +96,67 @@ fn demo_events_fit_their_schemas() {
     }
     assert_eq!(seen.len(), 12, "every demo type was generated: {seen:?}");
 }
+
+/// The kind of value a column holds, whatever its size: what inference can
+/// know from data (sizes are a human decision, see `loader::schema::infer`).
+fn kind(ty: ColumnType) -> &'static str {
+    match ty {
+        ColumnType::Boolean => "boolean",
+        ColumnType::SmallInt | ColumnType::Integer | ColumnType::BigInt => "integer",
+        ColumnType::Double => "number",
+        ColumnType::Varchar(_) | ColumnType::Text => "string",
+        ColumnType::Char(_) => "uuid",
+        ColumnType::Timestamp => "date-time",
+        ColumnType::Date => "date",
+        ColumnType::Json => "json",
+    }
+}
+
+/// Issue #10: `loader schema infer` on the demo's data gives, for each of
+/// the twelve types, the columns of the hand-written schema with the same
+/// kinds (sizes aside), and every field the shipped schema requires is
+/// required in the inferred one too.
+#[test]
+fn issue10_inferred_schemas_match_the_shipped_ones() {
+    use loader::schema::infer::{infer, TypeStats};
+    let shipped = load_dir(std::path::Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../schemas"
+    )))
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_gen-events"))
+        .args(["--lines", "30000", "--types", "12", "--seed", "14"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let mut stats: BTreeMap<String, TypeStats> = BTreeMap::new();
+    for line in out.stdout.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+        let event: Value = serde_json::from_slice(line).unwrap();
+        let t = event["event_type"].as_str().unwrap().to_owned();
+        stats.entry(t).or_default().observe(line);
+    }
+    assert_eq!(stats.len(), 12);
+    for (t, s) in &stats {
+        let inferred = infer(t, s).unwrap().schema;
+        let want = &shipped[t];
+        let describe = |schema: &TableSchema| -> Vec<String> {
+            schema
+                .columns
+                .iter()
+                .map(|c| format!("{} {}", c.name, kind(c.ty)))
+                .collect()
+        };
+        let (mut got, mut wanted) = (describe(&inferred), describe(want));
+        got.sort();
+        wanted.sort();
+        assert_eq!(got, wanted, "{t}: inferred columns and kinds");
+        for c in want.columns.iter().filter(|c| !c.nullable) {
+            let i = inferred.columns.iter().find(|x| x.name == c.name).unwrap();
+            assert!(
+                !i.nullable,
+                "{t}.{}: required in schemas/, optional inferred",
+                c.name
+            );
+        }
+    }
+}

@@ -24,6 +24,7 @@
 //! - `description` becomes the column comment.
 
 pub mod diff;
+pub mod infer;
 pub mod parse;
 
 pub use parse::{load_dir, parse_schema};
@@ -67,6 +68,31 @@ pub struct TableSchema {
     pub columns: Vec<Column>,
 }
 
+impl TableSchema {
+    /// A short hash of what shapes the rows: each column's name, path, type
+    /// and nullability (not comments). The ledger records it per file, so
+    /// `loader reload` finds the files loaded under an earlier schema.
+    pub fn version(&self) -> String {
+        use sha2::Digest;
+        let mut h = sha2::Sha256::new();
+        for c in &self.columns {
+            h.update(c.name.as_bytes());
+            h.update([0]);
+            for seg in &c.path {
+                h.update(seg.as_bytes());
+                h.update([1]);
+            }
+            h.update(c.ty.token().as_bytes());
+            h.update([u8::from(c.nullable), 0]);
+        }
+        h.finalize()
+            .iter()
+            .take(6)
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dialect {
     Sqlite,
@@ -83,6 +109,7 @@ pub enum SchemaError {
 /// Redshift's longest VARCHAR, in bytes.
 const REDSHIFT_MAX_VARCHAR: u64 = 65_535;
 
+/// The table of a type with no schema file: the whole event in one JSON
 /// column, so no type is ever dropped.
 pub fn schemaless(table: &str) -> TableSchema {
     TableSchema {

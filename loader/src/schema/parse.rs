@@ -103,8 +103,6 @@ pub fn load_dir(dir: &Path) -> Result<BTreeMap<String, TableSchema>, SchemaError
     Ok(out)
 }
 
-/// The table of a type with no schema file: the whole event in one JSON
-
 fn types_of(obj: &Map<String, Value>, at: &str) -> Result<Vec<&'static str>, String> {
     const ALL: [&str; 7] = [
         "string", "integer", "number", "boolean", "object", "array", "null",

@@ -7,19 +7,24 @@
 //! lock on PostgreSQL, the write lock on SQLite) and reads the ledger under
 //! it, so two loaders racing on one file load it once.
 
-use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Read};
+use std::collections::{BTreeMap, HashMap};
+use std::io::Read;
+use std::ops::ControlFlow;
 use std::path::PathBuf;
 
+use logrouter::json::{JsonProblem, MAX_JSON_DEPTH};
 use serde_json::Value;
 
 pub mod postgres;
 pub mod redshift;
 pub mod sqlite;
 
+use crate::drift::{Drift, KnownFields};
+use crate::read::{for_each_line, RawLine, MAX_LINE_BYTES};
+use crate::reject::{excerpt, Reject, RejectReason};
 use crate::rows::{Cell, RowMaker};
 use crate::schema::{Dialect, TableSchema};
-use crate::source::{decoder, RoutedFile};
+use crate::source::RoutedFile;
 use logrouter::aws::AwsClients;
 use postgres::PgWarehouse;
 use redshift::{RedshiftTarget, RedshiftWarehouse};
@@ -31,6 +36,54 @@ use std::time::Duration;
 pub const LEDGER_TABLE: &str = "_logrouter_ledger";
 /// Table of applied migrations: (version, name, checksum, applied_at).
 pub const MIGRATIONS_TABLE: &str = "_logrouter_migrations";
+
+/// Columns the ledger gained after its first release, added to an existing
+/// ledger when a loader connects: (name, type per dialect: SQLite,
+/// PostgreSQL, Redshift).
+pub const LEDGER_ADDED_COLUMNS: [(&str, [&str; 3]); 2] = [
+    (
+        "rejects",
+        [
+            "INTEGER NOT NULL DEFAULT 0",
+            "BIGINT NOT NULL DEFAULT 0",
+            "BIGINT NOT NULL DEFAULT 0",
+        ],
+    ),
+    (
+        "schema_version",
+        [
+            "TEXT NOT NULL DEFAULT ''",
+            "TEXT NOT NULL DEFAULT ''",
+            "VARCHAR(64) NOT NULL DEFAULT ''",
+        ],
+    ),
+];
+
+/// The ledger's columns, in the order the loader writes them.
+pub const LEDGER_COLUMNS: &str =
+    "file, version, table_name, rows, manifest, loaded_at, routed_at, rejects, schema_version";
+
+/// The rejects table's columns, in the order the loader writes them.
+pub const REJECTS_COLUMNS: &str =
+    "file, version, line, table_name, column_name, reason, message, excerpt, rejected_at";
+
+/// `CREATE TABLE IF NOT EXISTS` of the rejects table in `dialect`.
+pub fn rejects_table_sql(dialect: Dialect, db_schema: &str) -> String {
+    let name = crate::schema::qualified(crate::reject::REJECTS_TABLE, dialect, db_schema);
+    let (text, big, ts, key) = match dialect {
+        Dialect::Sqlite => ("TEXT", "INTEGER", "TEXT", ", PRIMARY KEY (file, line)"),
+        Dialect::Postgres => ("TEXT", "BIGINT", "TIMESTAMP", ", PRIMARY KEY (file, line)"),
+        // Lengths in bytes; an excerpt is at most 256 characters (+ '…').
+        Dialect::Redshift => ("VARCHAR(1040)", "BIGINT", "TIMESTAMP", ""),
+    };
+    let (file, short) = match dialect {
+        Dialect::Redshift => ("VARCHAR(4096)", "VARCHAR(256)"),
+        _ => (text, text),
+    };
+    format!(
+        "CREATE TABLE IF NOT EXISTS {name} (file {file} NOT NULL, version {short} NOT NULL, line {big} NOT NULL, table_name {short} NOT NULL, column_name {short}, reason {short} NOT NULL, message {text} NOT NULL, excerpt {text} NOT NULL, rejected_at {ts} NOT NULL{key})"
+    )
+}
 
 /// A `--warehouse` URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,26 +134,91 @@ pub enum LoadOutcome {
         rows: u64,
         /// Rows of an earlier version of the file that were replaced.
         replaced: Option<u64>,
+        /// Lines recorded in the rejects table instead of the table.
+        rejects: RejectSummary,
+        /// Fields in the lines that the schema has no column for (not
+        /// counted on Redshift, whose COPY reads the file itself).
+        drift: Drift,
     },
-    /// The ledger already has this version of the file.
+    /// The ledger already has this version of the file (and, for a reload,
+    /// loaded under the current schema).
     AlreadyLoaded,
+}
+
+/// A file's rejected lines, counted.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RejectSummary {
+    pub total: u64,
+    pub by_reason: BTreeMap<RejectReason, u64>,
+    /// The first reject, described (line, column, message, reason).
+    pub first: Option<String>,
+}
+
+impl RejectSummary {
+    pub fn of(rejects: &[Reject]) -> Self {
+        let mut s = RejectSummary {
+            total: rejects.len() as u64,
+            first: rejects.first().map(|r| r.to_string()),
+            ..Default::default()
+        };
+        for r in rejects {
+            *s.by_reason.entry(r.reason).or_default() += 1;
+        }
+        s
+    }
+}
+
+/// One file to load, and how.
+#[derive(Debug, Clone)]
+pub struct LoadJob {
+    pub file: RoutedFile,
+    pub table: TableSchema,
+    /// [`TableSchema::version`] of `table`, recorded in the ledger.
+    pub schema_version: String,
+    /// Also replace the rows of this very version when the ledger has it
+    /// loaded under another schema version (`loader reload`).
+    pub reload: bool,
+    /// More rejects than this fail the file (`load.max_rejects_per_file`).
+    pub max_rejects: u64,
+}
+
+impl LoadJob {
+    /// Whether the ledger's row for the file (`version`, `routed_at`,
+    /// `schema_version`) means there is nothing to do.
+    pub fn done(&self, version: &str, prev: &LedgerEntry) -> bool {
+        // Rows of a newer route are never replaced by an older one.
+        if prev.routed_at.as_str() > self.file.routed_at.as_str() {
+            return true;
+        }
+        prev.version == version && (!self.reload || prev.schema_version == self.schema_version)
+    }
+}
+
+/// What the ledger records of a loaded file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LedgerEntry {
+    pub version: String,
+    pub routed_at: String,
+    pub schema_version: String,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
-    /// A line does not fit its table: the file is not loaded until the data
-    /// or the schema is fixed.
-    #[error("{file} line {line}: {message}")]
-    Row {
+    /// More lines than `load.max_rejects_per_file` do not fit the table:
+    /// the file is not loaded until the schema changes (or the limit).
+    #[error("{file}: more than {limit} lines do not fit table {table} (load.max_rejects_per_file); nothing of the file was committed; first: {first}. Fix the schema (`loader schema infer --update`, `loader schema diff`, `loader migrate`) or raise the limit, then load again")]
+    TooManyRejects {
         file: String,
-        line: u64,
-        message: String,
+        table: String,
+        limit: u64,
+        first: String,
     },
-    #[error("{file}: loaded {loaded} rows but its manifest says {expected} lines (the file changed under the loader, or it is not the file the manifest describes); nothing was committed")]
+    #[error("{file}: loaded {loaded} rows and {rejects} rejects but its manifest says {expected} lines (the file changed under the loader, or it is not the file the manifest describes); nothing was committed")]
     Count {
         file: String,
         expected: u64,
         loaded: u64,
+        rejects: u64,
     },
     #[error("{file}: reading failed: {message}")]
     Read { file: String, message: String },
@@ -108,16 +226,33 @@ pub enum LoadError {
     Database(String),
 }
 
+impl From<crate::source::SourceError> for LoadError {
+    fn from(e: crate::source::SourceError) -> Self {
+        match e {
+            crate::source::SourceError::Read { file, message } => LoadError::Read { file, message },
+            crate::source::SourceError::Message(message) => LoadError::Read {
+                file: String::new(),
+                message,
+            },
+        }
+    }
+}
+
 impl LoadError {
     /// Every value of [`LoadError::reason`].
     /// (`manifest`: `loader run` could not read a manifest yet.)
-    pub const REASONS: [&'static str; 5] =
-        ["bad_line", "count_mismatch", "read", "database", "manifest"];
+    pub const REASONS: [&'static str; 5] = [
+        "too_many_rejects",
+        "count_mismatch",
+        "read",
+        "database",
+        "manifest",
+    ];
 
     /// The metric label of the failure.
     pub fn reason(&self) -> &'static str {
         match self {
-            LoadError::Row { .. } => "bad_line",
+            LoadError::TooManyRejects { .. } => "too_many_rejects",
             LoadError::Count { .. } => "count_mismatch",
             LoadError::Read { .. } => "read",
             LoadError::Database(_) => "database",
@@ -126,13 +261,25 @@ impl LoadError {
 
     /// Whether retrying cannot help: the data or the schema must change.
     pub fn needs_operator(&self) -> bool {
-        matches!(self, LoadError::Row { .. } | LoadError::Count { .. })
+        matches!(
+            self,
+            LoadError::TooManyRejects { .. } | LoadError::Count { .. }
+        )
     }
 
     /// A database error with what was being done.
     pub fn db(doing: &str, e: impl std::fmt::Display) -> Self {
         LoadError::Database(format!("{doing}: {e}"))
     }
+}
+
+/// One table's counts: rows in the table, files and rejects in the ledger.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableCount {
+    pub table: String,
+    pub rows: i64,
+    pub files: i64,
+    pub rejects: i64,
 }
 
 /// A connection to one warehouse.
@@ -142,16 +289,7 @@ pub enum Warehouse {
     Redshift(Box<RedshiftWarehouse>),
 }
 
-/// A file opened for loading: its version and its stored bytes.
-pub struct OpenedFile {
-    /// The S3 ETag, or a SHA-256 of a local file's bytes: a new version
-    /// (a re-route) replaces the rows of the old one.
-    pub version: String,
-    /// The stored (compressed) bytes. Reading blocks: it must happen on a
-    /// blocking thread, decompression included (a gzip decoder reads its
-    /// header as soon as it is made).
-    pub raw: Box<dyn Read + Send>,
-}
+pub use crate::source::OpenedFile;
 
 impl Warehouse {
     /// Connects and makes sure the ledger and migration tables exist.
@@ -202,16 +340,15 @@ impl Warehouse {
     /// unless the ledger already has this version.
     pub async fn load_file(
         &mut self,
-        file: &RoutedFile,
-        table: &TableSchema,
+        job: &LoadJob,
         opened: OpenedFile,
     ) -> Result<LoadOutcome, LoadError> {
         match self {
-            Warehouse::Sqlite(w) => w.load_file(file, table, opened).await,
-            Warehouse::Postgres(w) => w.load_file(file, table, opened).await,
+            Warehouse::Sqlite(w) => w.load_file(job, opened).await,
+            Warehouse::Postgres(w) => w.load_file(job, opened).await,
             // Redshift reads the file from S3 itself: only its version is
             // needed, and the stream is dropped unread.
-            Warehouse::Redshift(w) => w.load_file(file, table, &opened.version).await,
+            Warehouse::Redshift(w) => w.load_file(job, &opened.version).await,
         }
     }
 
@@ -281,14 +418,31 @@ impl Warehouse {
         }
     }
 
-    /// Rows per table as counted in the tables (not the ledger), for the
-    /// summary: `(table, rows, files in the ledger)`.
-    pub async fn table_counts(&mut self) -> Result<Vec<(String, i64, i64)>, LoadError> {
-        match self {
-            Warehouse::Sqlite(w) => w.table_counts().await,
-            Warehouse::Postgres(w) => w.table_counts().await,
-            Warehouse::Redshift(w) => w.table_counts().await,
+    /// Rows per table as counted in the tables (not the ledger), with the
+    /// ledger's files and rejects, for the summary.
+    pub async fn table_counts(&mut self, db_schema: &str) -> Result<Vec<TableCount>, LoadError> {
+        let dialect = self.dialect();
+        let ledger = crate::schema::qualified(LEDGER_TABLE, dialect, db_schema);
+        let tables = self
+            .query_text(&format!(
+                "SELECT table_name, count(*), sum(rejects) FROM {ledger} GROUP BY table_name ORDER BY table_name"
+            ))
+            .await?;
+        let mut out = Vec::new();
+        for r in tables {
+            let name = crate::schema::qualified(&r[0], dialect, db_schema);
+            let rows = self
+                .query_text(&format!("SELECT count(*) FROM {name}"))
+                .await?;
+            let number = |s: &str| s.parse().unwrap_or(0);
+            out.push(TableCount {
+                rows: rows.first().map_or(0, |x| number(&x[0])),
+                files: number(&r[1]),
+                rejects: number(&r[2]),
+                table: r[0].clone(),
+            });
         }
+        Ok(out)
     }
 
     /// Runs one read-only query and returns its rows as text, for the
@@ -302,87 +456,151 @@ impl Warehouse {
     }
 }
 
-/// Lines longer than this are refused, so a hostile file cannot exhaust
-/// memory (the router quarantines lines over `route.max_line_bytes`,
-/// 4 MiB by default).
-pub const MAX_LINE_BYTES: u64 = 64 * 1024 * 1024;
-
-/// Reads every line of `reader`, turns it into cells and hands them to
-/// `row` with the line number; returns the number of rows. Errors name the
-/// file and line.
-pub fn for_each_row(
-    file: &RoutedFile,
-    table: &TableSchema,
-    raw: Box<dyn Read + Send>,
-    mut row: impl FnMut(u64, &[Cell<'_>]) -> Result<(), String>,
-) -> Result<u64, LoadError> {
-    let maker = RowMaker::new(table);
-    let reader = decoder(&file.uri, raw).map_err(|e| LoadError::Read {
-        file: file.uri.clone(),
-        message: e.to_string(),
-    })?;
-    let mut reader = BufReader::with_capacity(256 * 1024, reader);
-    let mut buf = Vec::with_capacity(4096);
-    let width = table.columns.len();
-    let whole_line = table.columns.iter().all(|c| c.path.is_empty());
-    let mut line_no = 0u64;
-    let row_err = |line, message: String| LoadError::Row {
-        file: file.uri.clone(),
-        line,
-        message,
-    };
-    loop {
-        buf.clear();
-        let n = (&mut reader)
-            .take(MAX_LINE_BYTES + 1)
-            .read_until(b'\n', &mut buf)
-            .map_err(|e| LoadError::Read {
-                file: file.uri.clone(),
-                message: format!("{e} (the file is damaged or was replaced while reading; route its source again)"),
-            })?;
-        if n == 0 {
-            break;
-        }
-        line_no += 1;
-        if buf.last() == Some(&b'\n') {
-            buf.pop();
-        } else if buf.len() as u64 > MAX_LINE_BYTES {
-            return Err(row_err(
-                line_no,
-                format!("longer than {MAX_LINE_BYTES} bytes: the router never writes such lines, so the file is not what it wrote"),
-            ));
-        }
-        let text = std::str::from_utf8(&buf)
-            .map_err(|e| row_err(line_no, format!("not UTF-8 ({e}); the router only routes UTF-8 lines, so the file is not what it wrote")))?;
-        // Cells borrow from this line, so the vector is the line's own.
-        let mut cells = Vec::with_capacity(width);
-        let value: Value = if whole_line {
-            // The line is stored as it is: check it is one JSON object
-            // without building it.
-            serde_json::from_str::<serde::de::IgnoredAny>(text)
-                .ok()
-                .filter(|_| text.trim_start().starts_with('{'))
-                .ok_or_else(|| row_err(line_no, "not a JSON object".into()))?;
-            Value::Null
-        } else {
-            serde_json::from_str(text)
-                .map_err(|e| row_err(line_no, format!("not a JSON object ({e})")))?
-        };
-        maker
-            .cells(text, &value, &mut cells)
-            .map_err(|e| row_err(line_no, e.to_string()))?;
-        row(line_no, &cells).map_err(|e| row_err(line_no, e))?;
-    }
-    Ok(line_no)
+/// What reading one file for its table found.
+#[derive(Debug, Default)]
+pub struct FileRows {
+    /// Rows handed to the backend.
+    pub rows: u64,
+    pub rejects: Vec<Reject>,
+    pub drift: Drift,
 }
 
-/// Checks rows loaded against the manifest.
-pub fn check_count(file: &RoutedFile, loaded: u64) -> Result<(), LoadError> {
-    if loaded != file.lines {
+/// Reads every line of `raw`, turns it into cells and hands them to `row`
+/// with the line number; a line that cannot become a row is a [`Reject`]
+/// instead. Fails the file with [`LoadError::TooManyRejects`] past
+/// `job.max_rejects`, and when `row` fails (the backend could not take it).
+pub fn for_each_row(
+    job: &LoadJob,
+    raw: Box<dyn Read + Send>,
+    mut row: impl FnMut(u64, &[Cell<'_>]) -> Result<(), String>,
+) -> Result<FileRows, LoadError> {
+    let (file, table) = (&job.file, &job.table);
+    let maker = RowMaker::new(table);
+    let known = KnownFields::of(table);
+    let width = table.columns.len();
+    let whole_line = known.everything();
+    let mut out = FileRows::default();
+    let mut failure: Option<LoadError> = None;
+    let read = for_each_line(&file.uri, raw, |line_no, line| {
+        let reject = |reason: RejectReason, column: Option<String>, message: String, bytes: &[u8]| Reject {
+            line: line_no,
+            column,
+            reason,
+            message,
+            excerpt: excerpt(bytes),
+        };
+        let bytes = match line {
+            RawLine::Line(b) => b,
+            RawLine::TooLong(head) => {
+                out.rejects.push(reject(
+                    RejectReason::LineTooLong,
+                    None,
+                    format!("longer than {MAX_LINE_BYTES} bytes, more than the loader reads as one line (the router quarantines lines over route.max_line_bytes, so it did not write this one)"),
+                    head,
+                ));
+                return over_limit(job, &out, &mut failure);
+            }
+        };
+        let text = match std::str::from_utf8(bytes) {
+            Ok(t) => t,
+            Err(e) => {
+                out.rejects.push(reject(
+                    RejectReason::InvalidUtf8,
+                    None,
+                    format!("not UTF-8 ({e}); the router only routes UTF-8 lines, so the file is not what it wrote"),
+                    bytes,
+                ));
+                return over_limit(job, &out, &mut failure);
+            }
+        };
+        // Cells borrow from this line, so the vector is the line's own.
+        let mut cells = Vec::with_capacity(width);
+        let parsed: Result<Value, (RejectReason, String)> = if whole_line {
+            // The line is stored as it is: check it is one JSON object the
+            // way the router did, without building it.
+            match logrouter::json::check_json(text) {
+                Ok(()) if text.trim_start().starts_with('{') => Ok(Value::Null),
+                Ok(()) => Err((RejectReason::NotAnObject, "is not a JSON object".into())),
+                Err(p) => Err(json_reject(p)),
+            }
+        } else {
+            serde_json::from_str(text).map_err(|e| json_reject(e.into()))
+        };
+        let value = match parsed {
+            Ok(v) => v,
+            Err((reason, message)) => {
+                out.rejects.push(reject(reason, None, message, bytes));
+                return over_limit(job, &out, &mut failure);
+            }
+        };
+        if let Err(e) = maker.cells(text, &value, &mut cells) {
+            let column = (e.column != "(line)").then_some(e.column);
+            out.rejects.push(reject(e.reason, column, e.message, bytes));
+            return over_limit(job, &out, &mut failure);
+        }
+        out.drift.observe(&known, &value);
+        if let Err(e) = row(line_no, &cells) {
+            failure = Some(LoadError::Database(format!(
+                "{} line {line_no}: {e}",
+                file.uri
+            )));
+            return ControlFlow::Break(());
+        }
+        out.rows += 1;
+        ControlFlow::Continue(())
+    })
+    .map_err(|e| LoadError::Read {
+        file: file.uri.clone(),
+        message: format!("{e} (the file is damaged or was replaced while reading; route its source again)"),
+    });
+    if let Some(f) = failure {
+        return Err(f);
+    }
+    read?;
+    Ok(out)
+}
+
+/// The reject reason and message of a line that is not JSON the loader
+/// accepts.
+fn json_reject(p: JsonProblem) -> (RejectReason, String) {
+    match p {
+        JsonProblem::TooDeep(m) => (
+            RejectReason::TooDeep,
+            format!("nested deeper than {MAX_JSON_DEPTH} levels ({m}): the router quarantines such lines as too_deep, so it did not write this one"),
+        ),
+        JsonProblem::Invalid(m) => (
+            RejectReason::InvalidJson,
+            format!("not valid JSON ({m}): the router quarantines such lines, so it did not write this one"),
+        ),
+    }
+}
+
+/// Stops reading once the rejects pass the file's limit.
+fn over_limit(job: &LoadJob, out: &FileRows, failure: &mut Option<LoadError>) -> ControlFlow<()> {
+    if out.rejects.len() as u64 <= job.max_rejects {
+        return ControlFlow::Continue(());
+    }
+    *failure = Some(LoadError::TooManyRejects {
+        file: job.file.uri.clone(),
+        table: job.table.table.clone(),
+        limit: job.max_rejects,
+        first: out
+            .rejects
+            .first()
+            .map(|r| r.to_string())
+            .unwrap_or_default(),
+    });
+    ControlFlow::Break(())
+}
+
+/// Checks rows and rejects against the manifest.
+pub fn check_count(file: &RoutedFile, loaded: u64, rejects: u64) -> Result<(), LoadError> {
+    if loaded + rejects != file.lines {
         return Err(LoadError::Count {
             file: file.uri.clone(),
             expected: file.lines,
             loaded,
+            rejects,
         });
     }
     Ok(())

@@ -15,12 +15,13 @@ use bytes::{BufMut, Bytes, BytesMut};
 use futures_util::SinkExt;
 use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
 
+use crate::reject::REJECTS_TABLE;
 use crate::rows::Cell;
 use crate::schema::{create_table_sql, qualified, Dialect, TableSchema};
-use crate::source::RoutedFile;
 use crate::warehouse::{
-    check_count, column_list, for_each_row, LoadError, LoadOutcome, OpenedFile, LEDGER_TABLE,
-    MIGRATIONS_TABLE,
+    check_count, column_list, for_each_row, rejects_table_sql, LedgerEntry, LoadError, LoadJob,
+    LoadOutcome, OpenedFile, RejectSummary, LEDGER_ADDED_COLUMNS, LEDGER_COLUMNS, LEDGER_TABLE,
+    MIGRATIONS_TABLE, REJECTS_COLUMNS,
 };
 
 pub struct PgWarehouse {
@@ -84,10 +85,22 @@ impl PgWarehouse {
                    file TEXT PRIMARY KEY, version TEXT NOT NULL, table_name TEXT NOT NULL,
                    rows BIGINT NOT NULL, manifest TEXT NOT NULL, loaded_at TIMESTAMP NOT NULL,
                    routed_at TEXT NOT NULL);
+                 {upgrade};
                  CREATE TABLE IF NOT EXISTS \"{schema}\".{MIGRATIONS_TABLE} (
                    version BIGINT PRIMARY KEY, name TEXT NOT NULL, checksum TEXT NOT NULL,
                    applied_at TIMESTAMP NOT NULL DEFAULT now());
-                 COMMIT;"
+                 {rejects};
+                 COMMIT;",
+                // A ledger made by an earlier release lacks the newer columns.
+                upgrade = LEDGER_ADDED_COLUMNS
+                    .iter()
+                    .map(|(name, types)| format!(
+                        "ALTER TABLE \"{schema}\".{LEDGER_TABLE} ADD COLUMN IF NOT EXISTS {name} {}",
+                        types[1]
+                    ))
+                    .collect::<Vec<_>>()
+                    .join(";\n"),
+                rejects = rejects_table_sql(Dialect::Postgres, schema),
             ))
             .await
             .map_err(db("preparing the ledger"))?;
@@ -140,12 +153,13 @@ impl PgWarehouse {
 
     pub async fn load_file(
         &mut self,
-        file: &RoutedFile,
-        table: &TableSchema,
+        job: &LoadJob,
         opened: OpenedFile,
     ) -> Result<LoadOutcome, LoadError> {
+        let (file, table) = (&job.file, &job.table);
         self.ensure_table(table).await?;
         let ledger = self.ledger();
+        let rejects_table = qualified(REJECTS_TABLE, Dialect::Postgres, &self.schema);
         let name = qualified(&table.table, Dialect::Postgres, &self.schema);
         let doing = |what: &str| format!("{what} {} into {name}", file.uri);
         let tx = self
@@ -159,34 +173,46 @@ impl PgWarehouse {
         )
         .await
         .map_err(|e| LoadError::db(&doing("locking"), describe(&e)))?;
-        let prev: Option<(String, String)> = tx
+        let prev: Option<LedgerEntry> = tx
             .query_opt(
-                &format!("SELECT version, routed_at FROM {ledger} WHERE file = $1"),
+                &format!("SELECT version, routed_at, schema_version FROM {ledger} WHERE file = $1"),
                 &[&file.uri],
             )
             .await
             .map_err(|e| LoadError::db(&doing("reading the ledger for"), describe(&e)))?
-            .map(|r| (r.get(0), r.get(1)));
-        if let Some((version, routed_at)) = &prev {
-            // The same version, or rows of a newer route: nothing to do.
-            if *version == opened.version || *routed_at > file.routed_at {
-                return Ok(LoadOutcome::AlreadyLoaded);
-            }
+            .map(|r| LedgerEntry {
+                version: r.get(0),
+                routed_at: r.get(1),
+                schema_version: r.get(2),
+            });
+        if prev.as_ref().is_some_and(|p| job.done(&opened.version, p)) {
+            return Ok(LoadOutcome::AlreadyLoaded);
         }
         let replaced = match prev {
-            Some(_) => Some(
+            Some(_) => {
                 tx.execute(
-                    &format!("DELETE FROM {name} WHERE _routed_file = $1"),
+                    &format!("DELETE FROM {rejects_table} WHERE file = $1"),
                     &[&file.uri],
                 )
                 .await
                 .map_err(|e| {
-                    LoadError::db(&doing("replacing the earlier rows of"), describe(&e))
-                })?,
-            ),
+                    LoadError::db(&doing("replacing the earlier rejects of"), describe(&e))
+                })?;
+                Some(
+                    tx.execute(
+                        &format!("DELETE FROM {name} WHERE _routed_file = $1"),
+                        &[&file.uri],
+                    )
+                    .await
+                    .map_err(|e| {
+                        LoadError::db(&doing("replacing the earlier rows of"), describe(&e))
+                    })?,
+                )
+            }
             None => None,
         };
         let loaded_at = chrono::Utc::now().naive_utc();
+        let stamp = loaded_at.format("%Y-%m-%d %H:%M:%S%.6f").to_string();
         let sink = tx
             .copy_in::<_, Bytes>(&format!("COPY {name} ({}) FROM STDIN", column_list(table)))
             .await
@@ -203,16 +229,15 @@ impl PgWarehouse {
         // Convert on a blocking thread; the channel bounds what is in memory.
         let (tx_chunks, mut rx_chunks) = tokio::sync::mpsc::channel::<Bytes>(4);
         let producer = {
-            let file = file.clone();
-            let table = table.clone();
-            let stamp = loaded_at.format("%Y-%m-%d %H:%M:%S%.6f").to_string();
-            tokio::task::spawn_blocking(move || -> Result<u64, LoadError> {
+            let job = job.clone();
+            let stamp = stamp.clone();
+            tokio::task::spawn_blocking(move || -> Result<_, LoadError> {
                 let mut buf = BytesMut::with_capacity(CHUNK + 64 * 1024);
                 let mut itoa = itoa_buf();
                 // The same on every row: escaped once.
                 let mut uri = BytesMut::new();
-                escape(&mut uri, &file.uri);
-                let rows = for_each_row(&file, &table, opened.raw, |line, cells| {
+                escape(&mut uri, &job.file.uri);
+                let read = for_each_row(&job, opened.raw, |line, cells| {
                     for c in cells {
                         encode(&mut buf, c, &mut itoa);
                         buf.put_u8(b'\t');
@@ -234,7 +259,7 @@ impl PgWarehouse {
                 if !buf.is_empty() {
                     let _ = tx_chunks.blocking_send(buf.freeze());
                 }
-                Ok(rows)
+                Ok(read)
             })
         };
         let mut send_error = None;
@@ -252,28 +277,76 @@ impl PgWarehouse {
             // The server refused the data: its message names the problem.
             return Err(LoadError::db(&doing("COPY of"), describe(&e)));
         }
-        // A bad line ends the COPY without committing anything (the sink is
-        // dropped unfinished, which aborts it, then the transaction rolls back).
-        let produced = produced?;
+        // Too many rejects end the COPY without committing anything (the
+        // sink is dropped unfinished, which aborts it, then the transaction
+        // rolls back).
+        let read = produced?;
         let copied = sink
             .as_mut()
             .finish()
             .await
             .map_err(|e| LoadError::db(&doing("COPY of"), describe(&e)))?;
-        check_count(file, copied)?;
-        if copied != produced {
+        let rejects = read.rejects.len() as u64;
+        check_count(file, copied, rejects)?;
+        if copied != read.rows {
             return Err(LoadError::Database(format!(
-                "{}: COPY stored {copied} rows of {produced} sent",
-                file.uri
+                "{}: COPY stored {copied} rows of {} sent",
+                file.uri, read.rows
             )));
+        }
+        if !read.rejects.is_empty() {
+            // The rejects go in with one more COPY, in the same transaction.
+            let mut buf = BytesMut::new();
+            let mut itoa = itoa_buf();
+            for r in &read.rejects {
+                for (i, field) in [
+                    Some(file.uri.as_str()),
+                    Some(opened.version.as_str()),
+                    None,
+                    Some(table.table.as_str()),
+                    r.column.as_deref(),
+                    Some(r.reason.as_str()),
+                    Some(r.message.as_str()),
+                    Some(r.excerpt.as_str()),
+                    Some(stamp.as_str()),
+                ]
+                .into_iter()
+                .enumerate()
+                {
+                    if i > 0 {
+                        buf.put_u8(b'\t');
+                    }
+                    match (i, field) {
+                        (2, _) => buf.put_slice(itoa_fmt(&mut itoa, r.line as i64)),
+                        (_, Some(v)) => escape(&mut buf, v),
+                        (_, None) => buf.put_slice(b"\\N"),
+                    }
+                }
+                buf.put_u8(b'\n');
+            }
+            let sink = tx
+                .copy_in::<_, Bytes>(&format!(
+                    "COPY {rejects_table} ({REJECTS_COLUMNS}) FROM STDIN"
+                ))
+                .await
+                .map_err(|e| LoadError::db(&doing("recording the rejects of"), describe(&e)))?;
+            let mut sink = std::pin::pin!(sink);
+            sink.send(buf.freeze())
+                .await
+                .map_err(|e| LoadError::db(&doing("recording the rejects of"), describe(&e)))?;
+            sink.as_mut()
+                .finish()
+                .await
+                .map_err(|e| LoadError::db(&doing("recording the rejects of"), describe(&e)))?;
         }
         tx.execute(
             &format!(
-                "INSERT INTO {ledger} VALUES ($1, $2, $3, $4, $5, $6, $7)
+                "INSERT INTO {ledger} ({LEDGER_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
                  ON CONFLICT (file) DO UPDATE SET version = excluded.version,
                    table_name = excluded.table_name, rows = excluded.rows,
                    manifest = excluded.manifest, loaded_at = excluded.loaded_at,
-                   routed_at = excluded.routed_at"
+                   routed_at = excluded.routed_at, rejects = excluded.rejects,
+                   schema_version = excluded.schema_version"
             ),
             &[
                 &file.uri,
@@ -283,6 +356,8 @@ impl PgWarehouse {
                 &file.manifest,
                 &loaded_at,
                 &file.routed_at,
+                &(rejects as i64),
+                &job.schema_version,
             ],
         )
         .await
@@ -293,6 +368,8 @@ impl PgWarehouse {
         Ok(LoadOutcome::Loaded {
             rows: copied,
             replaced,
+            rejects: RejectSummary::of(&read.rejects),
+            drift: read.drift,
         })
     }
 
@@ -318,9 +395,14 @@ impl PgWarehouse {
             )
             .await
             .map_err(db("forgetting a file's rows"))?;
-        tx.execute(&format!("DELETE FROM {ledger} WHERE file = $1"), &[&uri])
-            .await
-            .map_err(db("forgetting a file"))?;
+        for t in [
+            ledger,
+            qualified(REJECTS_TABLE, Dialect::Postgres, &self.schema),
+        ] {
+            tx.execute(&format!("DELETE FROM {t} WHERE file = $1"), &[&uri])
+                .await
+                .map_err(db("forgetting a file"))?;
+        }
         tx.commit().await.map_err(db("forgetting a file"))?;
         Ok(n)
     }
@@ -386,39 +468,6 @@ impl PgWarehouse {
         .await
         .map_err(db("recording migration"))?;
         tx.commit().await.map_err(db("committing migration"))
-    }
-
-    pub async fn table_counts(&mut self) -> Result<Vec<(String, i64, i64)>, LoadError> {
-        let tables = self
-            .client
-            .query(
-                &format!(
-                    "SELECT table_name, count(*) FROM {} GROUP BY table_name ORDER BY table_name",
-                    self.ledger()
-                ),
-                &[],
-            )
-            .await
-            .map_err(db("reading the ledger"))?;
-        let mut out = Vec::new();
-        for r in tables {
-            let t: String = r.get(0);
-            let files: i64 = r.get(1);
-            let n: i64 = self
-                .client
-                .query_one(
-                    &format!(
-                        "SELECT count(*) FROM {}",
-                        qualified(&t, Dialect::Postgres, &self.schema)
-                    ),
-                    &[],
-                )
-                .await
-                .map_err(|e| LoadError::db(&format!("counting {t}"), describe(&e)))?
-                .get(0);
-            out.push((t, n, files));
-        }
-        Ok(out)
     }
 
     pub async fn query_text(&mut self, sql: &str) -> Result<Vec<Vec<String>>, LoadError> {

@@ -43,9 +43,14 @@ use aws_sdk_redshiftdata::Client;
 use logrouter::aws::describe;
 use logrouter::location::Location;
 
+use crate::drift::Drift;
+use crate::reject::{RejectReason, MAX_REJECTS_LIMIT, REJECTS_TABLE};
 use crate::schema::{create_table_sql, qualified, Dialect, TableSchema};
 use crate::source::RoutedFile;
-use crate::warehouse::{LoadError, LoadOutcome, LEDGER_TABLE, MIGRATIONS_TABLE};
+use crate::warehouse::{
+    rejects_table_sql, LoadError, LoadJob, LoadOutcome, RejectSummary, LEDGER_ADDED_COLUMNS,
+    LEDGER_COLUMNS, LEDGER_TABLE, MIGRATIONS_TABLE, REJECTS_COLUMNS,
+};
 
 /// Where and as whom statements run.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -201,18 +206,28 @@ fn client_token() -> String {
     )
 }
 
-/// Why a statement did not finish; a failed COPY carries its query id so
-/// that `sys_load_error_detail` can be read for it.
+/// Why a statement did not finish; a failed COPY carries what finds its
+/// rows of `sys_load_error_detail`.
 struct Failure {
     message: String,
-    copy_query_id: Option<i64>,
+    copy: Option<FailedCopy>,
+}
+
+/// A COPY that failed: its query id, and its session (the batch's process
+/// id) and start, since the SYS views' query ids may differ from the ids the
+/// Data API reports (AWS: "Improving query identifier tracking using the SYS
+/// monitoring views").
+struct FailedCopy {
+    query_id: i64,
+    pid: i64,
+    since_epoch_secs: i64,
 }
 
 impl From<String> for Failure {
     fn from(message: String) -> Self {
         Failure {
             message,
-            copy_query_id: None,
+            copy: None,
         }
     }
 }
@@ -221,6 +236,8 @@ impl From<String> for Failure {
 struct Done {
     id: String,
     has_result: bool,
+    /// Rows each statement of a batch returned or affected (`ResultRows`).
+    sub_rows: Vec<i64>,
 }
 
 impl RedshiftWarehouse {
@@ -253,10 +270,41 @@ impl RedshiftWarehouse {
             format!(
                 "CREATE TABLE IF NOT EXISTS \"{s}\".{MIGRATIONS_TABLE} (version BIGINT NOT NULL, name VARCHAR(256) NOT NULL, checksum VARCHAR(64) NOT NULL, applied_at TIMESTAMP NOT NULL)"
             ),
+            rejects_table_sql(Dialect::Redshift, s),
         ])
         .await
         .map_err(|e| LoadError::db("preparing the ledger on Redshift", e))?;
+        w.upgrade_ledger()
+            .await
+            .map_err(|e| LoadError::db("upgrading the ledger on Redshift", e))?;
         Ok(w)
+    }
+
+    /// Adds the ledger columns of later releases to a ledger that lacks them
+    /// (Redshift has no `ADD COLUMN IF NOT EXISTS`; each ALTER runs alone).
+    async fn upgrade_ledger(&self) -> Result<(), String> {
+        let have = self
+            .query(&format!(
+                "SELECT column_name FROM information_schema.columns WHERE table_schema = {} AND table_name = '{LEDGER_TABLE}'",
+                crate::schema::sql_string(&self.schema)
+            ))
+            .await?;
+        for (name, types) in LEDGER_ADDED_COLUMNS {
+            if !have.iter().any(|r| r[0] == name) {
+                let sql = format!(
+                    "ALTER TABLE {} ADD COLUMN {name} {}",
+                    self.ledger(),
+                    types[2]
+                );
+                if let Err(f) = self.execute_raw(&sql).await {
+                    // Another loader may have added it meanwhile.
+                    if !f.message.contains("already exists") {
+                        return Err(f.message);
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Runs one statement and waits for it.
@@ -275,8 +323,8 @@ impl RedshiftWarehouse {
     }
 
     async fn explain(&self, f: Failure) -> String {
-        match f.copy_query_id {
-            Some(id) => format!("{}{}", f.message, self.load_errors(id).await),
+        match &f.copy {
+            Some(c) => format!("{}{}", f.message, self.load_errors(c).await),
             None => f.message,
         }
     }
@@ -307,11 +355,14 @@ impl RedshiftWarehouse {
                     return Ok(Done {
                         id: id.to_owned(),
                         has_result: d.has_result_set().unwrap_or(false),
+                        sub_rows: d.sub_statements().iter().map(|s| s.result_rows()).collect(),
                     })
                 }
                 Some(StatusString::Failed) => {
                     let mut msg = d.error().unwrap_or("(no error given)").to_owned();
                     let mut copy_query_id = None;
+                    let pid = d.redshift_pid();
+                    let since_epoch_secs = d.created_at().map_or(0, |t| t.secs());
                     let failed = d.sub_statements().iter().find(|s| {
                         s.status()
                             .is_some_and(|st| st.as_str() == "FAILED")
@@ -322,8 +373,17 @@ impl RedshiftWarehouse {
                         }
                         let q = s.query_string().unwrap_or_default();
                         msg = format!("{msg} (in: {})", excerpt(q));
-                        if q.trim_start().to_ascii_uppercase().starts_with("COPY") {
+                        let is_copy = |q: &str| q.trim_start().to_ascii_uppercase().starts_with("COPY");
+                        if is_copy(q) {
                             copy_query_id = Some(s.redshift_query_id());
+                        } else if msg.contains(TOO_MANY) {
+                            // The COPY passed; its load errors say why the
+                            // limit guard stopped the batch.
+                            copy_query_id = d
+                                .sub_statements()
+                                .iter()
+                                .find(|s| s.query_string().is_some_and(is_copy))
+                                .map(|s| s.redshift_query_id());
                         }
                     } else if d
                         .query_string()
@@ -333,7 +393,11 @@ impl RedshiftWarehouse {
                     }
                     return Err(Failure {
                         message: msg,
-                        copy_query_id,
+                        copy: copy_query_id.map(|query_id| FailedCopy {
+                            query_id,
+                            pid,
+                            since_epoch_secs,
+                        }),
                     });
                 }
                 Some(StatusString::Aborted) => {
@@ -357,9 +421,14 @@ impl RedshiftWarehouse {
     }
 
     /// The first rows of `sys_load_error_detail` for a failed COPY.
-    async fn load_errors(&self, query_id: i64) -> String {
+    async fn load_errors(&self, copy: &FailedCopy) -> String {
+        let FailedCopy {
+            query_id,
+            pid,
+            since_epoch_secs,
+        } = copy;
         let sql = format!(
-            "SELECT file_name, line_number, column_name, error_message FROM sys_load_error_detail WHERE query_id = {query_id} ORDER BY line_number LIMIT 5"
+            "SELECT file_name, line_number, column_name, error_message FROM sys_load_error_detail WHERE query_id = {query_id} OR (session_id = {pid} AND start_time >= TIMESTAMP 'epoch' + {since_epoch_secs} * INTERVAL '1 second') ORDER BY line_number LIMIT 5"
         );
         match self.query(&sql).await {
             Ok(rows) if !rows.is_empty() => rows
@@ -489,10 +558,10 @@ impl RedshiftWarehouse {
 
     pub async fn load_file(
         &mut self,
-        file: &RoutedFile,
-        table: &TableSchema,
+        job: &LoadJob,
         version: &str,
     ) -> Result<LoadOutcome, LoadError> {
+        let (file, table) = (&job.file, &job.table);
         if !matches!(file.location, Location::S3 { .. }) {
             return Err(LoadError::Database(format!(
                 "{}: Redshift COPY reads from S3; route to s3://… (or load local files into sqlite:/postgres://)",
@@ -503,16 +572,17 @@ impl RedshiftWarehouse {
         let f = lit(&file.uri)?;
         let prev = self
             .query(&format!(
-                "SELECT version, rows, routed_at FROM {} WHERE file = {f}",
+                "SELECT version, rows, routed_at, schema_version FROM {} WHERE file = {f}",
                 self.ledger()
             ))
             .await
             .map_err(|e| LoadError::db(&format!("reading the ledger for {}", file.uri), e))?;
-        // The same version, or rows of a newer route: nothing to do.
-        if prev
-            .iter()
-            .any(|r| r[0] == version || r[2] > file.routed_at)
-        {
+        let entry = |r: &Vec<String>| crate::warehouse::LedgerEntry {
+            version: r[0].clone(),
+            routed_at: r[2].clone(),
+            schema_version: r[3].clone(),
+        };
+        if prev.iter().any(|r| job.done(version, &entry(r))) {
             return Ok(LoadOutcome::AlreadyLoaded);
         }
         let schemaless = table.columns.len() == 1 && table.columns[0].path.is_empty();
@@ -522,8 +592,7 @@ impl RedshiftWarehouse {
             Some(self.jsonpaths(file, table).await?)
         };
         let sqls = load_batch(
-            file,
-            table,
+            job,
             version,
             &self.schema,
             &self.target.iam_role,
@@ -532,29 +601,93 @@ impl RedshiftWarehouse {
         let n = file.lines;
         let name = qualified(&table.table, Dialect::Redshift, &self.schema);
         match self.batch(&sqls).await {
-            Ok(_) => Ok(LoadOutcome::Loaded {
-                rows: n,
-                replaced: prev.first().map(|r| r[1].parse().unwrap_or(0)),
-            }),
+            Ok(done) => {
+                let rejected = done
+                    .sub_rows
+                    .get(REJECTS_INSERT_AT)
+                    .copied()
+                    .unwrap_or(0)
+                    .max(0) as u64;
+                let rejects = if rejected == 0 {
+                    RejectSummary::default()
+                } else {
+                    self.reject_summary(&file.uri).await
+                };
+                Ok(LoadOutcome::Loaded {
+                    rows: n - rejected.min(n),
+                    replaced: prev.first().map(|r| r[1].parse().unwrap_or(0)),
+                    rejects,
+                    drift: Drift::default(),
+                })
+            }
             Err(e) if e.contains(ALREADY) => Ok(LoadOutcome::AlreadyLoaded),
+            Err(e) if e.contains(TOO_MANY) => Err(LoadError::TooManyRejects {
+                file: file.uri.clone(),
+                table: table.table.clone(),
+                limit: job.max_rejects,
+                first: format!("(see `sys_load_error_detail`) {e}"),
+            }),
             Err(e) if e.contains(COUNT) => {
-                let loaded = e
-                    .split(COUNT)
-                    .nth(1)
-                    .and_then(|s| s.split(|c: char| !c.is_ascii_digit()).next())
-                    .and_then(|s| s.parse().ok())
-                    .unwrap_or(0);
+                let number = |marker: &str| -> u64 {
+                    e.split(marker)
+                        .nth(1)
+                        .and_then(|s| s.split(|c: char| !c.is_ascii_digit()).next())
+                        .and_then(|s| s.parse().ok())
+                        .unwrap_or(0)
+                };
                 Err(LoadError::Count {
                     file: file.uri.clone(),
                     expected: n,
-                    loaded,
+                    loaded: number(COUNT),
+                    rejects: number(REJECTS_MARK),
                 })
             }
+            // COPY failed on its lines: more load errors than MAXERROR.
+            Err(e) if e.contains("Load into table") => Err(LoadError::TooManyRejects {
+                file: file.uri.clone(),
+                table: table.table.clone(),
+                limit: job.max_rejects,
+                first: e,
+            }),
             Err(e) => Err(LoadError::Database(format!(
                 "{}: loading into {name} failed: {e}",
                 file.uri
             ))),
         }
+    }
+
+    /// A committed file's rejects, counted by reason, for the summary.
+    async fn reject_summary(&self, uri: &str) -> RejectSummary {
+        let Ok(f) = lit(uri) else {
+            return RejectSummary::default();
+        };
+        let rejects = qualified(REJECTS_TABLE, Dialect::Redshift, &self.schema);
+        let rows = self
+            .query(&format!(
+                "SELECT reason, count(*), min(line) FROM {rejects} WHERE file = {f} GROUP BY reason ORDER BY 3"
+            ))
+            .await
+            .unwrap_or_default();
+        let mut s = RejectSummary::default();
+        for r in &rows {
+            let n: u64 = r[1].parse().unwrap_or(0);
+            s.total += n;
+            if let Some(reason) = RejectReason::parse(&r[0]) {
+                *s.by_reason.entry(reason).or_default() += n;
+            }
+        }
+        if let Some(r) = rows.first() {
+            s.first = self
+                .query(&format!(
+                    "SELECT line, column_name, message FROM {rejects} WHERE file = {f} AND line = {} LIMIT 1",
+                    r[2].parse::<i64>().unwrap_or(0)
+                ))
+                .await
+                .ok()
+                .and_then(|rows| rows.into_iter().next())
+                .map(|x| format!("line {} column {}: {} ({})", x[0], x[1].trim(), x[2].trim(), r[0]));
+        }
+        s
     }
 
     /// Removes a file's rows and its ledger entry, in one transaction.
@@ -570,9 +703,11 @@ impl RedshiftWarehouse {
             .first()
             .and_then(|r| r[0].parse().ok())
             .unwrap_or(0);
+        let rejects = qualified(REJECTS_TABLE, Dialect::Redshift, &self.schema);
         self.batch(&[
             format!("LOCK {ledger}"),
             format!("DELETE FROM {name} WHERE _routed_file = {f}"),
+            format!("DELETE FROM {rejects} WHERE file = {f}"),
             format!("DELETE FROM {ledger} WHERE file = {f}"),
         ])
         .await
@@ -623,29 +758,6 @@ impl RedshiftWarehouse {
     pub async fn query_text(&mut self, sql: &str) -> Result<Vec<Vec<String>>, LoadError> {
         self.query(sql).await.map_err(|e| LoadError::db("query", e))
     }
-
-    pub async fn table_counts(&mut self) -> Result<Vec<(String, i64, i64)>, LoadError> {
-        let tables = self
-            .query(&format!(
-                "SELECT table_name, count(*) FROM {} GROUP BY table_name ORDER BY table_name",
-                self.ledger()
-            ))
-            .await
-            .map_err(|e| LoadError::db("reading the ledger", e))?;
-        let mut out = Vec::new();
-        for r in tables {
-            let n = self
-                .query(&format!(
-                    "SELECT count(*) FROM {}",
-                    qualified(&r[0], Dialect::Redshift, &self.schema)
-                ))
-                .await
-                .map_err(|e| LoadError::db(&format!("counting {}", r[0]), e))?;
-            let rows = n.first().and_then(|x| x[0].parse().ok()).unwrap_or(0);
-            out.push((r[0].clone(), rows, r[1].parse().unwrap_or(0)));
-        }
-        Ok(out)
-    }
 }
 
 fn excerpt(s: &str) -> String {
@@ -657,18 +769,70 @@ fn excerpt(s: &str) -> String {
     }
 }
 
+/// Where the INSERT of the file's rejects is in [`load_batch`]: its
+/// `ResultRows` is the number of lines rejected.
+const REJECTS_INSERT_AT: usize = 10;
+/// The staging table of the COPY's load errors.
+const STAGE_REJECTS: &str = "logrouter_stage_rejects";
+/// The count guard also reports the rejects: `… rows N rejects M`.
+const REJECTS_MARK: &str = " rejects ";
+/// The limit guard fails with `… "<marker>N"` past `max_rejects`.
+const TOO_MANY: &str = "logrouter: too many rejects ";
+
+/// Redshift's load errors (`error_code`, `error_message` of
+/// `sys_load_error_detail`) as the loader's stable reject reasons, as one
+/// SQL `CASE`. Codes from AWS's "Load error reference"; where a code is
+/// shared, the message decides (e.g. 1224 malformed JSON, also for a path
+/// through a non-object). Anything unknown is `invalid_json`: the line, not
+/// a value, was unreadable.
+fn reason_case() -> String {
+    let msg = "TRIM(e.error_message)";
+    let when: [(String, RejectReason); 14] = [
+        ("e.error_code = 1213".into(), RejectReason::MissingRequired),
+        (format!("{msg} LIKE 'Overflow%' OR e.error_code = 1222"), RejectReason::OutOfRange),
+        ("e.error_code = 1204".into(), RejectReason::TooLong),
+        (format!("e.error_code = 1218 OR {msg} LIKE '%null byte%'"), RejectReason::NulCharacter),
+        ("e.error_code IN (1205, 1206)".into(), RejectReason::InvalidFormat),
+        (
+            format!("e.error_code = 1224 AND {msg} LIKE '%Member is not an object%' AND TRIM(e.column_name) = ''"),
+            RejectReason::NotAnObject,
+        ),
+        (format!("e.error_code = 1224 AND {msg} LIKE '%Member is not an object%'"), RejectReason::WrongType),
+        (format!("e.error_code = 1224 AND {msg} LIKE '%deeper%'"), RejectReason::TooDeep),
+        (format!("e.error_code = 1224 AND {msg} LIKE '%exceeds the max limit%'"), RejectReason::LineTooLong),
+        ("e.error_code = 1224".into(), RejectReason::InvalidJson),
+        (
+            format!("e.error_code = 1220 AND {msg} LIKE 'Multibyte character not supported for CHAR%'"),
+            RejectReason::WrongType,
+        ),
+        ("e.error_code IN (1219, 1220, 1221)".into(), RejectReason::InvalidUtf8),
+        ("e.error_code IN (1207, 1208, 1209, 1210, 1215, 1223)".into(), RejectReason::WrongType),
+        ("e.error_code = 1211".into(), RejectReason::InvalidJson),
+    ];
+    let mut out = String::from("CASE");
+    for (cond, reason) in when {
+        out.push_str(&format!(" WHEN {cond} THEN '{}'", reason.as_str()));
+    }
+    out.push_str(&format!(
+        " ELSE '{}' END",
+        RejectReason::InvalidJson.as_str()
+    ));
+    out
+}
+
 /// The statements that load one file, as one transaction (see the module
 /// documentation). `jsonpaths`: the S3 URI of the table's jsonpaths file,
 /// or `None` for a schemaless table (the whole event into its one column).
 pub fn load_batch(
-    file: &RoutedFile,
-    table: &TableSchema,
+    job: &LoadJob,
     version: &str,
     schema: &str,
     iam_role: &str,
     jsonpaths: Option<&str>,
 ) -> Result<Vec<String>, LoadError> {
+    let (file, table) = (&job.file, &job.table);
     let (f, v, at) = (lit(&file.uri)?, lit(version)?, lit(&file.routed_at)?);
+    let sv = lit(&job.schema_version)?;
     let format = match jsonpaths {
         None => "FORMAT AS JSON 'noshred'".to_owned(),
         Some(uri) => format!("FORMAT AS JSON {}", lit(uri)?),
@@ -693,30 +857,61 @@ pub fn load_batch(
         })
         .collect();
     let ledger = format!("\"{schema}\".{LEDGER_TABLE}");
+    let rejects = qualified(REJECTS_TABLE, Dialect::Redshift, schema);
     let n = file.lines;
-    Ok(vec![
+    // Loaded already: this version (under this schema, for a reload), or
+    // a newer route.
+    let same = if job.reload {
+        format!("(version = {v} AND schema_version = {sv})")
+    } else {
+        format!("version = {v}")
+    };
+    let sqls = vec![
         format!("LOCK {ledger}"),
-        format!("SELECT CASE WHEN count(*) = 0 THEN 1 ELSE CAST('{ALREADY} ' || count(*) AS INTEGER) END FROM {ledger} WHERE file = {f} AND (version = {v} OR routed_at > {at})"),
+        format!("SELECT CASE WHEN count(*) = 0 THEN 1 ELSE CAST('{ALREADY} ' || count(*) AS INTEGER) END FROM {ledger} WHERE file = {f} AND ({same} OR routed_at > {at})"),
         format!("CREATE TEMP TABLE {STAGE} ({})", stage_cols.join(", ")),
+        // One more than the limit: AWS's page says both "MAXERROR n fails at
+        // n errors" and that n are tolerated; the guard below enforces the
+        // limit either way. Redshift may report more errors than MAXERROR.
         format!(
-            "COPY {STAGE} ({}) FROM {f} IAM_ROLE {} {format} {compression} TIMEFORMAT 'auto'",
+            "COPY {STAGE} ({}) FROM {f} IAM_ROLE {} {format} {compression} TIMEFORMAT 'auto' MAXERROR {}",
             own.join(", "),
-            lit(iam_role)?
+            lit(iam_role)?,
+            (job.max_rejects + 1).min(MAX_REJECTS_LIMIT)
         ),
-        format!("SELECT CASE WHEN count(*) = {n} THEN 1 ELSE CAST('{COUNT}' || count(*) AS INTEGER) END FROM {STAGE}"),
+        // This COPY's load errors: this session (a Data API batch is one)
+        // since this transaction began. Not by query id: the SYS views'
+        // ids may differ from pg_last_copy_id()'s. The view has no raw line
+        // (STL_LOAD_ERRORS has, on provisioned clusters only): no excerpt;
+        // `loader rejects` prints the line from the routed file.
+        format!(
+            "CREATE TEMP TABLE {STAGE_REJECTS} AS SELECT e.line_number AS line_number, MIN(TRIM(e.column_name)) AS column_name, MIN({}) AS reason, LEFT(MIN(TRIM(e.error_message)), 512) AS message FROM sys_load_error_detail e WHERE e.session_id = pg_backend_pid() AND e.start_time >= SYSDATE AND e.line_number > 0 GROUP BY e.line_number",
+            reason_case()
+        ),
+        format!("SELECT CASE WHEN count(*) <= {} THEN 1 ELSE CAST('{TOO_MANY}' || count(*) AS INTEGER) END FROM {STAGE_REJECTS}", job.max_rejects),
+        // Fails closed: load errors missing from the view (late, capped)
+        // fail the batch, and the file is retried; never missing rejects.
+        format!("SELECT CASE WHEN s.n + r.n = {n} THEN 1 ELSE CAST('{COUNT}' || s.n || '{REJECTS_MARK}' || r.n AS INTEGER) END FROM (SELECT count(*) AS n FROM {STAGE}) s, (SELECT count(*) AS n FROM {STAGE_REJECTS}) r"),
         format!("DELETE FROM {name} WHERE _routed_file = {f}"),
+        format!("DELETE FROM {rejects} WHERE file = {f}"),
         format!(
             "INSERT INTO {name} ({}, _routed_file, _routed_line, _loaded_at) SELECT {}, {f}, NULL, GETDATE() FROM {STAGE}",
             own.join(", "),
             own.join(", ")
         ),
+        format!(
+            "INSERT INTO {rejects} ({REJECTS_COLUMNS}) SELECT {f}, {v}, line_number, {}, NULLIF(column_name, ''), reason, COALESCE(message, ''), '', GETDATE() FROM {STAGE_REJECTS}",
+            lit(&table.table)?
+        ),
         format!("DELETE FROM {ledger} WHERE file = {f}"),
         format!(
-            "INSERT INTO {ledger} VALUES ({f}, {v}, {}, {n}, {}, GETDATE(), {at})",
+            "INSERT INTO {ledger} ({LEDGER_COLUMNS}) SELECT {f}, {v}, {}, s.n, {}, GETDATE(), {at}, r.n, {sv} FROM (SELECT count(*) AS n FROM {STAGE}) s, (SELECT count(*) AS n FROM {STAGE_REJECTS}) r",
             lit(&table.table)?,
             lit(&file.manifest)?
         ),
-    ])
+    ];
+    debug_assert!(sqls[REJECTS_INSERT_AT].starts_with(&format!("INSERT INTO {rejects}")));
+    Ok(sqls)
 }
 
 /// Splits a migration into statements at `;` outside quotes and comments
@@ -821,12 +1016,22 @@ mod tests {
             routed_at: "2026-11-23T20:00:00.000000Z".into(),
         };
         let role = "arn:aws:iam::123456789012:role/copy";
-        for (table, paths) in [
-            (play, Some("s3://b/routed/_jsonpaths/play-0123.json")),
-            (crate::schema::schemaless("click"), None),
+        let job = |file: &RoutedFile, table: TableSchema, reload| LoadJob {
+            file: file.clone(),
+            schema_version: table.version(),
+            table,
+            reload,
+            max_rejects: 10,
+        };
+        for (table, paths, reload) in [
+            (play, Some("s3://b/routed/_jsonpaths/play-0123.json"), false),
+            (crate::schema::schemaless("click"), None, true),
         ] {
-            let sqls = load_batch(&file, &table, "etag", "events", role, paths).unwrap();
-            assert_eq!(sqls.len(), 9);
+            let sqls =
+                load_batch(&job(&file, table, reload), "etag", "events", role, paths).unwrap();
+            assert_eq!(sqls.len(), 13);
+            assert!(sqls[3].ends_with(" MAXERROR 11"), "{}", sqls[3]);
+            assert_eq!(sqls[1].contains("schema_version = "), reload);
             for sql in sqls {
                 // sqlparser 0.59 has no LOCK statement (Redshift's docs:
                 // `LOCK [ TABLE ] name`): checked by shape instead.
@@ -844,16 +1049,22 @@ mod tests {
                     }
                     None => sql,
                 };
+                // Nor COPY's MAXERROR (Redshift's docs: `MAXERROR [AS]
+                // error_count`): checked above, removed here.
+                let sql = sql.replace(" MAXERROR 11", "");
                 Parser::parse_sql(&RedshiftSqlDialect {}, &sql)
                     .unwrap_or_else(|e| panic!("{e}\n{sql}"));
             }
         }
         let e = load_batch(
-            &RoutedFile {
-                uri: "s3://b/a\\b".into(),
-                ..file.clone()
-            },
-            &crate::schema::schemaless("click"),
+            &job(
+                &RoutedFile {
+                    uri: "s3://b/a\\b".into(),
+                    ..file.clone()
+                },
+                crate::schema::schemaless("click"),
+                false,
+            ),
             "etag",
             "events",
             role,

@@ -13,12 +13,13 @@ use std::time::Duration;
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
+use crate::reject::REJECTS_TABLE;
 use crate::rows::Cell;
-use crate::schema::{create_table_sql, qualified, Dialect, TableSchema};
-use crate::source::RoutedFile;
+use crate::schema::{create_table_sql, qualified, Dialect};
 use crate::warehouse::{
-    check_count, column_list, for_each_row, LoadError, LoadOutcome, OpenedFile, LEDGER_TABLE,
-    MIGRATIONS_TABLE,
+    check_count, column_list, for_each_row, rejects_table_sql, LedgerEntry, LoadError, LoadJob,
+    LoadOutcome, OpenedFile, RejectSummary, LEDGER_ADDED_COLUMNS, LEDGER_COLUMNS, LEDGER_TABLE,
+    MIGRATIONS_TABLE, REJECTS_COLUMNS,
 };
 
 pub struct SqliteWarehouse {
@@ -55,13 +56,23 @@ impl SqliteWarehouse {
                  CREATE TABLE IF NOT EXISTS {LEDGER_TABLE} (
                    file TEXT PRIMARY KEY, version TEXT NOT NULL, table_name TEXT NOT NULL,
                    rows INTEGER NOT NULL, manifest TEXT NOT NULL, loaded_at TEXT NOT NULL,
-                   routed_at TEXT NOT NULL);
+                   routed_at TEXT NOT NULL, rejects INTEGER NOT NULL DEFAULT 0,
+                   schema_version TEXT NOT NULL DEFAULT '');
                  CREATE TABLE IF NOT EXISTS {MIGRATIONS_TABLE} (
                    version INTEGER PRIMARY KEY, name TEXT NOT NULL, checksum TEXT NOT NULL,
-                   applied_at TEXT NOT NULL);"
+                   applied_at TEXT NOT NULL);
+                 {};",
+                    rejects_table_sql(Dialect::Sqlite, "")
                 ))
             })
             .map_err(|e| LoadError::db(&format!("preparing sqlite:{}", path.display()), e))?;
+            // A ledger made by an earlier release lacks the newer columns.
+            retry_busy(|| upgrade_ledger(&conn)).map_err(|e| {
+                LoadError::db(
+                    &format!("upgrading the ledger of sqlite:{}", path.display()),
+                    e,
+                )
+            })?;
             Ok(conn)
         })
         .await
@@ -86,14 +97,11 @@ impl SqliteWarehouse {
 
     pub async fn load_file(
         &mut self,
-        file: &RoutedFile,
-        table: &TableSchema,
+        job: &LoadJob,
         opened: OpenedFile,
     ) -> Result<LoadOutcome, LoadError> {
-        let file = file.clone();
-        let table = table.clone();
-        self.with(move |conn| load(conn, &file, &table, opened))
-            .await
+        let job = job.clone();
+        self.with(move |conn| load(conn, &job, opened)).await
     }
 
     /// Removes a file's rows and its ledger entry, in one transaction.
@@ -109,11 +117,10 @@ impl SqliteWarehouse {
                     [&uri],
                 )
                 .map_err(db("forgetting a file's rows"))?;
-            tx.execute(
-                &format!("DELETE FROM {LEDGER_TABLE} WHERE file = ?1"),
-                [&uri],
-            )
-            .map_err(db("forgetting a file"))?;
+            for t in [LEDGER_TABLE, REJECTS_TABLE] {
+                tx.execute(&format!("DELETE FROM {t} WHERE file = ?1"), [&uri])
+                    .map_err(db("forgetting a file"))?;
+            }
             tx.commit().map_err(db("forgetting a file"))?;
             Ok(n as u64)
         })
@@ -156,31 +163,6 @@ impl SqliteWarehouse {
             )
             .map_err(db("recording migration"))?;
             tx.commit().map_err(db("committing migration"))
-        })
-        .await
-    }
-
-    pub async fn table_counts(&mut self) -> Result<Vec<(String, i64, i64)>, LoadError> {
-        self.with(|conn| {
-            let tables: Vec<(String, i64)> = {
-                let mut stmt = conn
-                    .prepare(&format!(
-                        "SELECT table_name, count(*) FROM {LEDGER_TABLE} GROUP BY table_name ORDER BY table_name"
-                    ))
-                    .map_err(db("reading the ledger"))?;
-                let rows = stmt
-                    .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-                    .map_err(db("reading the ledger"))?;
-                rows.collect::<Result<_, _>>().map_err(db("reading the ledger"))?
-            };
-            let mut out = Vec::new();
-            for (t, files) in tables {
-                let n: i64 = conn
-                    .query_row(&format!("SELECT count(*) FROM \"{t}\""), [], |r| r.get(0))
-                    .map_err(|e| LoadError::db(&format!("counting {t}"), e))?;
-                out.push((t, n, files));
-            }
-            Ok(out)
         })
         .await
     }
@@ -232,29 +214,53 @@ fn retry_busy<T>(mut f: impl FnMut() -> rusqlite::Result<T>) -> rusqlite::Result
     }
 }
 
+/// Adds the ledger columns of later releases to a ledger that lacks them.
+fn upgrade_ledger(conn: &Connection) -> rusqlite::Result<()> {
+    let have: Vec<String> = conn
+        .prepare(&format!(
+            "SELECT name FROM pragma_table_info('{LEDGER_TABLE}')"
+        ))?
+        .query_map([], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    for (name, types) in LEDGER_ADDED_COLUMNS {
+        if !have.iter().any(|h| h == name) {
+            conn.execute_batch(&format!(
+                "ALTER TABLE {LEDGER_TABLE} ADD COLUMN {name} {}",
+                types[0]
+            ))?;
+        }
+    }
+    Ok(())
+}
+
 fn load(
     conn: &mut Connection,
-    file: &RoutedFile,
-    table: &TableSchema,
+    job: &LoadJob,
     opened: OpenedFile,
 ) -> Result<LoadOutcome, LoadError> {
+    let (file, table) = (&job.file, &job.table);
     let doing = |what: &str| format!("{what} {} into {}", file.uri, table.table);
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(|e| LoadError::db(&doing("locking to load"), e))?;
-    let prev: Option<(String, String)> = tx
+    let prev: Option<LedgerEntry> = tx
         .query_row(
-            &format!("SELECT version, routed_at FROM {LEDGER_TABLE} WHERE file = ?1"),
+            &format!(
+                "SELECT version, routed_at, schema_version FROM {LEDGER_TABLE} WHERE file = ?1"
+            ),
             [&file.uri],
-            |r| Ok((r.get(0)?, r.get(1)?)),
+            |r| {
+                Ok(LedgerEntry {
+                    version: r.get(0)?,
+                    routed_at: r.get(1)?,
+                    schema_version: r.get(2)?,
+                })
+            },
         )
         .optional()
         .map_err(|e| LoadError::db(&doing("reading the ledger for"), e))?;
-    if let Some((version, routed_at)) = &prev {
-        // The same version, or rows of a newer route: nothing to do.
-        if *version == opened.version || *routed_at > file.routed_at {
-            return Ok(LoadOutcome::AlreadyLoaded);
-        }
+    if prev.as_ref().is_some_and(|p| job.done(&opened.version, p)) {
+        return Ok(LoadOutcome::AlreadyLoaded);
     }
     for stmt in create_table_sql(table, Dialect::Sqlite, "") {
         tx.execute(&stmt, [])
@@ -262,20 +268,27 @@ fn load(
     }
     let name = qualified(&table.table, Dialect::Sqlite, "");
     let replaced = match prev {
-        Some(_) => Some(
+        Some(_) => {
             tx.execute(
-                &format!("DELETE FROM {name} WHERE _routed_file = ?1"),
+                &format!("DELETE FROM {REJECTS_TABLE} WHERE file = ?1"),
                 [&file.uri],
             )
-            .map_err(|e| LoadError::db(&doing("replacing the earlier rows of"), e))?
-                as u64,
-        ),
+            .map_err(|e| LoadError::db(&doing("replacing the earlier rejects of"), e))?;
+            Some(
+                tx.execute(
+                    &format!("DELETE FROM {name} WHERE _routed_file = ?1"),
+                    [&file.uri],
+                )
+                .map_err(|e| LoadError::db(&doing("replacing the earlier rows of"), e))?
+                    as u64,
+            )
+        }
         None => None,
     };
     let loaded_at = chrono::Utc::now()
         .format("%Y-%m-%d %H:%M:%S%.6f")
         .to_string();
-    let rows = {
+    let read = {
         let n = table.columns.len() + 3;
         let marks = (1..=n)
             .map(|i| format!("?{i}"))
@@ -294,7 +307,7 @@ fn load(
                     e,
                 )
             })?;
-        for_each_row(file, table, opened.raw, |line, cells| {
+        for_each_row(job, opened.raw, |line, cells| {
             for (i, c) in cells.iter().enumerate() {
                 let r = match c {
                     Cell::Null => insert.raw_bind_parameter(i + 1, rusqlite::types::Null),
@@ -315,27 +328,58 @@ fn load(
             Ok(())
         })?
     };
-    check_count(file, rows)?;
+    let rejects = read.rejects.len() as u64;
+    check_count(file, read.rows, rejects)?;
+    {
+        let mut insert = tx
+            .prepare(&format!(
+                "INSERT INTO {REJECTS_TABLE} ({REJECTS_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
+            ))
+            .map_err(|e| LoadError::db(&doing("preparing the rejects of"), e))?;
+        for r in &read.rejects {
+            insert
+                .execute(params![
+                    file.uri,
+                    opened.version,
+                    r.line as i64,
+                    table.table,
+                    r.column,
+                    r.reason.as_str(),
+                    r.message,
+                    r.excerpt,
+                    loaded_at
+                ])
+                .map_err(|e| LoadError::db(&doing("recording the rejects of"), e))?;
+        }
+    }
     tx.execute(
         &format!(
-            "INSERT INTO {LEDGER_TABLE} VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+            "INSERT INTO {LEDGER_TABLE} ({LEDGER_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
              ON CONFLICT (file) DO UPDATE SET version = excluded.version,
                table_name = excluded.table_name, rows = excluded.rows,
                manifest = excluded.manifest, loaded_at = excluded.loaded_at,
-               routed_at = excluded.routed_at"
+               routed_at = excluded.routed_at, rejects = excluded.rejects,
+               schema_version = excluded.schema_version"
         ),
         params![
             file.uri,
             opened.version,
             table.table,
-            rows as i64,
+            read.rows as i64,
             file.manifest,
             loaded_at,
-            file.routed_at
+            file.routed_at,
+            rejects as i64,
+            job.schema_version
         ],
     )
     .map_err(|e| LoadError::db(&doing("recording in the ledger"), e))?;
     tx.commit()
         .map_err(|e| LoadError::db(&doing("committing"), e))?;
-    Ok(LoadOutcome::Loaded { rows, replaced })
+    Ok(LoadOutcome::Loaded {
+        rows: read.rows,
+        replaced,
+        rejects: RejectSummary::of(&read.rejects),
+        drift: read.drift,
+    })
 }
