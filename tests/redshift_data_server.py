@@ -101,9 +101,141 @@ limitations-super, multi-byte-character-load-errors, t_preparing-input-data.
 Test hooks (POST /_test/rules, JSON): {"fail_matching": "text"} fails
 statements whose SQL contains the text, {"abort_matching": "text"} aborts
 them, {"delay_ms": N} makes every statement (or, with "delay_matching":
-"text", those whose SQL contains the text) take at least N ms.
+"text", those whose SQL contains the text) take at least N ms. Each POST
+replaces these four; "cost_model" (below) stays as it is unless named;
+{"reset_stats": true} also resets the counters.
+
+Long polling: ExecuteStatement, BatchExecuteStatement and DescribeStatement
+take WaitTimeSeconds (0-30): the reply waits until the statement ends or the
+time passes (scaled by time_scale while the cost model is on); Execute's
+reply then also has Status, RedshiftPid and HasResultSet [long polling].
+
+Cost model: Redshift's costs on top of PostgreSQL's, for benchmarks.
+OFF by default (tests keep their speed and behaviour). On with
+`--cost-model [--time-scale 0.01] [--cost-model-json '{"commit_s": 1}']`, or
+POST /_test/rules {"cost_model": {"enabled": true, "time_scale": 0.01, …}}:
+every field not given takes its default; {"cost_model": {"enabled": false}}
+or null turns it off. The real PostgreSQL work still runs (what is loaded
+is checked for real); each step below lasts max(its real time, its simulated
+time × time_scale): the server sleeps what the real work did not take, while
+holding the locks Redshift would hold. A step whose real work took longer is
+an overrun (counted by step; many of them: raise time_scale). To keep the
+real floor low while the model is on, a transaction takes a PostgreSQL
+connection opened ahead (still a new backend: its own session and pid), and
+a jsonpaths URI is read from S3 once (the loader names them by a hash of
+their content). At 1/100 the real floor left is about 1-2 ms a DDL statement
+(over statement_s's 1 ms: 0.1 simulated s too many) and 8-10 ms a small COPY
+(within copy_s's 15 ms). Simulated seconds,
+with the source of each default or ASSUMED where the sources give no figure:
+- api_latency_s 0.02, every Data API call, before it is served: ASSUMED (an
+  in-region HTTPS round trip). No lock.
+- call_s 0.3, each ExecuteStatement / BatchExecuteStatement before its first
+  statement (status SUBMITTED until then): the Data API's session and
+  connection. ASSUMED, within the 200-500 ms
+  "connection overhead" a Data API client reports without session reuse
+  [redshift-spectra]. No lock.
+- statement_s 0.1, each statement but COPY (a batch's statements run one
+  after the other [Data API]): ASSUMED, the same client's 50-100 ms a query
+  on a reused session, rounded up [redshift-spectra].
+- copy_s 1.5 + copy_per_mb_s 0.1 a MB (2^20 bytes) of the object
+  UNCOMPRESSED (+ copy_per_compressed_mb_s 0 a MB as stored), each COPY.
+  Uncompressed, because a gzipped JSON file is not split: one slice
+  decompresses and parses all of it, and that, not the in-region S3 read,
+  grows with it [Loading data files]. Both ASSUMED: AWS gives no per-COPY
+  figure, only that 1 MB-1 GB compressed files, a multiple of the slice
+  count, load best [Loading data files] and that concurrent COPYs into one
+  table load serially [Use a single COPY command]; copy_s stands for the
+  leader's planning, listing the FROM prefix and reading the object, the
+  COPY ANALYZE a table without DISTSTYLE gets [COPY ANALYZE], the block
+  writes.
+- Table write locks [Concurrent write examples; Write and read/write
+  operations]: a transaction takes a table's lock at its first COPY into it
+  or INSERT, DELETE, UPDATE, MERGE, TRUNCATE, ALTER, DROP of it (write_locks
+  true; false: COPYs and LOCK only) or at `LOCK t`, and holds every lock to
+  its commit or rollback, then releases all at once; another transaction
+  that writes that table waits. So COPYs into one table are serialized, into
+  different tables they overlap. A COPY into a TEMP table of the session (the
+  loader's staging table: no other session can write it) keys on the FINAL
+  table: each permanent table that a later INSERT of the same batch fills
+  with a top-level `FROM stage` (copy_lock "final"; "target": the COPY's own
+  target, literally Redshift, where a TEMP stage never contends and the wait
+  starts at the INSERT; "none"). So the old plan (LOCK ledger first, then one
+  file: PostgreSQL's real LOCK agrees) runs one load at a time, and a plan
+  with a lock per table, or none, overlaps loads of different tables until
+  they write a table they share (the ledger, the rejects) or commit.
+  copy_serial_fraction 1.0: the share of a COPY's time spent holding the
+  lock (serializable isolation: all of it; under snapshot isolation COPYs
+  into one table proceed together "until either needs to write" to it, then
+  one at a time [Concurrent write examples]: a smaller share, ASSUMED). A wait
+  that would close a cycle fails "deadlock detected" (Redshift's advice:
+  lock tables in one order [Write and read/write operations]); a wait longer
+  than lock_timeout_s 3600 fails (a backstop for a cycle through a
+  PostgreSQL lock, which the model cannot see).
+- commit_s 0.6 (+ commit_per_mb_s 0 a MB COPYed in the transaction) at the
+  end of a batch or ExecuteStatement that wrote a permanent table or the
+  catalog: the sample commit takes 617 ms on the leader, 616 on the nodes
+  [STL_COMMIT_STATS]. Commits run one at a time cluster-wide, in arrival
+  order: the commit queue (queuelen: "transactions that were ahead of this
+  transaction in the commit queue" [STL_COMMIT_STATS]; Redshift advises few
+  commits, as they are expensive [deep dive]). A transaction that wrote only
+  TEMP tables does not pay it (temporary tables "do not trigger a full
+  commit" [deep dive]); a rollback costs nothing (ASSUMED).
+- wlm_slots 0 (no limit): at most that many transactions at once, the
+  others wait (a manual WLM queue's slots; ASSUMED off, Auto WLM varies).
+  copy_slots 0 (no limit): at most that many COPYs at once (a one-file COPY
+  loads on one slice: the slice count; ASSUMED off).
+- quotas, calls a simulated second: ExecuteStatement 30, GetStatementResult
+  20, DescribeStatement 100 [jitsu: "per region, non-adjustable"],
+  BatchExecuteStatement 20 (ASSUMED); a burst of one second's worth
+  (ASSUMED). Calls over them are counted (over_quota); with throttle true
+  they fail with ThrottlingException "Rate exceeded" (off by default: the
+  SDK's retry backoff is real time, unscaled).
+Not modelled: WLM and its queues beyond wlm_slots, short query acceleration,
+concurrency scaling, query compilation (a new statement shape: seconds the
+first time), vacuum, analyze and automatic table maintenance, result
+caching, the network beyond api_latency_s, slices and file sizes beyond the
+per-MB rate (multi-file COPYs, skew, the cluster's size), the tables' size
+(a DELETE scans a growing table), Serializable isolation violations (1023),
+the Data API's limits on active statements, throttling unless throttle is
+on, and the client: its polling is real time (the loader's DescribeStatement
+backoff starts at 50 ms, 5 simulated seconds at 1/100; poll_lag_s counts it;
+WaitTimeSeconds avoids it).
+
+GET /_test/stats (JSON; counted whether the model is on or not; POST
+/_test/stats/reset, or "reset_stats" in the rules, resets it): "calls" by
+operation, "over_quota" and "throttled" by operation, "statements",
+"executes", "batches", "transactions" (committed), "commits" (committed
+having written anything), "charged_commits" (paid commit_s), "failed",
+"aborted", "copies", "copy_bytes" (as stored), "copy_bytes_uncompressed",
+"copy_rows", "overruns", "deadlocks", "lock_timeouts", "polls_observed",
+"running", "real" {wall_s: first start to last end, busy_s: time with at
+least one transaction running, first_start, last_end}, "commit_queue"
+{max_len, mean_len}, "tables" {name: {copies, copy_bytes, lock_waits,
+lock_wait_s}}, "cost_model" (the configuration), and, while the model is on,
+"simulated" {wall_s, busy_s, wall_h, busy_h (real / time_scale: the
+simulated clock, concurrency included), work {api_s, call_s, statement_s,
+copy_s, commit_s} and waits {commit_queue_s, table_lock_s, wlm_s,
+copy_slot_s} (sums over transactions), overrun_s, overruns_by_step {step:
+{n, s}}, poll_lag_s (statement end to the DescribeStatement that saw it,
+summed), poll_lag_max_s}.
+
+Sources:
+[STL_COMMIT_STATS] https://docs.aws.amazon.com/redshift/latest/dg/r_STL_COMMIT_STATS.html
+[Concurrent write examples] https://docs.aws.amazon.com/redshift/latest/dg/r_Serializable_isolation_example.html
+  (its snapshot-isolation section read in https://docs.amazonaws.cn/redshift/latest/dg/r_Serializable_isolation_example.html)
+[Write and read/write operations] https://docs.aws.amazon.com/redshift/latest/dg/c_write_readwrite.html
+[Use a single COPY command] https://docs.aws.amazon.com/redshift/latest/dg/c_best-practices-single-copy-command.html
+[Loading data files] https://docs.aws.amazon.com/redshift/latest/dg/c_best-practices-use-multiple-files.html
+[COPY ANALYZE] https://aws.amazon.com/premiumsupport/knowledge-center/redshift-fix-copy-analyze-statupdate-off/
+[Data API] https://docs.aws.amazon.com/redshift/latest/mgmt/data-api.html
+[long polling] https://docs.aws.amazon.com/redshift/latest/mgmt/data-api-calling-considerations-long-polling.html
+[jitsu] https://github.com/jitsucom/jitsu/pull/1462 (the Data API's TPS quotas)
+[redshift-spectra] https://zhiweio.github.io/redshift-spectra/performance/overview
+[deep dive] https://deepaksood619.github.io/databases/sql-databases/aws-redshift/deep-dive-best-practices
+  (notes of AWS's Redshift deep dive talk)
 
 Usage: redshift_data_server.py --port N --database-url postgres://…
+       [--cost-model] [--time-scale S] [--cost-model-json '{…}']
 """
 
 import argparse
@@ -120,6 +252,7 @@ import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import boto3
+import botocore.config
 import psycopg
 
 STATEMENTS = {}
@@ -138,6 +271,559 @@ class ApiError(Exception):
 
 class Aborted(Exception):
     pass
+
+
+# ---- The cost model (off by default; see the module docstring) ------------
+
+# Simulated seconds unless named otherwise; each with its source in the
+# module docstring.
+COST_DEFAULTS = {
+    "enabled": False,
+    "time_scale": 0.01,
+    "api_latency_s": 0.02,
+    "call_s": 0.3,
+    "statement_s": 0.1,
+    "copy_s": 1.5,
+    "copy_per_mb_s": 0.1,
+    "copy_per_compressed_mb_s": 0.0,
+    "commit_s": 0.6,
+    "commit_per_mb_s": 0.0,
+    "copy_lock": "final",
+    "copy_serial_fraction": 1.0,
+    "write_locks": True,
+    "wlm_slots": 0,
+    "copy_slots": 0,
+    "lock_timeout_s": 3600.0,
+    "throttle": False,
+    "quotas": {"ExecuteStatement": 30, "BatchExecuteStatement": 20, "DescribeStatement": 100,
+               "GetStatementResult": 20},
+}
+COST_CHOICES = {"copy_lock": ("final", "target", "none")}
+MB = 1024 * 1024
+# Statements that write nothing: no write lock, no commit.
+READ_VERBS = {"SELECT", "WITH", "SHOW", "EXPLAIN", "SET", "RESET", "BEGIN", "START", "COMMIT", "END",
+              "ROLLBACK", "ABORT", "ANALYZE", "VACUUM", "VALUES", "FETCH", "DECLARE", "CLOSE", "TABLE", "LOCK"}
+NAME = r'(?:"(?:[^"]|"")*"|[A-Za-z_#][\w$#]*)(?:\s*\.\s*(?:"(?:[^"]|"")*"|[A-Za-z_#][\w$#]*))*'
+WRITE_TARGETS = {
+    "INSERT": re.compile(rf"INSERT\s+INTO\s+({NAME})", re.I),
+    "DELETE": re.compile(rf"DELETE\s+(?:FROM\s+)?({NAME})", re.I),
+    "UPDATE": re.compile(rf"UPDATE\s+({NAME})", re.I),
+    "MERGE": re.compile(rf"MERGE\s+INTO\s+({NAME})", re.I),
+    "TRUNCATE": re.compile(rf"TRUNCATE\s+(?:TABLE\s+)?({NAME})", re.I),
+    "ALTER": re.compile(rf"ALTER\s+TABLE\s+(?:IF\s+EXISTS\s+)?({NAME})", re.I),
+    "DROP": re.compile(rf"DROP\s+TABLE\s+(?:IF\s+EXISTS\s+)?({NAME})", re.I),
+    "COPY": re.compile(rf"COPY\s+({NAME})", re.I),
+}
+CREATE_TEMP_RE = re.compile(rf"CREATE\s+(?:LOCAL\s+)?(TEMP|TEMPORARY\s+)?\s*TABLE\s+(?:IF\s+NOT\s+EXISTS\s+)?({NAME})", re.I)
+FROM_RE = re.compile(r"\b(?:FROM|JOIN)\s+(.*?)(?=\bWHERE\b|\bGROUP\b|\bORDER\b|\bLIMIT\b|\bUNION\b|\bHAVING\b|"
+                     r"\bJOIN\b|\bON\b|\bINTERSECT\b|\bEXCEPT\b|;|$)", re.I | re.S)
+
+
+def head(sql):
+    """The statement without its leading comments and blanks."""
+    s = sql.lstrip()
+    while s.startswith("--") or s.startswith("/*"):
+        s = (s.split("\n", 1)[1] if "\n" in s else "") if s.startswith("--") else s.split("*/", 1)[-1]
+        s = s.lstrip()
+    return s
+
+
+def first_word(sql):
+    m = re.match(r"[A-Za-z]+", head(sql))
+    return m.group(0).upper() if m else ""
+
+
+def norm(name):
+    """A table name as a lock key: unquoted parts lower-cased, quotes off."""
+    parts = re.findall(r'"((?:[^"]|"")*)"|([^\s."]+)', name)
+    return ".".join(q.replace('""', '"') if q else u.lower() for q, u in parts)
+
+
+def classify(sql):
+    """(kind, table names): "read", "lock", "copy", "write" (DML or DDL on the
+    named table), "create_temp", or "ddl" (the catalog, no table named)."""
+    s = head(sql)
+    verb = first_word(s)
+    if verb == "LOCK":
+        body = re.sub(r"^LOCK\s+(?:TABLE\s+)?", "", s, flags=re.I)
+        body = re.split(r"\bIN\b|;|\bNOWAIT\b", body, flags=re.I)[0]
+        return "lock", [norm(n) for n in re.findall(NAME, body)]
+    if verb in READ_VERBS:
+        return "read", []
+    if verb == "CREATE":
+        m = CREATE_TEMP_RE.match(s)
+        if m and (m.group(1) or m.group(2).startswith("#")):
+            return "create_temp", [norm(m.group(2))]
+        return "ddl", []
+    rx = WRITE_TARGETS.get(verb)
+    m = rx.match(s) if rx else None
+    if m:
+        return ("copy" if verb == "COPY" else "write"), [norm(m.group(1))]
+    return "ddl", []
+
+
+def top_level_from(sql):
+    """The tables a statement reads at its top level (not in subqueries)."""
+    s = re.sub(r"'(?:[^']|'')*'", "''", sql)
+    prev = None
+    while prev != s:
+        prev, s = s, re.sub(r"\([^()]*\)", " ", s)
+    names = set()
+    for m in FROM_RE.finditer(s):
+        for item in m.group(1).split(","):
+            t = re.match(r"\s*(" + NAME + ")", item)
+            if t:
+                names.add(norm(t.group(1)))
+    return names
+
+
+class CostModel:
+    def __init__(self):
+        self.cfg = json.loads(json.dumps(COST_DEFAULTS))
+
+    def configure(self, overrides):
+        """The defaults with these fields replaced (ValueError if one is not
+        a field or not of its type)."""
+        cfg = json.loads(json.dumps(COST_DEFAULTS))
+        if not isinstance(overrides, dict):
+            raise ValueError("cost_model must be an object")
+        for k, v in overrides.items():
+            if k not in COST_DEFAULTS:
+                raise ValueError(f"unknown cost_model field {k!r} (fields: {', '.join(COST_DEFAULTS)})")
+            d = COST_DEFAULTS[k]
+            if k == "quotas":
+                if not isinstance(v, dict) or any(isinstance(r, bool) or not isinstance(r, (int, float)) or r < 0 for r in v.values()):
+                    raise ValueError("quotas: an object of operation: calls a second (0: none)")
+                cfg[k] = {**cfg[k], **v}
+                continue
+            if isinstance(d, bool):
+                ok = isinstance(v, bool)
+            elif isinstance(d, (int, float)):
+                ok = not isinstance(v, bool) and isinstance(v, (int, float)) and v >= 0
+            else:
+                ok = v in COST_CHOICES[k]
+            if not ok:
+                raise ValueError(f"cost_model {k}: {v!r} is not valid")
+            cfg[k] = v
+        if cfg["time_scale"] <= 0:
+            raise ValueError("cost_model time_scale must be > 0")
+        if cfg["copy_serial_fraction"] > 1:
+            raise ValueError("cost_model copy_serial_fraction must be within 0..1")
+        self.cfg = cfg
+        return cfg
+
+    def current(self):
+        """The configuration while the model is on, else None."""
+        cfg = self.cfg
+        return cfg if cfg["enabled"] else None
+
+
+class TableLocks:
+    """Redshift's table write locks: one transaction holds a table's lock from
+    its first write of it to its commit or rollback, when it releases all its
+    locks at once; a wait that would close a cycle fails (deadlock)."""
+
+    def __init__(self):
+        self.cv = threading.Condition()
+        self.owner, self.waiting = {}, {}
+
+    def acquire(self, st, name, timeout):
+        """Real seconds waited."""
+        with self.cv:
+            holder = self.owner.get(name)
+            if holder is None or holder is st:
+                self.owner[name] = st
+                st.sim_locks.add(name)
+                return 0.0
+            if self.cycle(st, holder):
+                STATS.add("deadlocks")
+                raise psycopg.errors.DeadlockDetected(
+                    f"deadlock detected: waiting for the write lock on {name}, held by a transaction waiting for this one's"
+                    " (test server cost model; take locks in one order)")
+            start = time.time()
+            self.waiting[st] = name
+            try:
+                while self.owner.get(name) is not None:
+                    if st.cancel_event.is_set():
+                        raise Aborted()
+                    left = start + timeout - time.time()
+                    if left <= 0:
+                        STATS.add("lock_timeouts")
+                        raise psycopg.errors.LockNotAvailable(
+                            f"test server cost model: waited for the write lock on {name} longer than lock_timeout_s"
+                            " (a deadlock through a PostgreSQL lock?)")
+                    self.cv.wait(min(left, 0.05))
+            finally:
+                self.waiting.pop(st, None)
+            self.owner[name] = st
+            st.sim_locks.add(name)
+            return time.time() - start
+
+    def cycle(self, st, holder):
+        seen = set()
+        while holder is not None and id(holder) not in seen:
+            if holder is st:
+                return True
+            seen.add(id(holder))
+            wanted = self.waiting.get(holder)
+            holder = self.owner.get(wanted) if wanted is not None else None
+        return False
+
+    def release_all(self, st):
+        if not st.sim_locks:
+            return
+        with self.cv:
+            for name in st.sim_locks:
+                if self.owner.get(name) is st:
+                    del self.owner[name]
+            st.sim_locks.clear()
+            self.cv.notify_all()
+
+
+class CommitQueue:
+    """Commits one at a time, cluster-wide, in arrival order."""
+
+    def __init__(self):
+        self.cv = threading.Condition()
+        self.queue = []
+
+    def enter(self, st):
+        """The number of transactions ahead (STL_COMMIT_STATS.queuelen)."""
+        with self.cv:
+            ahead = len(self.queue)
+            self.queue.append(st)
+            while self.queue[0] is not st:
+                if st.cancel_event.is_set():
+                    self.queue.remove(st)
+                    self.cv.notify_all()
+                    raise Aborted()
+                self.cv.wait(0.05)
+            return ahead
+
+    def leave(self, st):
+        with self.cv:
+            self.queue.remove(st)
+            self.cv.notify_all()
+
+
+class Slots:
+    """At most `cap` holders at once (cap 0: no limit)."""
+
+    def __init__(self):
+        self.cv = threading.Condition()
+        self.active = 0
+
+    def acquire(self, cap, st):
+        """Real seconds waited, or None when there is no limit (nothing held)."""
+        if not cap:
+            return None
+        with self.cv:
+            start = time.time()
+            while self.active >= cap:
+                if st.cancel_event.is_set():
+                    raise Aborted()
+                self.cv.wait(0.05)
+            self.active += 1
+            return time.time() - start
+
+    def release(self):
+        with self.cv:
+            self.active -= 1
+            self.cv.notify()
+
+
+class Quotas:
+    """Token buckets in simulated time: `rate` calls a simulated second, a
+    burst of one second's worth (assumed)."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.buckets = {}
+
+    def take(self, op, rate, scale):
+        t = time.time()
+        with self.lock:
+            tokens, last = self.buckets.get(op, (rate, t))
+            tokens = min(rate, tokens + (t - last) * rate / scale)
+            ok = tokens >= 1
+            self.buckets[op] = (tokens - 1 if ok else tokens, t)
+            return ok
+
+
+class Stats:
+    """What the server served, for GET /_test/stats."""
+
+    COUNTS = ("statements", "executes", "batches", "transactions", "commits", "charged_commits", "failed",
+              "aborted", "copies", "copy_bytes", "copy_bytes_uncompressed", "copy_rows", "overruns", "deadlocks",
+              "lock_timeouts", "polls_observed")
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.reset()
+
+    def reset(self):
+        with self.lock:
+            self.calls, self.over_quota, self.throttled = {}, {}, {}
+            self.n = dict.fromkeys(self.COUNTS, 0)
+            self.work = dict.fromkeys(("api_s", "call_s", "statement_s", "copy_s", "commit_s"), 0.0)
+            self.waits = dict.fromkeys(("commit_queue_s", "table_lock_s", "wlm_s", "copy_slot_s"), 0.0)
+            self.overrun_s = self.poll_lag_s = self.poll_lag_max_s = 0.0
+            self.overrun_by = {}
+            self.queue_max = self.queue_sum = 0
+            self.tables = {}
+            # Transactions running across a reset count from the reset on.
+            t = time.time()
+            self.running = getattr(self, "running", 0)
+            self.busy_since, self.busy_real = (t if self.running else None), 0.0
+            self.first, self.last = (t if self.running else None), None
+            self.since = t
+
+    def add(self, key, n=1):
+        with self.lock:
+            self.n[key] += n
+
+    def call(self, op, table="calls"):
+        with self.lock:
+            d = getattr(self, table)
+            d[op] = d.get(op, 0) + 1
+
+    def spent(self, kind, sim_s, waited=False):
+        with self.lock:
+            (self.waits if waited else self.work)[kind] += sim_s
+
+    def overrun(self, kind, sim_s):
+        with self.lock:
+            self.n["overruns"] += 1
+            self.overrun_s += sim_s
+            n, t = self.overrun_by.get(kind, (0, 0.0))
+            self.overrun_by[kind] = (n + 1, t + sim_s)
+
+    def table(self, name, **inc):
+        with self.lock:
+            t = self.tables.setdefault(name, {"copies": 0, "copy_bytes": 0, "lock_waits": 0, "lock_wait_s": 0.0})
+            for k, v in inc.items():
+                t[k] += v
+
+    def queued(self, ahead, sim_wait):
+        with self.lock:
+            self.queue_max = max(self.queue_max, ahead)
+            self.queue_sum += ahead
+            self.waits["commit_queue_s"] += sim_wait
+
+    def poll_lag(self, real_s):
+        cfg = COST.current()
+        lag = real_s / cfg["time_scale"] if cfg else real_s
+        with self.lock:
+            self.n["polls_observed"] += 1
+            self.poll_lag_s += lag
+            self.poll_lag_max_s = max(self.poll_lag_max_s, lag)
+
+    def begin(self):
+        t = time.time()
+        with self.lock:
+            if self.first is None:
+                self.first = t
+            if self.running == 0:
+                self.busy_since = t
+            self.running += 1
+
+    def end(self):
+        t = time.time()
+        with self.lock:
+            self.running -= 1
+            self.last = t
+            if self.running == 0 and self.busy_since is not None:
+                self.busy_real += t - self.busy_since
+                self.busy_since = None
+
+    def snapshot(self):
+        cfg = COST.cfg
+        with self.lock:
+            t = time.time()
+            wall = (self.last - self.first) if self.first is not None and self.last is not None else 0.0
+            if self.running and self.first is not None:
+                wall = t - self.first
+            busy = self.busy_real + ((t - self.busy_since) if self.busy_since is not None else 0.0)
+            r = lambda x: round(x, 6)  # noqa: E731
+            out = {
+                "cost_model": cfg,
+                "since": self.since,
+                "calls": dict(self.calls),
+                "over_quota": dict(self.over_quota),
+                "throttled": dict(self.throttled),
+                **self.n,
+                "running": self.running,
+                "real": {"wall_s": r(wall), "busy_s": r(busy), "first_start": self.first, "last_end": self.last},
+                "simulated": None,
+                "commit_queue": {"max_len": self.queue_max,
+                                 "mean_len": r(self.queue_sum / self.n["charged_commits"]) if self.n["charged_commits"] else 0.0},
+                "tables": {k: {**v, "lock_wait_s": r(v["lock_wait_s"])} for k, v in sorted(self.tables.items())},
+            }
+            if cfg["enabled"]:
+                k = cfg["time_scale"]
+                out["simulated"] = {
+                    "wall_s": r(wall / k), "busy_s": r(busy / k),
+                    "wall_h": r(wall / k / 3600), "busy_h": r(busy / k / 3600),
+                    "work": {n: r(v) for n, v in self.work.items()},
+                    "waits": {n: r(v) for n, v in self.waits.items()},
+                    "overrun_s": r(self.overrun_s),
+                    "overruns_by_step": {k: {"n": n, "s": r(t)} for k, (n, t) in sorted(self.overrun_by.items())},
+                    "poll_lag_s": r(self.poll_lag_s), "poll_lag_max_s": r(self.poll_lag_max_s),
+                }
+            return out
+
+
+COST = CostModel()
+STATS = Stats()
+TABLE_LOCKS = TableLocks()
+COMMITS = CommitQueue()
+WLM = Slots()
+COPY_SLOTS = Slots()
+QUOTAS = Quotas()
+
+
+class Sim:
+    """One transaction (a batch, or an ExecuteStatement) under the cost model:
+    each step lasts max(its real work, its simulated time × time_scale), while
+    holding the locks Redshift would hold."""
+
+    def __init__(self, st, cfg):
+        self.st, self.cfg, self.k = st, cfg, cfg["time_scale"]
+        self.temps = set()
+        self.wrote = False  # a permanent table or the catalog: a full commit
+        self.copied_mb = 0.0
+        self.kind = None
+        self.copy_keys = []
+        self.wlm = self.copy_slot = False
+
+    def pause(self, t0, sim_s, kind, cancellable=True):
+        """Sleeps until sim_s × time_scale after t0 (the real work done since
+        t0 counts in it)."""
+        budget = sim_s * self.k
+        spent = time.time() - t0
+        if spent < budget:
+            if cancellable:
+                if self.st.cancel_event.wait(budget - spent):
+                    raise Aborted()
+            else:
+                time.sleep(budget - spent)
+            STATS.spent(kind, sim_s)
+        else:
+            STATS.spent(kind, spent / self.k)
+            if sim_s > 0:
+                STATS.overrun(kind, (spent - budget) / self.k)
+
+    def begin(self, submitted):
+        """The Data API's part (session, connection: the PostgreSQL connect
+        counts in it), then a WLM slot."""
+        self.pause(submitted, self.cfg["call_s"], "call_s")
+        waited = WLM.acquire(self.cfg["wlm_slots"], self.st)
+        if waited is not None:
+            self.wlm = True
+            STATS.spent("wlm_s", waited / self.k, waited=True)
+
+    def is_temp(self, name):
+        return name in self.temps or name.startswith("#") or name.startswith("pg_temp")
+
+    def lock(self, names):
+        for name in names:
+            waited = TABLE_LOCKS.acquire(self.st, name, self.cfg["lock_timeout_s"] * self.k)
+            if waited:
+                STATS.spent("table_lock_s", waited / self.k, waited=True)
+                STATS.table(name, lock_waits=1, lock_wait_s=waited / self.k)
+
+    def final_tables(self, i, stage):
+        """The permanent tables later statements of the batch fill from this
+        COPY's staging table (an INSERT with a top-level FROM stage)."""
+        out = []
+        for later in self.st.sqls[i + 1:]:
+            kind, names = classify(later)
+            if kind == "write" and first_word(later) == "INSERT" and names and not self.is_temp(names[0]) \
+                    and stage in top_level_from(later) and names[0] not in out:
+                out.append(names[0])
+        return out
+
+    def before(self, i, sql):
+        kind, names = classify(sql)
+        self.kind = kind
+        if kind == "create_temp":
+            self.temps.update(names)
+        elif kind == "lock":
+            self.lock([n for n in names if not self.is_temp(n)])
+        elif kind == "copy":
+            target = names[0] if names else ""
+            mode = self.cfg["copy_lock"]
+            if target and not self.is_temp(target):
+                self.wrote = True
+                self.copy_keys = [target] if mode != "none" else []
+            else:
+                self.copy_keys = self.final_tables(i, target) if mode == "final" else []
+            if self.cfg["copy_serial_fraction"] >= 1:
+                self.lock(self.copy_keys)
+            waited = COPY_SLOTS.acquire(self.cfg["copy_slots"], self.st)
+            if waited is not None:
+                self.copy_slot = True
+                STATS.spent("copy_slot_s", waited / self.k, waited=True)
+        elif kind in ("write", "ddl"):
+            targets = [n for n in names if not self.is_temp(n)]
+            if names and not targets:
+                return  # only a TEMP table: no full commit
+            self.wrote = True
+            if self.cfg["write_locks"]:
+                self.lock(targets)
+
+    def after(self, t0):
+        c = self.cfg
+        if self.kind != "copy":
+            self.pause(t0, c["statement_s"], "statement_s")
+            return
+        compressed, raw = self.st.copy_sizes
+        cost = c["copy_s"] + c["copy_per_mb_s"] * raw / MB + c["copy_per_compressed_mb_s"] * compressed / MB
+        self.copied_mb += raw / MB
+        f = c["copy_serial_fraction"]
+        try:
+            if f >= 1:
+                self.pause(t0, cost, "copy_s")
+            else:
+                # Snapshot isolation: the part before writing runs alongside
+                # other COPYs into the table, the writing one at a time.
+                self.pause(t0, cost * (1 - f), "copy_s")
+                self.lock(self.copy_keys)
+                self.pause(time.time(), cost * f, "copy_s")
+        finally:
+            if self.copy_slot:
+                self.copy_slot = False
+                COPY_SLOTS.release()
+        key = self.copy_keys[0] if self.copy_keys else "(temp, not inserted)"
+        STATS.table(key, copies=1, copy_bytes=compressed)
+
+    def commit(self, conn):
+        """A full commit, one at a time cluster-wide, if the transaction wrote
+        a permanent table or the catalog; else a plain one."""
+        if not self.wrote:
+            conn.commit()
+            return
+        queued = time.time()
+        ahead = COMMITS.enter(self.st)
+        STATS.queued(ahead, (time.time() - queued) / self.k)
+        try:
+            t0 = time.time()
+            conn.commit()
+            self.pause(t0, self.cfg["commit_s"] + self.cfg["commit_per_mb_s"] * self.copied_mb, "commit_s",
+                       cancellable=False)
+        finally:
+            COMMITS.leave(self.st)
+        STATS.add("charged_commits")
+
+    def end(self):
+        """Rollback or commit done: every lock and slot goes."""
+        TABLE_LOCKS.release_all(self.st)
+        if self.copy_slot:
+            self.copy_slot = False
+            COPY_SLOTS.release()
+        if self.wlm:
+            self.wlm = False
+            WLM.release()
 
 
 def now():
@@ -184,10 +870,18 @@ STL_COLUMNS = [
 ]
 
 
+S3 = []
+S3_LOCK = threading.Lock()
+
+
 def s3_get(uri):
     bucket, key = uri[len("s3://"):].split("/", 1)
-    client = boto3.client("s3")
-    return client.get_object(Bucket=bucket, Key=key)["Body"].read()
+    # One client for the process (making one takes ~40 ms; clients are
+    # thread-safe, making them is not).
+    with S3_LOCK:
+        if not S3:
+            S3.append(boto3.client("s3", config=botocore.config.Config(max_pool_connections=64)))
+    return S3[0].get_object(Bucket=bucket, Key=key)["Body"].read()
 
 
 class LineError(Exception):
@@ -503,17 +1197,19 @@ def run_copy(cur, sql, query_id, session):
     maxerror = min(int(maxerror_m.group(1)), MAXERROR_LIMIT) if maxerror_m else 0
     truncate = bool(re.search(r"\bTRUNCATECOLUMNS\b", opts, re.I))
     # 'noshred': the whole document into the one (SUPER) column.
-    paths = ["$"] if noshred else json.loads(s3_get(paths_m.group(1)))["jsonpaths"]
+    paths = ["$"] if noshred else jsonpaths(paths_m.group(1))
     if len(paths) != len(names):
         raise psycopg.errors.InvalidParameterValue(
             f"Number of jsonpaths and the number of columns should match. JSONPath size: {len(paths)}, Number of columns in table or column list: {len(names)}")
     parts = [parse_jsonpath(p) for p in paths]
     raw = s3_get(src)
+    stored = len(raw)
     if re.search(r"\bGZIP\b", opts, re.I):
         raw = gzip.decompress(raw)
     elif re.search(r"\bZSTD\b", opts, re.I):
         import zstandard
         raw = zstandard.ZstdDecompressor().decompressobj().decompress(raw)
+    session.copy_sizes = (stored, len(raw))
     lines = raw.split(b"\n")
     if lines and lines[-1] == b"":
         lines.pop()
@@ -588,6 +1284,59 @@ def run_copy(cur, sql, query_id, session):
     return loaded
 
 
+JSONPATHS = {}
+
+
+def jsonpaths(uri):
+    """The jsonpaths file's paths; while the cost model is on, read once a URI
+    (the loader names them by a hash of their content), so that the moto
+    read does not count in the simulated COPY."""
+    if COST.current() is None:
+        return json.loads(s3_get(uri))["jsonpaths"]
+    if uri not in JSONPATHS:
+        JSONPATHS[uri] = json.loads(s3_get(uri))["jsonpaths"]
+    return JSONPATHS[uri]
+
+
+class Spares:
+    """Fresh PostgreSQL connections opened ahead, for the cost model: each
+    transaction still gets a new backend (its own session and pid), without
+    waiting for the connect, which would count in its simulated time."""
+
+    SIZE = 8
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.idle = []
+        self.wake = threading.Event()
+        self.thread = None
+
+    def get(self):
+        with self.lock:
+            if self.thread is None:
+                self.thread = threading.Thread(target=self.fill, daemon=True)
+                self.thread.start()
+            conn = self.idle.pop() if self.idle else None
+        self.wake.set()
+        return conn if conn is not None else psycopg.connect(ARGS.database_url)
+
+    def fill(self):
+        while True:
+            self.wake.wait()
+            self.wake.clear()
+            while COST.current() is not None and len(self.idle) < self.SIZE:
+                try:
+                    conn = psycopg.connect(ARGS.database_url)
+                except psycopg.Error:
+                    time.sleep(1)
+                    break
+                with self.lock:
+                    self.idle.append(conn)
+
+
+SPARES = Spares()
+
+
 def current_xid(cur):
     cur.execute("SELECT txid_current()")
     return cur.fetchone()[0]
@@ -616,24 +1365,45 @@ class Statement:
         # load error views.
         self.last_copy_id, self.last_copy_count = -1, 0
         self.database, self.xid = "", None
+        # The last COPY's object, as stored and uncompressed (bytes).
+        self.copy_sizes = (0, 0)
+        # Cancellation wakes the cost model's sleeps and waits; `done` wakes
+        # long polls (WaitTimeSeconds).
+        self.cancel_event = threading.Event()
+        self.done = threading.Event()
+        self.finished_at, self.observed = None, False
+        self.sim_locks = set()
 
     def set(self, status, error=None):
         self.status, self.updated = status, now()
         if error is not None:
             self.error = error
+        if status in ("FINISHED", "FAILED", "ABORTED"):
+            self.finished_at = time.time()
+            self.done.set()
 
     def run(self):
-        self.set("STARTED")
+        # The cost model as it is when the transaction starts (None: off).
+        cfg = COST.current()
+        sim = Sim(self, cfg) if cfg else None
+        STATS.begin()
+        if sim is None:
+            self.set("STARTED")
         started = time.time()
+        wrote = False
         try:
-            with psycopg.connect(ARGS.database_url) as conn:
+            with (SPARES.get() if sim is not None else psycopg.connect(ARGS.database_url)) as conn:
                 self.pid = conn.info.backend_pid
                 self.database = conn.info.dbname
+                if sim is not None:
+                    sim.begin(started)
+                    self.set("STARTED")
                 with conn.cursor() as cur:
                     for i, sql in enumerate(self.sqls):
                         sub = self.subs[i]
                         sub["Status"], sub["UpdatedAt"] = "STARTED", now()
                         sub["RedshiftQueryId"] = next(QUERY_IDS)
+                        STATS.add("statements")
                         if RULES["abort_matching"] and RULES["abort_matching"] in sql:
                             raise Aborted()
                         if self.cancelled:
@@ -641,9 +1411,16 @@ class Statement:
                         try:
                             if RULES["fail_matching"] and RULES["fail_matching"] in sql:
                                 raise psycopg.errors.InternalError("test server: failing as asked")
+                            if sim is not None:
+                                sim.before(i, sql)
+                            t0 = time.time()
                             if re.match(r"^\s*COPY\b", sql, re.I):
                                 rows = run_copy(cur, translate(sql, self), sub["RedshiftQueryId"], self)
                                 sub["ResultRows"] = rows
+                                STATS.add("copies")
+                                STATS.add("copy_rows", rows)
+                                STATS.add("copy_bytes", self.copy_sizes[0])
+                                STATS.add("copy_bytes_uncompressed", self.copy_sizes[1])
                             else:
                                 cur.execute(translate(sql, self), self.params or None)
                                 if cur.description:
@@ -654,11 +1431,14 @@ class Statement:
                                     sub["ResultRows"] = len(self.results[i][2])
                                 else:
                                     sub["ResultRows"] = max(cur.rowcount, 0)
+                            if sim is not None:
+                                sim.after(t0)
                         except psycopg.errors.QueryCanceled:
                             raise Aborted()
                         except psycopg.Error as e:
                             sub["Status"], sub["Error"] = "FAILED", f"ERROR: {e.diag.message_primary if e.diag and e.diag.message_primary else e}"
                             raise
+                        wrote = wrote or first_word(sql) not in READ_VERBS
                         sub["Status"], sub["UpdatedAt"] = "FINISHED", now()
                         sub["Duration"] = int((time.time() - started) * 1e9)
                     delay = RULES["delay_ms"] / 1000 - (time.time() - started)
@@ -667,21 +1447,35 @@ class Statement:
                         time.sleep(delay)
                     if self.cancelled:
                         raise Aborted()
-                conn.commit()
+                if sim is not None:
+                    sim.commit(conn)
+                else:
+                    conn.commit()
+                STATS.add("transactions")
+                if wrote:
+                    STATS.add("commits")
             self.set("FINISHED")
         except Aborted:
+            STATS.add("aborted")
             for s in self.subs:
                 if s["Status"] in ("SUBMITTED", "STARTED", "FINISHED"):
                     s["Status"] = "ABORTED"
             self.set("ABORTED", "Query (statement) was aborted")
         except psycopg.Error as e:
+            STATS.add("failed")
             msg = e.diag.message_primary if e.diag and e.diag.message_primary else str(e)
             for s in self.subs:
                 if s["Status"] in ("SUBMITTED", "STARTED"):
                     s["Status"] = "ABORTED"
             self.set("FAILED", f"ERROR: {msg}")
         except Exception as e:  # noqa: BLE001 - reported as the statement's error
+            STATS.add("failed")
             self.set("FAILED", f"ERROR: test server: {e!r}")
+        finally:
+            # Locks go after the commit (or the rollback): as Redshift, all at once.
+            if sim is not None:
+                sim.end()
+            STATS.end()
 
     def describe(self):
         first = self.subs[0]
@@ -719,10 +1513,32 @@ def target_of(req):
     raise ApiError("ValidationException", "Either ClusterIdentifier or WorkgroupName is required")
 
 
+def wait_seconds(req):
+    """WaitTimeSeconds (long polling, 0-30), as real seconds: scaled while
+    the cost model is on."""
+    w = req.get("WaitTimeSeconds")
+    if w is None:
+        return 0
+    if isinstance(w, bool) or not isinstance(w, int) or not 0 <= w <= 30:
+        raise ApiError("ValidationException", "WaitTimeSeconds must be between 0 and 30")
+    cfg = COST.current()
+    return w * cfg["time_scale"] if cfg else w
+
+
+def long_poll(st, wait):
+    """Waits up to `wait` real seconds for the statement to end."""
+    if wait:
+        st.done.wait(wait)
+    if st.done.is_set() and not st.observed:
+        st.observed = True
+        STATS.poll_lag(time.time() - st.finished_at)
+
+
 def op_execute(req, batch):
     target_of(req)
     if not req.get("Database"):
         raise ApiError("ValidationException", "Database is required")
+    wait = wait_seconds(req)
     token = req.get("ClientToken")
     with LOCK:
         if token and token in TOKENS:
@@ -737,9 +1553,14 @@ def op_execute(req, batch):
         STATEMENTS[st.id] = st
         if token:
             TOKENS[token] = st.id
+    STATS.add("batches" if batch else "executes")
     threading.Thread(target=st.run, daemon=True).start()
-    return {"Id": st.id, "CreatedAt": st.created, "Database": req["Database"],
-            "ClusterIdentifier": req.get("ClusterIdentifier"), "WorkgroupName": req.get("WorkgroupName")}
+    out = {"Id": st.id, "CreatedAt": st.created, "Database": req["Database"],
+           "ClusterIdentifier": req.get("ClusterIdentifier"), "WorkgroupName": req.get("WorkgroupName")}
+    if "WaitTimeSeconds" in req:
+        long_poll(st, wait)
+        out.update({"Status": st.status, "RedshiftPid": st.pid or 0, "HasResultSet": st.describe()["HasResultSet"]})
+    return out
 
 
 def statement(req):
@@ -753,6 +1574,7 @@ def statement(req):
 
 def op_describe(req):
     st, _ = statement(req)
+    long_poll(st, wait_seconds(req))
     return st.describe()
 
 
@@ -777,6 +1599,7 @@ def op_cancel(req):
     if st.status not in ("SUBMITTED", "PICKED", "STARTED"):
         raise ApiError("ValidationException", f"Could not cancel a query that is already in {st.status} state")
     st.cancelled = True
+    st.cancel_event.set()
     if st.pid:
         with psycopg.connect(ARGS.database_url, autocommit=True) as side:
             side.execute("SELECT pg_cancel_backend(%s)", (st.pid,))
@@ -794,6 +1617,9 @@ OPS = {
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Headers and body are two writes: without TCP_NODELAY, Nagle's
+    # algorithm and the client's delayed ACK hold every reply ~40 ms.
+    disable_nagle_algorithm = True
 
     def log_message(self, *a):
         if ARGS.verbose:
@@ -809,18 +1635,46 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
     def do_GET(self):
+        if self.path == "/_test/stats":
+            return self.reply(200, STATS.snapshot())
         self.reply(200, {"ok": True, "statements": len(STATEMENTS)})
 
     def do_POST(self):
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         if self.path == "/_test/rules":
+            rules = json.loads(body or b"{}")
+            # The cost model stays as it is unless named ({"cost_model":
+            # null}: the defaults, off).
+            if "cost_model" in rules:
+                try:
+                    COST.configure(rules.pop("cost_model") or {})
+                except ValueError as e:
+                    return self.reply(400, {"__type": "ValidationException", "message": str(e)})
+            reset = rules.pop("reset_stats", False)
             RULES.update({"fail_matching": None, "abort_matching": None, "delay_ms": 0, "delay_matching": None})
-            RULES.update(json.loads(body or b"{}"))
-            return self.reply(200, RULES)
+            RULES.update(rules)
+            if reset:
+                STATS.reset()
+            return self.reply(200, {**RULES, "cost_model": COST.cfg})
+        if self.path == "/_test/stats/reset":
+            STATS.reset()
+            return self.reply(200, {"reset": True})
         target = self.headers.get("X-Amz-Target", "")
         op = target.split(".", 1)[-1]
         if op not in OPS:
             return self.reply(400, {"__type": "UnknownOperationException", "message": f"unsupported: {target}"})
+        STATS.call(op)
+        cfg = COST.current()
+        if cfg is not None:
+            rate = cfg["quotas"].get(op)
+            if rate and not QUOTAS.take(op, rate, cfg["time_scale"]):
+                STATS.call(op, "over_quota")
+                if cfg["throttle"]:
+                    STATS.call(op, "throttled")
+                    return self.reply(400, {"__type": "ThrottlingException", "message": "Rate exceeded"})
+            if cfg["api_latency_s"]:
+                time.sleep(cfg["api_latency_s"] * cfg["time_scale"])
+                STATS.spent("api_s", cfg["api_latency_s"])
         try:
             self.reply(200, OPS[op](json.loads(body or b"{}")))
         except ApiError as e:
@@ -833,7 +1687,20 @@ def main():
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--database-url", required=True)
     p.add_argument("--verbose", action="store_true")
+    p.add_argument("--cost-model", action="store_true",
+                   help="simulate Redshift's costs (see the docstring); off by default")
+    p.add_argument("--time-scale", type=float, help="real seconds a simulated second (default 0.01)")
+    p.add_argument("--cost-model-json", help="overrides of the cost model's defaults, a JSON object")
     ARGS = p.parse_args()
+    overrides = json.loads(ARGS.cost_model_json) if ARGS.cost_model_json else {}
+    if ARGS.cost_model:
+        overrides["enabled"] = True
+    if ARGS.time_scale is not None:
+        overrides["time_scale"] = ARGS.time_scale
+    try:
+        COST.configure(overrides)
+    except ValueError as e:
+        p.error(str(e))
     # The load error views, as tables (created, or given the columns an older
     # server did not have); servers sharing a database take turns.
     with psycopg.connect(ARGS.database_url, autocommit=True) as c:
@@ -844,7 +1711,8 @@ def main():
                 c.execute(f"ALTER TABLE public.{view} ADD COLUMN IF NOT EXISTS {n} {t}")
         c.execute("SELECT pg_advisory_unlock(72657364)")
     server = ThreadingHTTPServer(("127.0.0.1", ARGS.port), Handler)
-    print(f"redshift data api test server on http://127.0.0.1:{ARGS.port}", file=sys.stderr, flush=True)
+    model = f" (cost model on, time scale {COST.cfg['time_scale']})" if COST.cfg["enabled"] else ""
+    print(f"redshift data api test server on http://127.0.0.1:{ARGS.port}{model}", file=sys.stderr, flush=True)
     server.serve_forever()
 
 
