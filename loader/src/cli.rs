@@ -285,6 +285,8 @@ fn loader(common: &Common, config: &Config) -> Result<Arc<Loader>, UsageError> {
         files_in_flight: config.load.files_in_flight,
         statement_timeout: std::time::Duration::from_secs(config.load.statement_timeout_secs),
         max_rejects_per_file: config.load.max_rejects_per_file,
+        redshift_files_per_batch: config.load.redshift_files_per_batch,
+        redshift_concurrency: config.load.redshift_concurrency,
     }))
 }
 

@@ -17,6 +17,7 @@
 
 pub mod cli;
 pub mod drift;
+pub mod gather;
 pub mod load;
 pub mod migrate;
 pub mod read;

@@ -40,6 +40,10 @@ pub struct Loader {
     pub statement_timeout: std::time::Duration,
     /// More rejected lines than this fail a file (`load.max_rejects_per_file`).
     pub max_rejects_per_file: u64,
+    /// Redshift: files of one table loaded in one transaction, and batches
+    /// of different tables loaded at once.
+    pub redshift_files_per_batch: usize,
+    pub redshift_concurrency: usize,
 }
 
 /// What `load_all` and `load_one` do with a file the ledger already has.
@@ -168,6 +172,7 @@ impl Loader {
             &self.db_schema,
             &self.clients,
             self.statement_timeout,
+            self.redshift_files_per_batch,
         )
         .await
     }
@@ -176,6 +181,27 @@ impl Loader {
     /// file) and its stored bytes.
     pub async fn open(&self, file: &RoutedFile) -> Result<OpenedFile, LoadError> {
         Ok(crate::source::open_file(&self.clients, file, true).await?)
+    }
+
+    /// The S3 ETags of `files`, by HeadObject, 16 at a time (a file not
+    /// found is left out).
+    pub async fn s3_versions(
+        &self,
+        files: &[RoutedFile],
+    ) -> std::collections::HashMap<String, String> {
+        let mut out = std::collections::HashMap::new();
+        for chunk in files.chunks(16) {
+            let heads: Vec<_> = chunk.iter().map(|f| self.s3_version(f)).collect();
+            for (f, v) in chunk
+                .iter()
+                .zip(futures_util::future::join_all(heads).await)
+            {
+                if let Ok(v) = v {
+                    out.insert(f.uri.clone(), v);
+                }
+            }
+        }
+        out
     }
 
     /// An S3 file's ETag, without reading it.
@@ -283,8 +309,71 @@ impl Loader {
     ) -> Result<LoadOutcome, LoadError> {
         let started = std::time::Instant::now();
         let result = self.load_file(w, file, mode).await;
+        self.report(file, &result, started.elapsed());
+        result
+    }
+
+    /// Loads `files` of one table through `w`: on Redshift in batches of
+    /// `load.redshift_files_per_batch` files, one transaction each;
+    /// elsewhere one file at a time. Each outcome is logged and counted.
+    pub async fn load_batch(
+        &self,
+        w: &mut Warehouse,
+        files: &[RoutedFile],
+        versions: &std::collections::HashMap<String, String>,
+        mode: Mode,
+    ) -> Vec<FileResult> {
+        let Warehouse::Redshift(rs) = w else {
+            let mut out = Vec::new();
+            for file in files {
+                let outcome = self.load_one(w, file, mode).await;
+                out.push(FileResult {
+                    file: file.clone(),
+                    outcome,
+                });
+            }
+            return out;
+        };
+        let started = std::time::Instant::now();
+        let mut jobs = Vec::new();
+        let mut out = Vec::new();
+        for file in files {
+            match versions.get(&file.uri) {
+                Some(v) => jobs.push((self.job(file, mode), v.clone())),
+                None => out.push(FileResult {
+                    file: file.clone(),
+                    outcome: Err(LoadError::Read {
+                        file: file.uri.clone(),
+                        message:
+                            "not found in S3 (listed under its root): was it removed by a re-route?"
+                                .into(),
+                    }),
+                }),
+            }
+        }
+        let outcomes = rs.load_files(&jobs).await;
+        // Per file, its share of the batch's time.
+        let each = started.elapsed() / (jobs.len().max(1) as u32);
+        for ((job, _), outcome) in jobs.into_iter().zip(outcomes) {
+            self.report(&job.file, &outcome, each);
+            out.push(FileResult {
+                file: job.file,
+                outcome,
+            });
+        }
+        out
+    }
+
+    /// Logs and counts one file's outcome (`logrouter_loader_*`), so `load`,
+    /// `reload` and `run` report alike.
+    fn report(
+        &self,
+        file: &RoutedFile,
+        result: &Result<LoadOutcome, LoadError>,
+        took: std::time::Duration,
+    ) {
         let table = logrouter::telemetry::data_label(&file.table);
-        match &result {
+        match result {
             Ok(LoadOutcome::Loaded {
                 rows,
                 replaced,
@@ -311,7 +400,7 @@ impl Loader {
                         .increment(*n);
                 }
                 metrics::histogram!("logrouter_loader_load_seconds", "table" => table)
-                    .record(started.elapsed().as_secs_f64());
+                    .record(took.as_secs_f64());
             }
             Ok(LoadOutcome::AlreadyLoaded) => {
                 tracing::debug!(file = %file.uri, "already loaded");
@@ -328,7 +417,6 @@ impl Loader {
                     .increment(1);
             }
         }
-        result
     }
 
     /// The job of loading `file` in `mode`.
@@ -389,24 +477,89 @@ impl Loader {
             complete,
             errors,
         } = discovery;
-        let workers = if self.url.parallel() {
-            self.files_in_flight.min(files.len()).max(1)
+        // Units of work: one file, or on Redshift a batch of files of one
+        // table. Redshift batches of one table take turns (they would wait
+        // for each other's LOCK of the table anyway); of different tables
+        // they run at once.
+        let redshift = matches!(self.url, WarehouseUrl::Redshift(_));
+        let (units, versions) = if redshift {
+            // A file named twice (by a root and by its manifest) is one file.
+            let mut seen = std::collections::HashSet::new();
+            let files: Vec<RoutedFile> = files
+                .into_iter()
+                .filter(|f| seen.insert(f.uri.clone()))
+                .collect();
+            let versions = self.current_versions(&files).await?;
+            let mut by_table: BTreeMap<String, Vec<RoutedFile>> = BTreeMap::new();
+            for f in files {
+                by_table.entry(f.table.clone()).or_default().push(f);
+            }
+            let per = self.redshift_files_per_batch.max(1);
+            let mut units = VecDeque::new();
+            // Round-robin over tables, so every table's first batch is near
+            // the front.
+            let mut chunks: Vec<std::vec::IntoIter<Vec<RoutedFile>>> = by_table
+                .into_values()
+                .map(|fs| {
+                    fs.chunks(per)
+                        .map(<[RoutedFile]>::to_vec)
+                        .collect::<Vec<_>>()
+                        .into_iter()
+                })
+                .collect();
+            loop {
+                let before = units.len();
+                for c in &mut chunks {
+                    if let Some(u) = c.next() {
+                        units.push_back(u);
+                    }
+                }
+                if units.len() == before {
+                    break;
+                }
+            }
+            (units, versions)
         } else {
-            1
+            let units = files.into_iter().map(|f| vec![f]).collect();
+            (units, Default::default())
         };
-        let queue = Arc::new(Mutex::new(VecDeque::from(files)));
+        let workers = match &self.url {
+            WarehouseUrl::Redshift(_) => self.redshift_concurrency,
+            u if u.parallel() => self.files_in_flight,
+            _ => 1,
+        }
+        .min(units.len())
+        .max(1);
+        let queue = Arc::new(Mutex::new(Scheduler {
+            units,
+            busy: Default::default(),
+            exclusive: redshift,
+        }));
+        let versions = Arc::new(versions);
         let results = Arc::new(Mutex::new(Vec::new()));
         let mut tasks = tokio::task::JoinSet::new();
         for _ in 0..workers {
             let mut w = self.connect().await?;
-            let (me, queue, results) = (self.clone(), queue.clone(), results.clone());
+            let (me, queue, results, versions) = (
+                self.clone(),
+                queue.clone(),
+                results.clone(),
+                versions.clone(),
+            );
             tasks.spawn(async move {
                 loop {
-                    let Some(file) = queue.lock().unwrap().pop_front() else {
-                        break;
+                    let next = queue.lock().unwrap().next();
+                    let unit = match next {
+                        Next::Unit(u) => u,
+                        Next::Wait => {
+                            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                            continue;
+                        }
+                        Next::Done => break,
                     };
-                    let outcome = me.load_one(&mut w, &file, mode).await;
-                    results.lock().unwrap().push(FileResult { file, outcome });
+                    let done = me.load_batch(&mut w, &unit, &versions, mode).await;
+                    queue.lock().unwrap().finished(&unit[0].table);
+                    results.lock().unwrap().extend(done);
                 }
             });
         }
@@ -430,6 +583,47 @@ impl Loader {
             }
         }
         Ok(summary)
+    }
+}
+
+/// The units of `load_all`'s work, handed out so that (on Redshift) no two
+/// batches of one table run at once.
+struct Scheduler {
+    units: VecDeque<Vec<RoutedFile>>,
+    busy: std::collections::HashSet<String>,
+    exclusive: bool,
+}
+
+enum Next {
+    Unit(Vec<RoutedFile>),
+    /// Every unit left is of a table being loaded.
+    Wait,
+    Done,
+}
+
+impl Scheduler {
+    fn next(&mut self) -> Next {
+        if self.units.is_empty() {
+            return Next::Done;
+        }
+        let free = self
+            .units
+            .iter()
+            .position(|u| !self.exclusive || !self.busy.contains(&u[0].table));
+        match free {
+            Some(i) => {
+                let u = self.units.remove(i).expect("index from position");
+                if self.exclusive {
+                    self.busy.insert(u[0].table.clone());
+                }
+                Next::Unit(u)
+            }
+            None => Next::Wait,
+        }
+    }
+
+    fn finished(&mut self, table: &str) {
+        self.busy.remove(table);
     }
 }
 

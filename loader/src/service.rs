@@ -22,21 +22,29 @@ use logrouter::queue::{ObjectHandler, QueueWorker, RunStats};
 use logrouter::telemetry::{self, spawn_check, Health, QUEUE, WAREHOUSE};
 use tokio::task::JoinSet;
 
+use crate::gather::Gatherer;
 use crate::load::{Loader, Mode};
 use crate::source::{files_of, manifest_of, manifest_root, read_manifest};
-use crate::warehouse::{LoadOutcome, Warehouse};
+use crate::warehouse::{LoadError, LoadOutcome, Warehouse, WarehouseUrl};
 
 pub struct LoadHandler {
     pub loader: Arc<Loader>,
     /// Idle connections; a handler takes one per object.
     pool: Mutex<Vec<Warehouse>>,
+    /// Redshift: files of many notifications gathered into batches.
+    gatherer: Option<Arc<Gatherer>>,
 }
 
 impl LoadHandler {
-    pub fn new(loader: Arc<Loader>) -> Self {
+    /// `batch_window`: how long a file waits for others of its table
+    /// (Redshift only; see [`Gatherer`]).
+    pub fn new(loader: Arc<Loader>, batch_window: Duration) -> Self {
+        let gatherer = matches!(loader.url, WarehouseUrl::Redshift(_))
+            .then(|| Gatherer::new(loader.clone(), batch_window));
         Self {
             loader,
             pool: Mutex::new(Vec::new()),
+            gatherer,
         }
     }
 
@@ -114,16 +122,40 @@ impl ObjectHandler for LoadHandler {
             .map_err(|e| failure("database", e))?;
         let (mut loaded, mut rows, mut already) = (0, 0, 0);
         let mut result = Ok(());
-        for f in &files {
-            match self.loader.load_one(&mut w, f, Mode::Load).await {
+        let outcomes: Vec<Result<LoadOutcome, LoadError>> = match &self.gatherer {
+            // Each file in a batch of its table's, all at once.
+            Some(g) => {
+                let waits = files.iter().map(|f| g.load(f.clone()));
+                futures_util::future::join_all(waits)
+                    .await
+                    .into_iter()
+                    .map(|r| r.outcome)
+                    .collect()
+            }
+            None => {
+                let mut out = Vec::new();
+                for f in &files {
+                    let r = self.loader.load_one(&mut w, f, Mode::Load).await;
+                    let failed = r.is_err();
+                    out.push(r);
+                    if failed {
+                        break;
+                    }
+                }
+                out
+            }
+        };
+        for outcome in outcomes {
+            match outcome {
                 Ok(LoadOutcome::Loaded { rows: n, .. }) => {
                     loaded += 1;
                     rows += n;
                 }
                 Ok(LoadOutcome::AlreadyLoaded) => already += 1,
                 Err(e) => {
-                    result = Err(e.to_string());
-                    break;
+                    if result.is_ok() {
+                        result = Err(e.to_string());
+                    }
                 }
             }
         }
@@ -175,7 +207,10 @@ pub async fn run(
     spawn_check(&mut checks, health.clone(), WAREHOUSE, every, move || {
         check_warehouse(l.clone(), probe.clone())
     });
-    let handler = LoadHandler::new(loader.clone());
+    let handler = LoadHandler::new(
+        loader.clone(),
+        Duration::from_secs(config.load.batch_window_secs),
+    );
     handler.pool.lock().unwrap().push(first);
     let clients: &AwsClients = &loader.clients;
     let worker = QueueWorker::new(

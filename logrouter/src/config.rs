@@ -125,6 +125,16 @@ pub struct LoadConfig {
     /// whole, like Redshift COPY's `MAXERROR` (at most 100,000). 0: any bad
     /// line fails its file.
     pub max_rejects_per_file: u64,
+    /// Redshift: routed files of one table loaded in one transaction (one
+    /// commit), 1 to 13 (what BatchExecuteStatement's 40 statements hold).
+    pub redshift_files_per_batch: usize,
+    /// Redshift: batches (of different tables) loaded at once, each on a
+    /// WLM slot while its COPYs run.
+    pub redshift_concurrency: usize,
+    /// `loader run` on Redshift: how long a routed file waits for others of
+    /// its table to share its batch (its message is deleted after the
+    /// batch commits).
+    pub batch_window_secs: u64,
 }
 
 impl Default for LoadConfig {
@@ -137,6 +147,9 @@ impl Default for LoadConfig {
             files_in_flight: 2,
             statement_timeout_secs: 3600,
             max_rejects_per_file: 10_000,
+            redshift_files_per_batch: 13,
+            redshift_concurrency: 4,
+            batch_window_secs: 10,
         }
     }
 }
@@ -358,6 +371,27 @@ impl Config {
         }
         if l.files_in_flight == 0 {
             return invalid("load.files_in_flight", "must be at least 1".into());
+        }
+        if !(1..=13).contains(&l.redshift_files_per_batch) {
+            return invalid(
+                "load.redshift_files_per_batch",
+                format!(
+                    "{} is not 1 to 13 (a batch is one BatchExecuteStatement of at most 40 statements: 14, plus 2 per file)",
+                    l.redshift_files_per_batch
+                ),
+            );
+        }
+        if l.redshift_concurrency == 0 {
+            return invalid("load.redshift_concurrency", "must be at least 1".into());
+        }
+        if l.batch_window_secs > 300 {
+            return invalid(
+                "load.batch_window_secs",
+                format!(
+                    "{} s is longer than 300 s: a message waits that long before its files load",
+                    l.batch_window_secs
+                ),
+            );
         }
         if l.max_rejects_per_file > 100_000 {
             return invalid(

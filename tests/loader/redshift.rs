@@ -78,7 +78,8 @@ async fn rules(rules: serde_json::Value) {
 /// Loads run as Data API batches (LOCK, guards, COPY with jsonpaths into a
 /// staging table, DELETE, INSERT, ledger) and commit exactly once; a rerun
 /// loads nothing; a re-route replaces; migrations run through the API.
-/// (One test: the server's rules are global.)
+/// (One test sets the server's rules, which are global: each rule matches
+/// only this test's bucket.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redshift_through_the_data_api() {
     rules(serde_json::json!({})).await;
@@ -172,7 +173,9 @@ async fn redshift_through_the_data_api() {
     assert_eq!(pg_counts(&schema).await, want);
 
     // A FAILED statement: reported, nothing of the file committed.
-    let (_, root2) = routed_in_s3(&[("15", &events(50, 3))]).await;
+    // Rules are global: each matches only this test's bucket, so the other
+    // Redshift tests running meanwhile are not affected.
+    let (bucket2, root2) = routed_in_s3(&[("15", &events(50, 3))]).await;
     rules(
         serde_json::json!({"fail_matching": "INSERT INTO \"".to_owned() + &schema + "\".\"play\""}),
     )
@@ -194,7 +197,7 @@ async fn redshift_through_the_data_api() {
     );
 
     // ABORTED: reported as such.
-    rules(serde_json::json!({"abort_matching": "COPY logrouter_stage"})).await;
+    rules(serde_json::json!({"abort_matching": format!("FROM 's3://{bucket2}/")})).await;
     let out = run(
         &mut redshift_loader(&schema),
         &["load", "--warehouse", &url, &root2],
@@ -203,7 +206,10 @@ async fn redshift_through_the_data_api() {
     assert!(text(&out).contains("was aborted"), "{}", text(&out));
 
     // Slow: past load.statement_timeout_secs the statement is cancelled.
-    rules(serde_json::json!({"delay_ms": 4000, "delay_matching": "COPY logrouter_stage"})).await;
+    rules(
+        serde_json::json!({"delay_ms": 4000, "delay_matching": format!("FROM 's3://{bucket2}/")}),
+    )
+    .await;
     let mut cmd = redshift_loader(&schema);
     cmd.env("LOGROUTER_LOAD__STATEMENT_TIMEOUT_SECS", "1");
     let out = run(&mut cmd, &["load", "--warehouse", &url, &root2]);
@@ -384,4 +390,217 @@ async fn issue10_redshift_rejects_through_maxerror_and_the_load_error_view() {
         "{}",
         text(&out)
     );
+}
+
+/// Transactions that loaded files of `schema`, per table: the ledger's
+/// `loaded_at` is the batch's transaction time (GETDATE()), shared by every
+/// file of one batch.
+async fn commits_per_table(schema: &str) -> BTreeMap<String, i64> {
+    pg().await
+        .query(
+            &format!("SELECT table_name, count(DISTINCT loaded_at) FROM \"{schema}\"._logrouter_ledger GROUP BY 1"),
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect()
+}
+
+/// Replaces a routed file in S3 with `content` (the manifest keeps its count).
+async fn replace_in_s3(bucket: &str, key: &str, content: &str) {
+    s3().await
+        .put_object()
+        .bucket(bucket)
+        .key(key)
+        .body(ByteStream::from(gzip(content.as_bytes())))
+        .send()
+        .await
+        .unwrap();
+}
+
+/// Issue #11: a backfill root loads in batches of up to 13 files of one
+/// table, one commit each; a file that cannot load (rows ≠ manifest, too
+/// many rejects) fails alone while the rest of its batch loads; two loaders
+/// racing on the same root load every file once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue11_many_files_per_commit_and_a_bad_file_fails_alone() {
+    let hours: Vec<String> = (0..26).map(|h| format!("{:02}", h % 24)).collect();
+    let bucket = unique("rsbatch");
+    s3().await
+        .create_bucket()
+        .bucket(&bucket)
+        .send()
+        .await
+        .unwrap();
+    for (i, h) in hours.iter().enumerate() {
+        // Two days of hours: 13 of play and click each on each day.
+        let key_hour = format!("{}-{h}", if i < 24 { "20" } else { "21" });
+        let key = format!("logs/app-2015-01-{key_hour}.log.gz");
+        s3().await
+            .put_object()
+            .bucket(&bucket)
+            .key(&key)
+            .body(ByteStream::from(gzip(events(20, i as u64).as_bytes())))
+            .send()
+            .await
+            .unwrap();
+        let at = |key: String| Location::S3 {
+            bucket: bucket.clone(),
+            key,
+        };
+        route(&at(key), &at("routed".into()), true).await;
+    }
+    let root = format!("s3://{bucket}/routed");
+    let listed = s3()
+        .await
+        .list_objects_v2()
+        .bucket(&bucket)
+        .prefix("routed/play/")
+        .send()
+        .await
+        .unwrap();
+    let plays: Vec<String> = listed
+        .contents()
+        .iter()
+        .map(|o| o.key().unwrap().to_owned())
+        .collect();
+    assert_eq!(plays.len(), 26);
+    // One play file one line longer than its manifest says; another with
+    // two lines its table cannot take (over a limit of 1).
+    let line = "{\"event_type\":\"play\",\"id\":1,\"ts\":\"2015-01-20T13:00:00Z\"}\n";
+    replace_in_s3(&bucket, &plays[3], &line.repeat(17)).await;
+    let bad = "{\"event_type\":\"play\",\"id\":\"x\",\"ts\":\"2015-01-20T13:00:00Z\"}\n";
+    replace_in_s3(&bucket, &plays[20], &(line.repeat(14) + bad + bad)).await;
+
+    let schema = unique_schema("rsbatch");
+    let url = url();
+    let mut cmd = redshift_loader(&schema);
+    cmd.env("LOGROUTER_LOAD__MAX_REJECTS_PER_FILE", "1");
+    let out = run(&mut cmd, &["load", "--warehouse", &url, &root]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let t = text(&out);
+    assert!(
+        t.contains(
+            "loaded 50 files (488 rows), 0 already loaded, 0 replaced an earlier version, 2 failed"
+        ),
+        "{t}"
+    );
+    assert!(
+        t.contains(&format!(
+            "s3://{bucket}/{}: loaded 17 rows and 0 rejects but its manifest says 16 lines",
+            plays[3]
+        )),
+        "{t}"
+    );
+    assert!(
+        t.contains(&format!(
+            "s3://{bucket}/{}: more than 1 lines do not fit table play",
+            plays[20]
+        )),
+        "{t}"
+    );
+    // 26 files of each table: two batches each, one commit each (the
+    // failed file's batch ran again without it).
+    let commits = commits_per_table(&schema).await;
+    assert_eq!(
+        commits,
+        [("click".to_owned(), 2), ("play".to_owned(), 2)].into()
+    );
+    let want: BTreeMap<String, i64> =
+        [("click".to_owned(), 26 * 4), ("play".to_owned(), 24 * 16)].into();
+    assert_eq!(pg_counts(&schema).await, want);
+    let out = run(
+        &mut redshift_loader(&schema),
+        &["verify", "--warehouse", &url, &root],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(text(&out).matches("MISMATCH ").count(), 2, "{}", text(&out));
+
+    // Two loaders at once on a fresh schema: every file once.
+    let schema2 = unique_schema("rsrace");
+    let children: Vec<_> = (0..2)
+        .map(|_| {
+            redshift_loader(&schema2)
+                .env("LOGROUTER_LOAD__MAX_REJECTS_PER_FILE", "2")
+                .args(["load", "--warehouse", &url, &root])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let mut loaded = 0;
+    for c in children {
+        let out = c.wait_with_output().unwrap();
+        let t = text(&out);
+        assert!(t.contains("loaded "), "{t}");
+        loaded += t
+            .split("loaded ")
+            .nth(1)
+            .and_then(|s| s.split(' ').next())
+            .unwrap()
+            .parse::<u64>()
+            .unwrap();
+    }
+    assert_eq!(loaded, 51, "each loadable file by exactly one loader");
+    let want: BTreeMap<String, i64> = [
+        ("click".to_owned(), 26 * 4),
+        ("play".to_owned(), 24 * 16 + 14),
+    ]
+    .into();
+    assert_eq!(pg_counts(&schema2).await, want);
+}
+
+/// Issue #11: `loader run` on Redshift gathers the files of many
+/// notifications into batches per table, and deletes each message once its
+/// files committed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue11_loader_run_gathers_notifications_into_batches() {
+    use aws_sdk_s3::types::NotificationConfiguration;
+    let s3 = s3().await;
+    let sqs = sqs().await;
+    let bucket = unique("rsrun");
+    s3.create_bucket().bucket(&bucket).send().await.unwrap();
+    let queue = create_queue(&sqs, "rsrun").await;
+    s3.put_bucket_notification_configuration()
+        .bucket(&bucket)
+        .notification_configuration(
+            NotificationConfiguration::builder()
+                .queue_configurations(on_prefix(
+                    queue_arn(&sqs, &queue).await,
+                    "routed/_manifests/",
+                ))
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    for h in 0..10 {
+        put_and_route(&bucket, &format!("{h:02}"), &events(20, h)).await;
+    }
+    let schema = unique_schema("rsrun");
+    let mut cmd = redshift_loader(&schema);
+    cmd.env("LOGROUTER_QUEUE__WAIT_TIME_SECS", "1")
+        .env("LOGROUTER_QUEUE__MAX_OBJECTS_IN_FLIGHT", "20")
+        .env("LOGROUTER_LOAD__BATCH_WINDOW_SECS", "3");
+    let out = run(
+        &mut cmd,
+        &[
+            "run",
+            "--queue-url",
+            &queue,
+            "--warehouse",
+            &url(),
+            "--drain",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let want: BTreeMap<String, i64> = [("click".to_owned(), 40), ("play".to_owned(), 160)].into();
+    assert_eq!(pg_counts(&schema).await, want);
+    assert_eq!(messages_on_queue(&sqs, &queue).await, 0);
+    // 20 files, 10 of each table: gathered into a few batches, not 20.
+    let commits: i64 = commits_per_table(&schema).await.values().sum();
+    assert!(commits <= 6, "{commits} commits for 20 files");
 }

@@ -298,6 +298,7 @@ impl Warehouse {
         db_schema: &str,
         clients: &AwsClients,
         statement_timeout: Duration,
+        redshift_files_per_batch: usize,
     ) -> Result<Self, LoadError> {
         let w = match url {
             WarehouseUrl::Redshift(target) => Warehouse::Redshift(Box::new(
@@ -307,6 +308,7 @@ impl Warehouse {
                     clients.sdk().await,
                     clients.s3().await,
                     statement_timeout,
+                    redshift_files_per_batch,
                 )
                 .await?,
             )),
@@ -348,7 +350,11 @@ impl Warehouse {
             Warehouse::Postgres(w) => w.load_file(job, opened).await,
             // Redshift reads the file from S3 itself: only its version is
             // needed, and the stream is dropped unread.
-            Warehouse::Redshift(w) => w.load_file(job, &opened.version).await,
+            Warehouse::Redshift(w) => w
+                .load_files(&[(job.clone(), opened.version)])
+                .await
+                .pop()
+                .expect("one outcome per file"),
         }
     }
 

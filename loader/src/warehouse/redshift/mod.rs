@@ -43,13 +43,17 @@ use aws_sdk_redshiftdata::Client;
 use logrouter::aws::describe;
 use logrouter::location::Location;
 
+pub mod batch;
+
+use batch::{BatchFile, Blame};
+
 use crate::drift::Drift;
-use crate::reject::{RejectReason, MAX_REJECTS_LIMIT, REJECTS_TABLE};
+use crate::reject::{RejectReason, REJECTS_TABLE};
 use crate::schema::{create_table_sql, qualified, Dialect, TableSchema};
 use crate::source::RoutedFile;
 use crate::warehouse::{
-    rejects_table_sql, LoadError, LoadJob, LoadOutcome, RejectSummary, LEDGER_ADDED_COLUMNS,
-    LEDGER_COLUMNS, LEDGER_TABLE, MIGRATIONS_TABLE, REJECTS_COLUMNS,
+    rejects_table_sql, LedgerEntry, LoadError, LoadJob, LoadOutcome, RejectSummary,
+    LEDGER_ADDED_COLUMNS, LEDGER_TABLE, MIGRATIONS_TABLE,
 };
 
 /// Where and as whom statements run.
@@ -143,7 +147,7 @@ fn percent_decode(s: &str) -> String {
 /// A SQL string literal. Backslashes are refused (Redshift and PostgreSQL
 /// disagree on them); everything the loader quotes is a URI, a version or a
 /// name it made.
-fn lit(s: &str) -> Result<String, LoadError> {
+pub(super) fn lit(s: &str) -> Result<String, LoadError> {
     if s.contains('\\') {
         return Err(LoadError::Database(format!(
             "{s:?}: a backslash cannot be quoted for Redshift; rename the source"
@@ -152,10 +156,8 @@ fn lit(s: &str) -> Result<String, LoadError> {
     Ok(crate::schema::sql_string(s))
 }
 
-const STAGE: &str = "logrouter_stage";
 /// Guards fail with `invalid input syntax for … "<marker>…"`.
 const ALREADY: &str = "logrouter: already loaded";
-const COUNT: &str = "logrouter: rows ";
 
 /// Sends an ExecuteStatement or BatchExecuteStatement request (their
 /// builders share these setters but no trait) to the target, with a fresh
@@ -190,7 +192,13 @@ pub struct RedshiftWarehouse {
     /// jsonpaths files written by this process: (table, root) → S3 URI.
     jsonpaths: HashMap<(String, String), String>,
     created: std::collections::HashSet<String>,
+    /// Files loaded in one transaction (`load.redshift_files_per_batch`).
+    files_per_batch: usize,
 }
+
+/// Times a batch that failed for a reason of no file's (a serializable
+/// isolation violation, a deadlock, throttling) is run again as it is.
+const RETRIES: u32 = 5;
 
 static TOKENS: AtomicU64 = AtomicU64::new(0);
 
@@ -211,6 +219,22 @@ fn client_token() -> String {
 struct Failure {
     message: String,
     copy: Option<FailedCopy>,
+    /// The index of the batch's statement that failed.
+    failed_at: Option<usize>,
+}
+
+/// Why a batch failed: the message (a failed COPY's with its rows of
+/// `sys_load_error_detail`), and which of its statements failed.
+#[derive(Debug)]
+pub struct BatchFailure {
+    pub message: String,
+    pub failed_at: Option<usize>,
+}
+
+impl std::fmt::Display for BatchFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
 }
 
 /// A COPY that failed: its query id, and its session (the batch's process
@@ -228,6 +252,7 @@ impl From<String> for Failure {
         Failure {
             message,
             copy: None,
+            failed_at: None,
         }
     }
 }
@@ -247,6 +272,7 @@ impl RedshiftWarehouse {
         sdk: &aws_config::SdkConfig,
         s3: aws_sdk_s3::Client,
         timeout: Duration,
+        files_per_batch: usize,
     ) -> Result<Self, LoadError> {
         let mut conf = aws_sdk_redshiftdata::config::Builder::from(sdk);
         if let Some(r) = &target.region {
@@ -260,9 +286,10 @@ impl RedshiftWarehouse {
             timeout,
             jsonpaths: Default::default(),
             created: Default::default(),
+            files_per_batch,
         };
         let s = &w.schema;
-        w.batch(&[
+        let prepare = [
             format!("CREATE SCHEMA IF NOT EXISTS \"{s}\""),
             format!(
                 "CREATE TABLE IF NOT EXISTS \"{s}\".{LEDGER_TABLE} (file VARCHAR(4096) NOT NULL, version VARCHAR(256) NOT NULL, table_name VARCHAR(64) NOT NULL, rows BIGINT NOT NULL, manifest VARCHAR(4096) NOT NULL, loaded_at TIMESTAMP NOT NULL, routed_at VARCHAR(32) NOT NULL)"
@@ -271,9 +298,25 @@ impl RedshiftWarehouse {
                 "CREATE TABLE IF NOT EXISTS \"{s}\".{MIGRATIONS_TABLE} (version BIGINT NOT NULL, name VARCHAR(256) NOT NULL, checksum VARCHAR(64) NOT NULL, applied_at TIMESTAMP NOT NULL)"
             ),
             rejects_table_sql(Dialect::Redshift, s),
-        ])
-        .await
-        .map_err(|e| LoadError::db("preparing the ledger on Redshift", e))?;
+        ];
+        // Two loaders starting at once both run CREATE SCHEMA/TABLE IF NOT
+        // EXISTS; one may fail on the other's new entry (issue #13's known
+        // defect): once it exists, the statements pass.
+        let mut tries = 0;
+        let prepared = loop {
+            match w.batch(&prepare).await {
+                Err(e)
+                    if tries < 3
+                        && (e.message.contains("already exists")
+                            || e.message.contains("duplicate key")) =>
+                {
+                    tries += 1;
+                    tokio::time::sleep(Duration::from_millis(100 * tries)).await;
+                }
+                other => break other,
+            }
+        };
+        prepared.map_err(|e| LoadError::db("preparing the ledger on Redshift", e))?;
         w.upgrade_ledger()
             .await
             .map_err(|e| LoadError::db("upgrading the ledger on Redshift", e))?;
@@ -315,10 +358,16 @@ impl RedshiftWarehouse {
 
     /// Runs statements as one transaction and waits for them; a failed COPY
     /// is reported with its rows of `sys_load_error_detail`.
-    async fn batch(&self, sqls: &[String]) -> Result<Done, String> {
+    async fn batch(&self, sqls: &[String]) -> Result<Done, BatchFailure> {
         match self.batch_raw(sqls).await {
             Ok(d) => Ok(d),
-            Err(f) => Err(self.explain(f).await),
+            Err(f) => {
+                let failed_at = f.failed_at;
+                Err(BatchFailure {
+                    message: self.explain(f).await,
+                    failed_at,
+                })
+            }
         }
     }
 
@@ -363,10 +412,11 @@ impl RedshiftWarehouse {
                     let mut copy_query_id = None;
                     let pid = d.redshift_pid();
                     let since_epoch_secs = d.created_at().map_or(0, |t| t.secs());
-                    let failed = d.sub_statements().iter().find(|s| {
+                    let failed_at = d.sub_statements().iter().position(|s| {
                         s.status()
                             .is_some_and(|st| st.as_str() == "FAILED")
                     });
+                    let failed = failed_at.map(|i| &d.sub_statements()[i]);
                     if let Some(s) = failed {
                         if let Some(e) = s.error() {
                             msg = e.to_owned();
@@ -376,7 +426,7 @@ impl RedshiftWarehouse {
                         let is_copy = |q: &str| q.trim_start().to_ascii_uppercase().starts_with("COPY");
                         if is_copy(q) {
                             copy_query_id = Some(s.redshift_query_id());
-                        } else if msg.contains(TOO_MANY) {
+                        } else if msg.contains(batch::TOO_MANY) {
                             // The COPY passed; its load errors say why the
                             // limit guard stopped the batch.
                             copy_query_id = d
@@ -398,6 +448,7 @@ impl RedshiftWarehouse {
                             pid,
                             since_epoch_secs,
                         }),
+                        failed_at,
                     });
                 }
                 Some(StatusString::Aborted) => {
@@ -556,138 +607,272 @@ impl RedshiftWarehouse {
         Ok(uri)
     }
 
-    pub async fn load_file(
+    /// Loads `jobs` (files of one table, each with the version COPY will
+    /// read) in as few transactions as the Data API allows (see
+    /// [`batch`]); one outcome per job, in order. A failed batch is loaded
+    /// again without the file it names, retried as it is after a
+    /// serializable isolation violation, or else split in two, so one bad
+    /// file fails alone.
+    pub async fn load_files(
         &mut self,
-        job: &LoadJob,
-        version: &str,
-    ) -> Result<LoadOutcome, LoadError> {
-        let (file, table) = (&job.file, &job.table);
-        if !matches!(file.location, Location::S3 { .. }) {
-            return Err(LoadError::Database(format!(
-                "{}: Redshift COPY reads from S3; route to s3://… (or load local files into sqlite:/postgres://)",
-                file.uri
-            )));
-        }
-        self.ensure_table(table).await?;
-        let f = lit(&file.uri)?;
-        let prev = self
-            .query(&format!(
-                "SELECT version, rows, routed_at, schema_version FROM {} WHERE file = {f}",
-                self.ledger()
-            ))
-            .await
-            .map_err(|e| LoadError::db(&format!("reading the ledger for {}", file.uri), e))?;
-        let entry = |r: &Vec<String>| crate::warehouse::LedgerEntry {
-            version: r[0].clone(),
-            routed_at: r[2].clone(),
-            schema_version: r[3].clone(),
+        jobs: &[(LoadJob, String)],
+    ) -> Vec<Result<LoadOutcome, LoadError>> {
+        let mut out: Vec<Option<Result<LoadOutcome, LoadError>>> =
+            (0..jobs.len()).map(|_| None).collect();
+        let Some((first, _)) = jobs.first() else {
+            return Vec::new();
         };
-        if prev.iter().any(|r| job.done(version, &entry(r))) {
-            return Ok(LoadOutcome::AlreadyLoaded);
+        let table = first.table.clone();
+        let fail_all = |e: &LoadError| LoadError::Database(e.to_string());
+        let prepared = async {
+            self.ensure_table(&table).await?;
+            let schemaless = table.columns.len() == 1 && table.columns[0].path.is_empty();
+            if schemaless {
+                Ok(None)
+            } else {
+                self.jsonpaths(&first.file, &table).await.map(Some)
+            }
         }
-        let schemaless = table.columns.len() == 1 && table.columns[0].path.is_empty();
-        let jsonpaths = if schemaless {
-            None
-        } else {
-            Some(self.jsonpaths(file, table).await?)
+        .await;
+        let jsonpaths = match prepared {
+            Ok(j) => j,
+            Err(e) => return jobs.iter().map(|_| Err(fail_all(&e))).collect(),
         };
-        let sqls = load_batch(
-            job,
-            version,
-            &self.schema,
-            &self.target.iam_role,
-            jsonpaths.as_deref(),
-        )?;
-        let n = file.lines;
-        let name = qualified(&table.table, Dialect::Redshift, &self.schema);
-        match self.batch(&sqls).await {
-            Ok(done) => {
-                let rejected = done
-                    .sub_rows
-                    .get(REJECTS_INSERT_AT)
-                    .copied()
-                    .unwrap_or(0)
-                    .max(0) as u64;
-                let rejects = if rejected == 0 {
-                    RejectSummary::default()
-                } else {
-                    self.reject_summary(&file.uri).await
-                };
-                Ok(LoadOutcome::Loaded {
-                    rows: n - rejected.min(n),
-                    replaced: prev.first().map(|r| r[1].parse().unwrap_or(0)),
-                    rejects,
-                    drift: Drift::default(),
-                })
+        // What the ledger has of them, read before (outside) the batch: the
+        // files already loaded are not sent, the others report what they
+        // replaced. The batch checks again under the ledger's lock.
+        let prev = match self.ledger_entries(jobs).await {
+            Ok(p) => p,
+            Err(e) => return jobs.iter().map(|_| Err(fail_all(&e))).collect(),
+        };
+        let mut pending = Vec::new();
+        for (i, (job, version)) in jobs.iter().enumerate() {
+            if !matches!(job.file.location, Location::S3 { .. }) {
+                out[i] = Some(Err(LoadError::Database(format!(
+                    "{}: Redshift COPY reads from S3; route to s3://… (or load local files into sqlite:/postgres://)",
+                    job.file.uri
+                ))));
+            } else if let Err(e) = lit(&job.file.uri) {
+                out[i] = Some(Err(e));
+            } else if prev
+                .get(&job.file.uri)
+                .is_some_and(|(entry, _)| job.done(version, entry))
+            {
+                out[i] = Some(Ok(LoadOutcome::AlreadyLoaded));
+            } else {
+                pending.push(i);
             }
-            Err(e) if e.contains(ALREADY) => Ok(LoadOutcome::AlreadyLoaded),
-            Err(e) if e.contains(TOO_MANY) => Err(LoadError::TooManyRejects {
-                file: file.uri.clone(),
-                table: table.table.clone(),
-                limit: job.max_rejects,
-                first: format!("(see `sys_load_error_detail`) {e}"),
-            }),
-            Err(e) if e.contains(COUNT) => {
-                let number = |marker: &str| -> u64 {
-                    e.split(marker)
-                        .nth(1)
-                        .and_then(|s| s.split(|c: char| !c.is_ascii_digit()).next())
-                        .and_then(|s| s.parse().ok())
-                        .unwrap_or(0)
-                };
-                Err(LoadError::Count {
-                    file: file.uri.clone(),
-                    expected: n,
-                    loaded: number(COUNT),
-                    rejects: number(REJECTS_MARK),
-                })
-            }
-            // COPY failed on its lines: more load errors than MAXERROR.
-            Err(e) if e.contains("Load into table") => Err(LoadError::TooManyRejects {
-                file: file.uri.clone(),
-                table: table.table.clone(),
-                limit: job.max_rejects,
-                first: e,
-            }),
-            Err(e) => Err(LoadError::Database(format!(
-                "{}: loading into {name} failed: {e}",
-                file.uri
-            ))),
         }
+        // Batches of at most files_per_batch files, each loaded until every
+        // file of it has an outcome.
+        // Never one file twice in a batch (its rows would go in twice): a
+        // repeat goes to a later batch, and finds itself loaded.
+        let per = self.files_per_batch.clamp(1, batch::MAX_FILES);
+        let mut queue: std::collections::VecDeque<Vec<usize>> = Default::default();
+        for i in pending {
+            let uri = &jobs[i].0.file.uri;
+            let slot = queue
+                .iter_mut()
+                .find(|g| g.len() < per && g.iter().all(|&j| jobs[j].0.file.uri != *uri));
+            match slot {
+                Some(g) => g.push(i),
+                None => queue.push_back(vec![i]),
+            }
+        }
+        while let Some(group) = queue.pop_front() {
+            let mut group = group;
+            let mut tries = 0u32;
+            while !group.is_empty() {
+                let files: Vec<BatchFile<'_>> = group
+                    .iter()
+                    .map(|&i| BatchFile {
+                        job: &jobs[i].0,
+                        version: &jobs[i].1,
+                    })
+                    .collect();
+                let sql = match batch::batch_sql(
+                    &files,
+                    &self.schema,
+                    &self.target.iam_role,
+                    jsonpaths.as_deref(),
+                ) {
+                    Ok(s) => s,
+                    Err(e) if group.len() > 1 => {
+                        // Too big a statement: halve the batch.
+                        let half = group.split_off(group.len() / 2);
+                        queue.push_front(half);
+                        let _ = e;
+                        continue;
+                    }
+                    Err(e) => {
+                        out[group[0]] = Some(Err(e));
+                        break;
+                    }
+                };
+                match self.batch(&sql.sqls).await {
+                    Ok(done) => {
+                        let rejected = done
+                            .sub_rows
+                            .get(sql.rejects_insert_at)
+                            .copied()
+                            .unwrap_or(0)
+                            .max(0);
+                        let summaries = if rejected > 0 {
+                            self.reject_summaries(&files).await
+                        } else {
+                            Default::default()
+                        };
+                        for &i in &group {
+                            let (job, _) = &jobs[i];
+                            let rejects: RejectSummary =
+                                summaries.get(&job.file.uri).cloned().unwrap_or_default();
+                            out[i] = Some(Ok(LoadOutcome::Loaded {
+                                rows: job.file.lines - rejects.total.min(job.file.lines),
+                                replaced: prev.get(&job.file.uri).map(|(_, rows)| *rows),
+                                rejects,
+                                drift: Drift::default(),
+                            }));
+                        }
+                        group.clear();
+                    }
+                    Err(f) => {
+                        let blame = batch::attribute(&f.message, f.failed_at, &sql);
+                        let file_error = |n: usize| -> (usize, Result<LoadOutcome, LoadError>) {
+                            let (job, _) = &jobs[group[n]];
+                            let file = job.file.uri.clone();
+                            let e = match &blame {
+                                Blame::Already(_) => return (n, Ok(LoadOutcome::AlreadyLoaded)),
+                                Blame::Count { rows, rejects, .. } => LoadError::Count {
+                                    file,
+                                    expected: job.file.lines,
+                                    loaded: *rows,
+                                    rejects: *rejects,
+                                },
+                                Blame::TooMany(_) => LoadError::TooManyRejects {
+                                    file,
+                                    table: job.table.table.clone(),
+                                    limit: job.max_rejects,
+                                    first: f.message.clone(),
+                                },
+                                Blame::Copy(_) if f.message.contains("Load into table") => {
+                                    LoadError::TooManyRejects {
+                                        file,
+                                        table: job.table.table.clone(),
+                                        limit: job.max_rejects,
+                                        first: f.message.clone(),
+                                    }
+                                }
+                                _ => LoadError::Database(format!(
+                                    "{file}: loading into {} failed: {}",
+                                    job.table.table, f.message
+                                )),
+                            };
+                            (n, Err(e))
+                        };
+                        match blame {
+                            Blame::Already(n)
+                            | Blame::Count { n, .. }
+                            | Blame::TooMany(n)
+                            | Blame::Copy(n)
+                                if n < group.len() =>
+                            {
+                                let (n, r) = file_error(n);
+                                tracing::debug!(file = %jobs[group[n]].0.file.uri, "left out of its batch");
+                                out[group[n]] = Some(r);
+                                group.remove(n);
+                            }
+                            _ if batch::retryable(&f.message) && tries < RETRIES => {
+                                tries += 1;
+                                let pause = Duration::from_millis(200 << tries.min(6));
+                                tracing::warn!(table = %table.table, files = group.len(), tries, error = %f.message, "batch retried");
+                                tokio::time::sleep(pause).await;
+                            }
+                            _ if group.len() > 1 => {
+                                tracing::warn!(table = %table.table, files = group.len(), error = %f.message, "batch failed for no one file: split in two");
+                                let half = group.split_off(group.len() / 2);
+                                queue.push_front(half);
+                            }
+                            _ => {
+                                let (n, r) = file_error(0);
+                                out[group[n]] = Some(r);
+                                group.clear();
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        out.into_iter()
+            .map(|o| o.unwrap_or_else(|| Err(LoadError::Database("not loaded (a bug)".into()))))
+            .collect()
     }
 
-    /// A committed file's rejects, counted by reason, for the summary.
-    async fn reject_summary(&self, uri: &str) -> RejectSummary {
-        let Ok(f) = lit(uri) else {
-            return RejectSummary::default();
-        };
+    /// The ledger's rows of `jobs`' files: (entry, rows).
+    async fn ledger_entries(
+        &self,
+        jobs: &[(LoadJob, String)],
+    ) -> Result<HashMap<String, (LedgerEntry, u64)>, LoadError> {
+        let mut out = HashMap::new();
+        for chunk in jobs.chunks(200) {
+            let list: Vec<String> = chunk
+                .iter()
+                .filter_map(|(j, _)| lit(&j.file.uri).ok())
+                .collect();
+            if list.is_empty() {
+                continue;
+            }
+            let rows = self
+                .query(&format!(
+                    "SELECT file, version, rows, routed_at, schema_version FROM {} WHERE file IN ({})",
+                    self.ledger(),
+                    list.join(", ")
+                ))
+                .await
+                .map_err(|e| LoadError::db("reading the ledger", e))?;
+            for r in rows {
+                out.insert(
+                    r[0].clone(),
+                    (
+                        LedgerEntry {
+                            version: r[1].clone(),
+                            routed_at: r[3].clone(),
+                            schema_version: r[4].clone(),
+                        },
+                        r[2].parse().unwrap_or(0),
+                    ),
+                );
+            }
+        }
+        Ok(out)
+    }
+
+    /// Committed files' rejects, counted by reason, for the summary.
+    async fn reject_summaries(&self, files: &[BatchFile<'_>]) -> HashMap<String, RejectSummary> {
+        let list: Vec<String> = files
+            .iter()
+            .filter_map(|f| lit(&f.job.file.uri).ok())
+            .collect();
         let rejects = qualified(REJECTS_TABLE, Dialect::Redshift, &self.schema);
         let rows = self
             .query(&format!(
-                "SELECT reason, count(*), min(line) FROM {rejects} WHERE file = {f} GROUP BY reason ORDER BY 3"
+                "SELECT file, reason, count(*), min(line) FROM {rejects} WHERE file IN ({}) GROUP BY file, reason ORDER BY 1, 4",
+                list.join(", ")
             ))
             .await
             .unwrap_or_default();
-        let mut s = RejectSummary::default();
+        let mut out: HashMap<String, RejectSummary> = HashMap::new();
         for r in &rows {
-            let n: u64 = r[1].parse().unwrap_or(0);
+            let s = out.entry(r[0].clone()).or_default();
+            let n: u64 = r[2].parse().unwrap_or(0);
             s.total += n;
-            if let Some(reason) = RejectReason::parse(&r[0]) {
+            if let Some(reason) = RejectReason::parse(&r[1]) {
                 *s.by_reason.entry(reason).or_default() += n;
             }
+            if s.first.is_none() {
+                s.first = Some(format!("line {} ({})", r[3], r[1]));
+            }
         }
-        if let Some(r) = rows.first() {
-            s.first = self
-                .query(&format!(
-                    "SELECT line, column_name, message FROM {rejects} WHERE file = {f} AND line = {} LIMIT 1",
-                    r[2].parse::<i64>().unwrap_or(0)
-                ))
-                .await
-                .ok()
-                .and_then(|rows| rows.into_iter().next())
-                .map(|x| format!("line {} column {}: {} ({})", x[0], x[1].trim(), x[2].trim(), r[0]));
-        }
-        s
+        out
     }
 
     /// Removes a file's rows and its ledger entry, in one transaction.
@@ -750,7 +935,7 @@ impl RedshiftWarehouse {
         ));
         match self.batch(&sqls).await {
             Ok(_) => Ok(()),
-            Err(e) if e.contains(ALREADY) => Ok(()),
+            Err(e) if e.message.contains(ALREADY) => Ok(()),
             Err(e) => Err(LoadError::db(&format!("migration {name}"), e)),
         }
     }
@@ -767,151 +952,6 @@ fn excerpt(s: &str) -> String {
     } else {
         one_line
     }
-}
-
-/// Where the INSERT of the file's rejects is in [`load_batch`]: its
-/// `ResultRows` is the number of lines rejected.
-const REJECTS_INSERT_AT: usize = 10;
-/// The staging table of the COPY's load errors.
-const STAGE_REJECTS: &str = "logrouter_stage_rejects";
-/// The count guard also reports the rejects: `… rows N rejects M`.
-const REJECTS_MARK: &str = " rejects ";
-/// The limit guard fails with `… "<marker>N"` past `max_rejects`.
-const TOO_MANY: &str = "logrouter: too many rejects ";
-
-/// Redshift's load errors (`error_code`, `error_message` of
-/// `sys_load_error_detail`) as the loader's stable reject reasons, as one
-/// SQL `CASE`. Codes from AWS's "Load error reference"; where a code is
-/// shared, the message decides (e.g. 1224 malformed JSON, also for a path
-/// through a non-object). Anything unknown is `invalid_json`: the line, not
-/// a value, was unreadable.
-fn reason_case() -> String {
-    let msg = "TRIM(e.error_message)";
-    let when: [(String, RejectReason); 14] = [
-        ("e.error_code = 1213".into(), RejectReason::MissingRequired),
-        (format!("{msg} LIKE 'Overflow%' OR e.error_code = 1222"), RejectReason::OutOfRange),
-        ("e.error_code = 1204".into(), RejectReason::TooLong),
-        (format!("e.error_code = 1218 OR {msg} LIKE '%null byte%'"), RejectReason::NulCharacter),
-        ("e.error_code IN (1205, 1206)".into(), RejectReason::InvalidFormat),
-        (
-            format!("e.error_code = 1224 AND {msg} LIKE '%Member is not an object%' AND TRIM(e.column_name) = ''"),
-            RejectReason::NotAnObject,
-        ),
-        (format!("e.error_code = 1224 AND {msg} LIKE '%Member is not an object%'"), RejectReason::WrongType),
-        (format!("e.error_code = 1224 AND {msg} LIKE '%deeper%'"), RejectReason::TooDeep),
-        (format!("e.error_code = 1224 AND {msg} LIKE '%exceeds the max limit%'"), RejectReason::LineTooLong),
-        ("e.error_code = 1224".into(), RejectReason::InvalidJson),
-        (
-            format!("e.error_code = 1220 AND {msg} LIKE 'Multibyte character not supported for CHAR%'"),
-            RejectReason::WrongType,
-        ),
-        ("e.error_code IN (1219, 1220, 1221)".into(), RejectReason::InvalidUtf8),
-        ("e.error_code IN (1207, 1208, 1209, 1210, 1215, 1223)".into(), RejectReason::WrongType),
-        ("e.error_code = 1211".into(), RejectReason::InvalidJson),
-    ];
-    let mut out = String::from("CASE");
-    for (cond, reason) in when {
-        out.push_str(&format!(" WHEN {cond} THEN '{}'", reason.as_str()));
-    }
-    out.push_str(&format!(
-        " ELSE '{}' END",
-        RejectReason::InvalidJson.as_str()
-    ));
-    out
-}
-
-/// The statements that load one file, as one transaction (see the module
-/// documentation). `jsonpaths`: the S3 URI of the table's jsonpaths file,
-/// or `None` for a schemaless table (the whole event into its one column).
-pub fn load_batch(
-    job: &LoadJob,
-    version: &str,
-    schema: &str,
-    iam_role: &str,
-    jsonpaths: Option<&str>,
-) -> Result<Vec<String>, LoadError> {
-    let (file, table) = (&job.file, &job.table);
-    let (f, v, at) = (lit(&file.uri)?, lit(version)?, lit(&file.routed_at)?);
-    let sv = lit(&job.schema_version)?;
-    let format = match jsonpaths {
-        None => "FORMAT AS JSON 'noshred'".to_owned(),
-        Some(uri) => format!("FORMAT AS JSON {}", lit(uri)?),
-    };
-    let compression = if file.uri.ends_with(".zst") {
-        "ZSTD"
-    } else {
-        "GZIP"
-    };
-    let name = qualified(&table.table, Dialect::Redshift, schema);
-    let own: Vec<String> = table
-        .columns
-        .iter()
-        .map(|c| format!("\"{}\"", c.name))
-        .collect();
-    let stage_cols: Vec<String> = table
-        .columns
-        .iter()
-        .map(|c| {
-            let null = if c.nullable { "" } else { " NOT NULL" };
-            format!("\"{}\" {}{null}", c.name, c.ty.sql(Dialect::Redshift))
-        })
-        .collect();
-    let ledger = format!("\"{schema}\".{LEDGER_TABLE}");
-    let rejects = qualified(REJECTS_TABLE, Dialect::Redshift, schema);
-    let n = file.lines;
-    // Loaded already: this version (under this schema, for a reload), or
-    // a newer route.
-    let same = if job.reload {
-        format!("(version = {v} AND schema_version = {sv})")
-    } else {
-        format!("version = {v}")
-    };
-    let sqls = vec![
-        format!("LOCK {ledger}"),
-        format!("SELECT CASE WHEN count(*) = 0 THEN 1 ELSE CAST('{ALREADY} ' || count(*) AS INTEGER) END FROM {ledger} WHERE file = {f} AND ({same} OR routed_at > {at})"),
-        format!("CREATE TEMP TABLE {STAGE} ({})", stage_cols.join(", ")),
-        // One more than the limit: AWS's page says both "MAXERROR n fails at
-        // n errors" and that n are tolerated; the guard below enforces the
-        // limit either way. Redshift may report more errors than MAXERROR.
-        format!(
-            "COPY {STAGE} ({}) FROM {f} IAM_ROLE {} {format} {compression} TIMEFORMAT 'auto' MAXERROR {}",
-            own.join(", "),
-            lit(iam_role)?,
-            (job.max_rejects + 1).min(MAX_REJECTS_LIMIT)
-        ),
-        // This COPY's load errors: this session (a Data API batch is one)
-        // since this transaction began. Not by query id: the SYS views'
-        // ids may differ from pg_last_copy_id()'s. The view has no raw line
-        // (STL_LOAD_ERRORS has, on provisioned clusters only): no excerpt;
-        // `loader rejects` prints the line from the routed file.
-        format!(
-            "CREATE TEMP TABLE {STAGE_REJECTS} AS SELECT e.line_number AS line_number, MIN(TRIM(e.column_name)) AS column_name, MIN({}) AS reason, LEFT(MIN(TRIM(e.error_message)), 512) AS message FROM sys_load_error_detail e WHERE e.session_id = pg_backend_pid() AND e.start_time >= SYSDATE AND e.line_number > 0 GROUP BY e.line_number",
-            reason_case()
-        ),
-        format!("SELECT CASE WHEN count(*) <= {} THEN 1 ELSE CAST('{TOO_MANY}' || count(*) AS INTEGER) END FROM {STAGE_REJECTS}", job.max_rejects),
-        // Fails closed: load errors missing from the view (late, capped)
-        // fail the batch, and the file is retried; never missing rejects.
-        format!("SELECT CASE WHEN s.n + r.n = {n} THEN 1 ELSE CAST('{COUNT}' || s.n || '{REJECTS_MARK}' || r.n AS INTEGER) END FROM (SELECT count(*) AS n FROM {STAGE}) s, (SELECT count(*) AS n FROM {STAGE_REJECTS}) r"),
-        format!("DELETE FROM {name} WHERE _routed_file = {f}"),
-        format!("DELETE FROM {rejects} WHERE file = {f}"),
-        format!(
-            "INSERT INTO {name} ({}, _routed_file, _routed_line, _loaded_at) SELECT {}, {f}, NULL, GETDATE() FROM {STAGE}",
-            own.join(", "),
-            own.join(", ")
-        ),
-        format!(
-            "INSERT INTO {rejects} ({REJECTS_COLUMNS}) SELECT {f}, {v}, line_number, {}, NULLIF(column_name, ''), reason, COALESCE(message, ''), '', GETDATE() FROM {STAGE_REJECTS}",
-            lit(&table.table)?
-        ),
-        format!("DELETE FROM {ledger} WHERE file = {f}"),
-        format!(
-            "INSERT INTO {ledger} ({LEDGER_COLUMNS}) SELECT {f}, {v}, {}, s.n, {}, GETDATE(), {at}, r.n, {sv} FROM (SELECT count(*) AS n FROM {STAGE}) s, (SELECT count(*) AS n FROM {STAGE_REJECTS}) r",
-            lit(&table.table)?,
-            lit(&file.manifest)?
-        ),
-    ];
-    debug_assert!(sqls[REJECTS_INSERT_AT].starts_with(&format!("INSERT INTO {rejects}")));
-    Ok(sqls)
 }
 
 /// Splits a migration into statements at `;` outside quotes and comments
@@ -990,88 +1030,6 @@ mod tests {
             let e = RedshiftTarget::parse(bad).unwrap_err();
             assert!(e.contains(needle), "{bad}: {e}");
         }
-    }
-
-    /// Every statement the Redshift path sends parses with sqlparser's
-    /// Redshift dialect.
-    #[test]
-    fn load_statements_parse_as_redshift() {
-        use sqlparser::dialect::RedshiftSqlDialect;
-        use sqlparser::parser::Parser;
-        let play = crate::schema::parse_schema(
-            "play",
-            r#"{"type":"object","required":["id"],"properties":{"id":{"type":"integer"},"user":{"type":"object","properties":{"name":{"type":"string","maxLength":9}}}}}"#,
-            "play.json",
-        )
-        .unwrap();
-        let file = RoutedFile {
-            uri: "s3://b/routed/play/dt=2015-01-20/hour=13/o'brien-0123.part-00000.json.gz".into(),
-            location: Location::S3 {
-                bucket: "b".into(),
-                key: "routed/play/dt=2015-01-20/hour=13/o'brien-0123.part-00000.json.gz".into(),
-            },
-            table: "play".into(),
-            lines: 7,
-            manifest: "s3://b/routed/_manifests/dt=2015-01-20/hour=13/o'brien-0123.json".into(),
-            routed_at: "2026-11-23T20:00:00.000000Z".into(),
-        };
-        let role = "arn:aws:iam::123456789012:role/copy";
-        let job = |file: &RoutedFile, table: TableSchema, reload| LoadJob {
-            file: file.clone(),
-            schema_version: table.version(),
-            table,
-            reload,
-            max_rejects: 10,
-        };
-        for (table, paths, reload) in [
-            (play, Some("s3://b/routed/_jsonpaths/play-0123.json"), false),
-            (crate::schema::schemaless("click"), None, true),
-        ] {
-            let sqls =
-                load_batch(&job(&file, table, reload), "etag", "events", role, paths).unwrap();
-            assert_eq!(sqls.len(), 13);
-            assert!(sqls[3].ends_with(" MAXERROR 11"), "{}", sqls[3]);
-            assert_eq!(sqls[1].contains("schema_version = "), reload);
-            for sql in sqls {
-                // sqlparser 0.59 has no LOCK statement (Redshift's docs:
-                // `LOCK [ TABLE ] name`): checked by shape instead.
-                if let Some(name) = sql.strip_prefix("LOCK ") {
-                    assert_eq!(name, "\"events\"._logrouter_ledger");
-                    continue;
-                }
-                // Nor the argument of COPY's `JSON` (a jsonpaths URI or
-                // 'noshred'): checked, then removed before parsing.
-                let sql = match sql.split_once("FORMAT AS JSON '") {
-                    Some((head, rest)) => {
-                        let (arg, tail) = rest.split_once('\'').unwrap();
-                        assert_eq!(arg, paths.unwrap_or("noshred"));
-                        format!("{head}FORMAT AS JSON{tail}")
-                    }
-                    None => sql,
-                };
-                // Nor COPY's MAXERROR (Redshift's docs: `MAXERROR [AS]
-                // error_count`): checked above, removed here.
-                let sql = sql.replace(" MAXERROR 11", "");
-                Parser::parse_sql(&RedshiftSqlDialect {}, &sql)
-                    .unwrap_or_else(|e| panic!("{e}\n{sql}"));
-            }
-        }
-        let e = load_batch(
-            &job(
-                &RoutedFile {
-                    uri: "s3://b/a\\b".into(),
-                    ..file.clone()
-                },
-                crate::schema::schemaless("click"),
-                false,
-            ),
-            "etag",
-            "events",
-            role,
-            None,
-        )
-        .unwrap_err();
-        assert!(e.to_string().contains("backslash"), "{e}");
     }
 
     #[test]
