@@ -8,8 +8,11 @@
 //! silently dropped (PostgreSQL's `timestamp` ignores it).
 
 use std::borrow::Cow;
+use std::fmt;
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime};
+use logrouter::json::{Key, Skip};
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 
 use crate::reject::RejectReason;
@@ -35,35 +38,133 @@ pub struct RowError {
 }
 
 /// Converts lines of one table.
+///
+/// A line is read once, with a serde visitor that follows the table's
+/// [`Shape`]: the value of each key a column takes is kept (as a small
+/// `Value`), a nested object the schema flattens is walked into, and every
+/// other value is only checked and skipped, its key counted as drift when
+/// it carries a value. No `Value` of the whole line is built: the maps and
+/// key strings of every line were most of the loader's time. What the line
+/// must be is what `serde_json::Value` accepts (the same deserializer, the
+/// same `deserialize_any` path, the same nesting limit), so the router and
+/// the loader agree on valid lines.
 pub struct RowMaker<'s> {
     table: &'s TableSchema,
+    shape: Shape,
+}
+
+/// What a table's schema makes of an event's keys: per object, sorted by
+/// key, the column a key fills or the nested object it descends into.
+#[derive(Debug, Default)]
+pub struct Shape {
+    children: Vec<(String, Slot)>,
+}
+
+#[derive(Debug)]
+enum Slot {
+    Column(usize),
+    Object(Shape),
+}
+
+impl Shape {
+    fn of(table: &TableSchema) -> Self {
+        let mut root = Shape::default();
+        for (i, c) in table.columns.iter().enumerate() {
+            let Some((leaf, parents)) = c.path.split_last() else {
+                continue;
+            };
+            let mut at = &mut root;
+            for seg in parents {
+                let k = match at.children.binary_search_by(|(k, _)| k.as_str().cmp(seg)) {
+                    Ok(k) => k,
+                    Err(k) => {
+                        at.children
+                            .insert(k, (seg.clone(), Slot::Object(Shape::default())));
+                        k
+                    }
+                };
+                at = match &mut at.children[k].1 {
+                    Slot::Object(s) => s,
+                    // A schema never flattens into a column's path.
+                    Slot::Column(_) => unreachable!("a column's path goes through another column"),
+                };
+            }
+            if let Err(k) = at.children.binary_search_by(|(k, _)| k.as_str().cmp(leaf)) {
+                at.children.insert(k, (leaf.clone(), Slot::Column(i)));
+            }
+        }
+        root
+    }
+
+    fn child(&self, key: &str) -> Option<&Slot> {
+        self.children
+            .binary_search_by(|(k, _)| k.as_str().cmp(key))
+            .ok()
+            .map(|i| &self.children[i].1)
+    }
+}
+
+/// Why a line could not be read as an event: JSON it is not (serde_json's
+/// error), or JSON that is not an object.
+#[derive(Debug)]
+pub enum LineError {
+    Json(serde_json::Error),
+    NotAnObject,
 }
 
 impl<'s> RowMaker<'s> {
     pub fn new(table: &'s TableSchema) -> Self {
-        Self { table }
+        Self {
+            shape: Shape::of(table),
+            table,
+        }
     }
 
-    /// The cells of `line` (already parsed as `value`) for the table's own
-    /// columns, in order; the standard columns are the caller's.
+    /// Whether the table keeps the whole event in one column (schemaless).
+    pub fn whole_line(&self) -> bool {
+        self.table.columns.iter().all(|c| c.path.is_empty())
+    }
+
+    /// Reads `line` into `values` (one per column, `None` when absent) and
+    /// the paths of fields the schema lacks into `unknown`.
+    pub fn read(
+        &self,
+        line: &str,
+        values: &mut Vec<Option<Value>>,
+        unknown: &mut Vec<String>,
+    ) -> Result<(), LineError> {
+        values.clear();
+        values.resize(self.table.columns.len(), None);
+        unknown.clear();
+        let mut de = serde_json::Deserializer::from_str(line);
+        let mut path = String::new();
+        let object = RootSeed(ObjectSeed {
+            shape: &self.shape,
+            values,
+            unknown,
+            path: &mut path,
+        })
+        .deserialize(&mut de)
+        .map_err(LineError::Json)?;
+        de.end().map_err(LineError::Json)?;
+        if object {
+            Ok(())
+        } else {
+            Err(LineError::NotAnObject)
+        }
+    }
+
+    /// The cells of a line for the table's own columns, in order, from what
+    /// [`RowMaker::read`] found (`values`), or for a schemaless table the
+    /// line itself; the standard columns are the caller's.
     pub fn cells<'v>(
         &self,
         line: &'v str,
-        value: &'v Value,
+        values: &'v [Option<Value>],
         out: &mut Vec<Cell<'v>>,
     ) -> Result<(), RowError> {
         out.clear();
-        // A schemaless table stores the line itself; its caller checked it
-        // is an object without building `value` (Null then).
-        let whole_line = self.table.columns.iter().all(|c| c.path.is_empty());
-        if !whole_line && !value.is_object() {
-            return Err(RowError {
-                column: "(line)".into(),
-                reason: RejectReason::NotAnObject,
-                message: "is not a JSON object".into(),
-            });
-        }
-        for c in &self.table.columns {
+        for (i, c) in self.table.columns.iter().enumerate() {
             if c.path.is_empty() {
                 // The whole event (schemaless table): the line as routed.
                 if line.contains("\\u0000") {
@@ -72,10 +173,190 @@ impl<'s> RowMaker<'s> {
                 out.push(Cell::Text(Cow::Borrowed(line)));
                 continue;
             }
-            let found = lookup(value, &c.path);
-            out.push(cell(c, found)?);
+            out.push(cell(c, values.get(i).and_then(Option::as_ref))?);
         }
         Ok(())
+    }
+}
+
+/// The root of a line: an object (`true`), or any other value, checked and
+/// skipped (`false`).
+struct RootSeed<'a>(ObjectSeed<'a>);
+
+impl<'de> DeserializeSeed<'de> for RootSeed<'_> {
+    type Value = bool;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<bool, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for RootSeed<'_> {
+    type Value = bool;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<bool, A::Error> {
+        self.0.visit_map(map).map(|()| true)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<bool, A::Error> {
+        while seq.next_element_seed(Skip)?.is_some() {}
+        Ok(false)
+    }
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<bool, E> {
+        Ok(false)
+    }
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<bool, E> {
+        Ok(false)
+    }
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<bool, E> {
+        Ok(false)
+    }
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<bool, E> {
+        Ok(false)
+    }
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<bool, E> {
+        Ok(false)
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<bool, E> {
+        Ok(false)
+    }
+}
+
+/// An object the schema describes (the root, or one it flattens).
+struct ObjectSeed<'a> {
+    shape: &'a Shape,
+    values: &'a mut Vec<Option<Value>>,
+    unknown: &'a mut Vec<String>,
+    path: &'a mut String,
+}
+
+impl ObjectSeed<'_> {
+    fn visit_map<'de, A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while let Some(key) = map.next_key_seed(Key)? {
+            match self.shape.child(&key) {
+                // A later duplicate wins, as in a `Value`.
+                Some(Slot::Column(i)) => self.values[*i] = Some(map.next_value::<Value>()?),
+                Some(Slot::Object(shape)) => {
+                    let len = self.path.len();
+                    push_segment(self.path, &key);
+                    map.next_value_seed(Nested(ObjectSeed {
+                        shape,
+                        values: &mut *self.values,
+                        unknown: &mut *self.unknown,
+                        path: &mut *self.path,
+                    }))?;
+                    self.path.truncate(len);
+                }
+                None => {
+                    if map.next_value_seed(SkipCounting)? {
+                        let len = self.path.len();
+                        push_segment(self.path, &key);
+                        self.unknown.push(self.path.clone());
+                        self.path.truncate(len);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A value where the schema has a nested object: walked into when it is
+/// one; anything else is checked and leaves the object's columns empty.
+struct Nested<'a>(ObjectSeed<'a>);
+
+impl<'de> DeserializeSeed<'de> for Nested<'_> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Nested<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<(), A::Error> {
+        self.0.visit_map(map)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while seq.next_element_seed(Skip)?.is_some() {}
+        Ok(())
+    }
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+        Ok(())
+    }
+}
+
+/// A value of a key the schema lacks: checked and skipped; `true` when it
+/// carries a value (not null), which is drift.
+struct SkipCounting;
+
+impl<'de> DeserializeSeed<'de> for SkipCounting {
+    type Value = bool;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<bool, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for SkipCounting {
+    type Value = bool;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<bool, A::Error> {
+        while map.next_key_seed(Skip)?.is_some() {
+            map.next_value_seed(Skip)?;
+        }
+        Ok(true)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<bool, A::Error> {
+        while seq.next_element_seed(Skip)?.is_some() {}
+        Ok(true)
+    }
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<bool, E> {
+        Ok(true)
+    }
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<bool, E> {
+        Ok(true)
+    }
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<bool, E> {
+        Ok(true)
+    }
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<bool, E> {
+        Ok(true)
+    }
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<bool, E> {
+        Ok(true)
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<bool, E> {
+        Ok(false)
+    }
+}
+
+/// `/key`, JSON-pointer escaped, so a path names exactly one field.
+fn push_segment(path: &mut String, key: &str) {
+    path.push('/');
+    if key.contains(['~', '/']) {
+        path.push_str(&key.replace('~', "~0").replace('/', "~1"));
+    } else {
+        path.push_str(key);
     }
 }
 
@@ -87,14 +368,6 @@ fn nul(c: &Column) -> RowError {
         reason: RejectReason::NulCharacter,
         message: "contains a NUL character (\\u0000), which PostgreSQL and Redshift cannot store: fix the producer".into(),
     }
-}
-
-fn lookup<'v>(value: &'v Value, path: &[String]) -> Option<&'v Value> {
-    let mut at = value;
-    for seg in path {
-        at = at.as_object()?.get(seg)?;
-    }
-    Some(at)
 }
 
 fn cell<'v>(c: &Column, v: Option<&'v Value>) -> Result<Cell<'v>, RowError> {
@@ -221,7 +494,39 @@ pub fn timestamp(s: &str) -> Option<String> {
             .iter()
             .find_map(|f| NaiveDateTime::parse_from_str(s, f).ok())?,
     };
-    Some(utc.format("%Y-%m-%d %H:%M:%S%.6f").to_string())
+    Some(format_utc(&utc))
+}
+
+/// `YYYY-MM-DD HH:MM:SS.ffffff`, written by hand: chrono's `format` parses
+/// its pattern on every call, and this runs for every timestamp loaded.
+fn format_utc(t: &NaiveDateTime) -> String {
+    use chrono::{Datelike, Timelike};
+    let (year, micros) = (t.year(), t.nanosecond() / 1_000 % 1_000_000);
+    if !(0..=9999).contains(&year) {
+        return t.format("%Y-%m-%d %H:%M:%S%.6f").to_string();
+    }
+    let mut b = [0u8; 26];
+    let mut put = |at: usize, v: u32, width: usize| {
+        let mut v = v;
+        for i in (0..width).rev() {
+            b[at + i] = b'0' + (v % 10) as u8;
+            v /= 10;
+        }
+    };
+    put(0, year as u32, 4);
+    put(5, t.month(), 2);
+    put(8, t.day(), 2);
+    put(11, t.hour(), 2);
+    put(14, t.minute(), 2);
+    put(17, t.second(), 2);
+    put(20, micros, 6);
+    b[4] = b'-';
+    b[7] = b'-';
+    b[10] = b' ';
+    b[13] = b':';
+    b[16] = b':';
+    b[19] = b'.';
+    String::from_utf8(b.to_vec()).expect("ASCII digits")
 }
 
 fn excerpt(v: &Value) -> String {
@@ -249,21 +554,27 @@ mod tests {
     /// Cells of `line` rendered as `a|b|…` (NULL for null), or the error.
     fn check(line: &str, expected: &str) {
         let t = parse_schema("t", SCHEMA, "t.json").unwrap();
-        let value: Value = serde_json::from_str(line).unwrap();
-        let mut out = Vec::new();
-        let got = match RowMaker::new(&t).cells(line, &value, &mut out) {
-            Ok(()) => out
-                .iter()
-                .map(|c| match c {
-                    Cell::Null => "NULL".to_owned(),
-                    Cell::Bool(b) => b.to_string(),
-                    Cell::Int(n) => n.to_string(),
-                    Cell::Float(f) => f.to_string(),
-                    Cell::Text(s) => s.to_string(),
-                })
-                .collect::<Vec<_>>()
-                .join("|"),
-            Err(e) => format!("error[{}]: {e}", e.reason),
+        let maker = RowMaker::new(&t);
+        let (mut values, mut unknown, mut out) = (Vec::new(), Vec::new(), Vec::new());
+        let got = match maker.read(line, &mut values, &mut unknown) {
+            Err(LineError::NotAnObject) => {
+                "error[not_an_object]: column (line): is not a JSON object".to_owned()
+            }
+            Err(LineError::Json(e)) => format!("error[json]: {e}"),
+            Ok(()) => match maker.cells(line, &values, &mut out) {
+                Ok(()) => out
+                    .iter()
+                    .map(|c| match c {
+                        Cell::Null => "NULL".to_owned(),
+                        Cell::Bool(b) => b.to_string(),
+                        Cell::Int(n) => n.to_string(),
+                        Cell::Float(f) => f.to_string(),
+                        Cell::Text(s) => s.to_string(),
+                    })
+                    .collect::<Vec<_>>()
+                    .join("|"),
+                Err(e) => format!("error[{}]: {e}", e.reason),
+            },
         };
         assert!(
             got == expected || (expected.starts_with("error") && got.starts_with(expected)),
@@ -325,12 +636,72 @@ mod tests {
     }
 
     #[test]
+    fn timestamps_are_formatted_as_chrono_would() {
+        for s in [
+            "2015-01-01T15:00:00Z",
+            "2015-01-01T17:30:00.123456789+02:00",
+            "1999-12-31T23:59:59.5-00:30",
+            "2015-01-01 15:00:00",
+            "0001-01-01T00:00:00Z",
+        ] {
+            let utc = match DateTime::parse_from_rfc3339(s) {
+                Ok(t) => t.naive_utc(),
+                Err(_) => NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S").unwrap(),
+            };
+            assert_eq!(
+                timestamp(s).unwrap(),
+                utc.format("%Y-%m-%d %H:%M:%S%.6f").to_string(),
+                "{s}"
+            );
+        }
+    }
+
+    #[test]
     fn schemaless_rows_keep_the_line_as_routed() {
         let t = crate::schema::schemaless("x");
         let line = r#"{"b":1, "a":2}"#;
-        let value: Value = serde_json::from_str(line).unwrap();
         let mut out = Vec::new();
-        RowMaker::new(&t).cells(line, &value, &mut out).unwrap();
+        RowMaker::new(&t).cells(line, &[], &mut out).unwrap();
         assert_eq!(out, vec![Cell::Text(Cow::Borrowed(line))]);
+    }
+
+    /// Fields the schema lacks, by path (each once a line); not inside JSON
+    /// columns, not null ones, not below a known key whose value is not an
+    /// object. Duplicate keys: the last wins, as in a `Value`.
+    #[test]
+    fn unknown_fields_and_duplicates() {
+        let t = parse_schema("t", SCHEMA, "t.json").unwrap();
+        let maker = RowMaker::new(&t);
+        let (mut values, mut unknown) = (Vec::new(), Vec::new());
+        for (line, want) in [
+            (r#"{"id":1,"ts":"x","user":{"name":"a"}}"#, ""),
+            (
+                r#"{"id":1,"new":2,"user":{"name":"a","locale":"fr"}}"#,
+                "/new /user/locale",
+            ),
+            (r#"{"tags":[{"x":1}],"gone":null,"a/b":{"c":1}}"#, "/a~1b"),
+            (r#"{"user":"not an object","user2":[1]}"#, "/user2"),
+        ] {
+            maker.read(line, &mut values, &mut unknown).unwrap();
+            assert_eq!(unknown.join(" "), want, "{line}");
+        }
+        maker
+            .read(r#"{"id":1,"id":2}"#, &mut values, &mut unknown)
+            .unwrap();
+        assert_eq!(values[0], Some(Value::from(2)));
+        // Invalid anywhere, even in a skipped value: what `Value` refuses.
+        for bad in [
+            r#"{"id":1,"x":1e400}"#,
+            r#"{"x":"\ud800"}"#,
+            r#"{"id":1} x"#,
+        ] {
+            assert!(
+                matches!(
+                    maker.read(bad, &mut values, &mut unknown),
+                    Err(LineError::Json(_))
+                ),
+                "{bad}"
+            );
+        }
     }
 }

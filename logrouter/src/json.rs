@@ -22,6 +22,7 @@
 //! would [`check_json`], as both still take the same path). The tests below
 //! check the agreement on a table of tricky texts and on random ones.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
@@ -94,9 +95,33 @@ pub fn check_json(text: &str) -> Result<(), JsonProblem> {
     Ok(())
 }
 
+/// Deserialises an object key, borrowing it from the text when it has no
+/// escapes (serde's own `Cow<str>` always copies).
+pub struct Key;
+
+impl<'de> DeserializeSeed<'de> for Key {
+    type Value = Cow<'de, str>;
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Key {
+    type Value = Cow<'de, str>;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an object key")
+    }
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+        Ok(Cow::Borrowed(v))
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(Cow::Owned(v.to_owned()))
+    }
+}
+
 /// Skips one JSON value the way `serde_json::Value` would parse it, keeping
 /// nothing: through `deserialize_any`, never `deserialize_ignored_any`.
-pub(crate) struct Skip;
+pub struct Skip;
 
 impl<'de> DeserializeSeed<'de> for Skip {
     type Value = ();

@@ -16,7 +16,7 @@ use std::fmt;
 
 use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 
-use crate::json::{skip_map, skip_seq, JsonProblem, Skip};
+use crate::json::{skip_map, skip_seq, JsonProblem, Key, Skip};
 
 /// A parsed RFC 6901 JSON pointer such as `/event_type` or `/payload/0/type`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -124,29 +124,6 @@ struct Node<'p> {
 
 /// Visitor for the value the pointer names.
 struct Leaf;
-
-/// Deserialises an object key, borrowing when it has no escapes.
-struct Key;
-
-impl<'de> DeserializeSeed<'de> for Key {
-    type Value = Cow<'de, str>;
-    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        d.deserialize_str(self)
-    }
-}
-
-impl<'de> Visitor<'de> for Key {
-    type Value = Cow<'de, str>;
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("an object key")
-    }
-    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
-        Ok(Cow::Borrowed(v))
-    }
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-        Ok(Cow::Owned(v.to_owned()))
-    }
-}
 
 macro_rules! scalar_kinds {
     ($ret:expr) => {

@@ -183,7 +183,7 @@ fn observe_map<'de, A: MapAccess<'de>>(
     limit: usize,
 ) -> Result<(), A::Error> {
     obj.seen += 1;
-    while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+    while let Some(key) = map.next_key_seed(logrouter::json::Key)? {
         if obj.overflow {
             map.next_value::<IgnoredAny>()?;
             continue;

@@ -13,16 +13,15 @@ use std::ops::ControlFlow;
 use std::path::PathBuf;
 
 use logrouter::json::{JsonProblem, MAX_JSON_DEPTH};
-use serde_json::Value;
 
 pub mod postgres;
 pub mod redshift;
 pub mod sqlite;
 
-use crate::drift::{Drift, KnownFields};
+use crate::drift::Drift;
 use crate::read::{for_each_line, RawLine, MAX_LINE_BYTES};
 use crate::reject::{excerpt, Reject, RejectReason};
-use crate::rows::{Cell, RowMaker};
+use crate::rows::{Cell, LineError, RowMaker};
 use crate::schema::{Dialect, TableSchema};
 use crate::source::RoutedFile;
 use logrouter::aws::AwsClients;
@@ -482,9 +481,10 @@ pub fn for_each_row(
 ) -> Result<FileRows, LoadError> {
     let (file, table) = (&job.file, &job.table);
     let maker = RowMaker::new(table);
-    let known = KnownFields::of(table);
     let width = table.columns.len();
-    let whole_line = known.everything();
+    let whole_line = maker.whole_line();
+    // Reused from line to line.
+    let (mut values, mut unknown) = (Vec::with_capacity(width), Vec::new());
     let mut out = FileRows::default();
     let mut failure: Option<LoadError> = None;
     let read = for_each_line(&file.uri, raw, |line_no, line| {
@@ -519,32 +519,36 @@ pub fn for_each_row(
                 return over_limit(job, &out, &mut failure);
             }
         };
-        // Cells borrow from this line, so the vector is the line's own.
-        let mut cells = Vec::with_capacity(width);
-        let parsed: Result<Value, (RejectReason, String)> = if whole_line {
+        let not_an_object = || (RejectReason::NotAnObject, "is not a JSON object".to_owned());
+        let parsed: Result<(), (RejectReason, String)> = if whole_line {
             // The line is stored as it is: check it is one JSON object the
             // way the router did, without building it.
             match logrouter::json::check_json(text) {
-                Ok(()) if text.trim_start().starts_with('{') => Ok(Value::Null),
-                Ok(()) => Err((RejectReason::NotAnObject, "is not a JSON object".into())),
+                Ok(()) if text.trim_start().starts_with('{') => Ok(()),
+                Ok(()) => Err(not_an_object()),
                 Err(p) => Err(json_reject(p)),
             }
         } else {
-            serde_json::from_str(text).map_err(|e| json_reject(e.into()))
+            maker
+                .read(text, &mut values, &mut unknown)
+                .map_err(|e| match e {
+                    LineError::Json(e) => json_reject(e.into()),
+                    LineError::NotAnObject => not_an_object(),
+                })
         };
-        let value = match parsed {
-            Ok(v) => v,
-            Err((reason, message)) => {
-                out.rejects.push(reject(reason, None, message, bytes));
-                return over_limit(job, &out, &mut failure);
-            }
-        };
-        if let Err(e) = maker.cells(text, &value, &mut cells) {
-            let column = (e.column != "(line)").then_some(e.column);
-            out.rejects.push(reject(e.reason, column, e.message, bytes));
+        if let Err((reason, message)) = parsed {
+            out.rejects.push(reject(reason, None, message, bytes));
             return over_limit(job, &out, &mut failure);
         }
-        out.drift.observe(&known, &value);
+        // Cells borrow from this line, so the vector is the line's own.
+        let mut cells = Vec::with_capacity(width);
+        if let Err(e) = maker.cells(text, &values, &mut cells) {
+            out.rejects.push(reject(e.reason, Some(e.column), e.message, bytes));
+            return over_limit(job, &out, &mut failure);
+        }
+        for path in &unknown {
+            out.drift.count(path);
+        }
         if let Err(e) = row(line_no, &cells) {
             failure = Some(LoadError::Database(format!(
                 "{} line {line_no}: {e}",
