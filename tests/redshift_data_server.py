@@ -99,8 +99,10 @@ r_Load_Error_Reference, copy-usage_notes-copy-from-json, copy_json,
 limitations-super, multi-byte-character-load-errors, t_preparing-input-data.
 
 Test hooks (POST /_test/rules, JSON): {"fail_matching": "text"} fails
-statements whose SQL contains the text, {"abort_matching": "text"} aborts
-them, {"delay_ms": N} makes every statement (or, with "delay_matching":
+statements whose SQL contains the text (with "fail_message": "…", that
+error instead of "test server: failing as asked", and with "fail_times": N
+only the first N of them, e.g. a serializable isolation violation that a
+retry gets past), {"abort_matching": "text"} aborts them, {"delay_ms": N} makes every statement (or, with "delay_matching":
 "text", those whose SQL contains the text) take at least N ms. Each POST
 replaces these four; "cost_model" (below) stays as it is unless named;
 {"reset_stats": true} also resets the counters.
@@ -257,7 +259,9 @@ import psycopg
 
 STATEMENTS = {}
 TOKENS = {}
-RULES = {"fail_matching": None, "abort_matching": None, "delay_ms": 0, "delay_matching": None}
+RULE_DEFAULTS = {"fail_matching": None, "fail_message": None, "fail_times": None,
+                 "abort_matching": None, "delay_ms": 0, "delay_matching": None}
+RULES = dict(RULE_DEFAULTS)
 LOCK = threading.Lock()
 QUERY_IDS = itertools.count(1000)
 ARGS = None
@@ -1410,7 +1414,13 @@ class Statement:
                             raise Aborted()
                         try:
                             if RULES["fail_matching"] and RULES["fail_matching"] in sql:
-                                raise psycopg.errors.InternalError("test server: failing as asked")
+                                with LOCK:
+                                    left = RULES["fail_times"]
+                                    fail = left is None or left > 0
+                                    if left is not None and left > 0:
+                                        RULES["fail_times"] = left - 1
+                                if fail:
+                                    raise psycopg.errors.InternalError(RULES["fail_message"] or "test server: failing as asked")
                             if sim is not None:
                                 sim.before(i, sql)
                             t0 = time.time()
@@ -1651,7 +1661,7 @@ class Handler(BaseHTTPRequestHandler):
                 except ValueError as e:
                     return self.reply(400, {"__type": "ValidationException", "message": str(e)})
             reset = rules.pop("reset_stats", False)
-            RULES.update({"fail_matching": None, "abort_matching": None, "delay_ms": 0, "delay_matching": None})
+            RULES.update(RULE_DEFAULTS)
             RULES.update(rules)
             if reset:
                 STATS.reset()

@@ -58,6 +58,11 @@ fn redshift_loader(schema: &str) -> std::process::Command {
     cmd
 }
 
+/// Runs the Redshift loader on `schema` with `args`.
+fn rs(schema: &str, args: &[&str]) -> std::process::Output {
+    run(&mut redshift_loader(schema), args)
+}
+
 async fn rules(rules: serde_json::Value) {
     let url = format!("{}/_test/rules", redshift_data());
     tokio::task::spawn_blocking(move || {
@@ -106,10 +111,7 @@ async fn redshift_through_the_data_api() {
         text(&out)
     );
 
-    let out = run(
-        &mut redshift_loader(&schema),
-        &["load", "--warehouse", &url, &root],
-    );
+    let out = rs(&schema, &["load", "--warehouse", &url, &root]);
     assert!(out.status.success());
     assert!(
         text(&out).contains("loaded 4 files (800 rows), 0 already loaded"),
@@ -143,27 +145,18 @@ async fn redshift_through_the_data_api() {
         .get(0);
     assert_eq!(event, "b1\ttab");
 
-    let out = run(
-        &mut redshift_loader(&schema),
-        &["load", "--warehouse", &url, &root],
-    );
+    let out = rs(&schema, &["load", "--warehouse", &url, &root]);
     assert!(
         text(&out).contains("loaded 0 files (0 rows), 4 already loaded"),
         "{}",
         text(&out)
     );
-    let out = run(
-        &mut redshift_loader(&schema),
-        &["verify", "--warehouse", &url, &root],
-    );
+    let out = rs(&schema, &["verify", "--warehouse", &url, &root]);
     assert!(out.status.success(), "{}", text(&out));
 
     // Re-route hour 13 with fewer lines: its rows are replaced.
     put_and_route(&bucket, "13", &events(100, 9)).await;
-    let out = run(
-        &mut redshift_loader(&schema),
-        &["load", "--warehouse", &url, &root],
-    );
+    let out = rs(&schema, &["load", "--warehouse", &url, &root]);
     assert!(
         text(&out).contains("loaded 2 files (100 rows), 2 already loaded, 2 replaced"),
         "{}",
@@ -180,10 +173,7 @@ async fn redshift_through_the_data_api() {
         serde_json::json!({"fail_matching": "INSERT INTO \"".to_owned() + &schema + "\".\"play\""}),
     )
     .await;
-    let out = run(
-        &mut redshift_loader(&schema),
-        &["load", "--warehouse", &url, &root2],
-    );
+    let out = rs(&schema, &["load", "--warehouse", &url, &root2]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
         text(&out).contains("test server: failing as asked (in: INSERT INTO"),
@@ -198,10 +188,7 @@ async fn redshift_through_the_data_api() {
 
     // ABORTED: reported as such.
     rules(serde_json::json!({"abort_matching": format!("FROM 's3://{bucket2}/")})).await;
-    let out = run(
-        &mut redshift_loader(&schema),
-        &["load", "--warehouse", &url, &root2],
-    );
+    let out = rs(&schema, &["load", "--warehouse", &url, &root2]);
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out).contains("was aborted"), "{}", text(&out));
 
@@ -240,10 +227,7 @@ async fn redshift_through_the_data_api() {
     // Nothing of the failed loads was committed; once the cause is gone the
     // file loads, once.
     assert_eq!(pg_counts(&schema).await["play"], 320);
-    let out = run(
-        &mut redshift_loader(&schema),
-        &["load", "--warehouse", &url, &root2],
-    );
+    let out = rs(&schema, &["load", "--warehouse", &url, &root2]);
     assert!(
         text(&out).contains("loaded 1 files (40 rows), 1 already loaded"),
         "{}",
@@ -253,10 +237,7 @@ async fn redshift_through_the_data_api() {
 
     // With the default limit the bad line is a reject (COPY's MAXERROR and
     // sys_load_error_detail), committed with the file's rows.
-    let out = run(
-        &mut redshift_loader(&schema),
-        &["load", "--warehouse", &url, &root3],
-    );
+    let out = rs(&schema, &["load", "--warehouse", &url, &root3]);
     assert!(out.status.success(), "{}", text(&out));
     assert!(
         text(&out).contains("loaded 1 files (1 rows)") && text(&out).contains("1 lines rejected"),
@@ -268,16 +249,41 @@ async fn redshift_through_the_data_api() {
         "{}",
         text(&out)
     );
-    let out = run(
-        &mut redshift_loader(&schema),
-        &["verify", "--warehouse", &url, &root3],
-    );
+    let out = rs(&schema, &["verify", "--warehouse", &url, &root3]);
     assert!(out.status.success(), "{}", text(&out));
     assert!(
         text(&out).contains("= 1 rows + 1 rejects)"),
         "{}",
         text(&out)
     );
+
+    // Issue #11: a serializable isolation violation (error 1023, "to be
+    // retried") fails the batch twice; the loader retries it, and every
+    // file loads once.
+    let (_, root4) = routed_in_s3(&[("17", &events(40, 4)), ("18", &events(40, 5))]).await;
+    let schema4 = unique_schema("rs1023");
+    rules(serde_json::json!({
+        "fail_matching": format!("LOCK \"{schema4}\".\"_logrouter_ledger\""),
+        "fail_message": "1023 DETAIL: Serializable isolation violation on table - 100123, transactions forming the cycle are: 1, 2 (pid:3)",
+        "fail_times": 2,
+    }))
+    .await;
+    let out = rs(&schema4, &["load", "--warehouse", &url, &root4]);
+    rules(serde_json::json!({})).await;
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("loaded 4 files (80 rows), 0 already loaded"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(
+        text(&out).matches("batch retried").count(),
+        2,
+        "{}",
+        text(&out)
+    );
+    let want: BTreeMap<String, i64> = [("click".to_owned(), 16), ("play".to_owned(), 64)].into();
+    assert_eq!(pg_counts(&schema4).await, want);
 }
 
 /// Issue #10 on Redshift: every reason the Data API test server's COPY
@@ -330,10 +336,7 @@ async fn issue10_redshift_rejects_through_maxerror_and_the_load_error_view() {
         .unwrap();
     let schema = unique_schema("rsrej");
     let url = url();
-    let out = run(
-        &mut redshift_loader(&schema),
-        &["load", "--warehouse", &url, &root],
-    );
+    let out = rs(&schema, &["load", "--warehouse", &url, &root]);
     assert!(out.status.success(), "{}", text(&out));
     assert!(
         text(&out).contains(&format!("loaded 1 files (2 rows), 0 already loaded, 0 replaced an earlier version, 0 failed, {} lines rejected", expected.len())),
@@ -357,10 +360,7 @@ async fn issue10_redshift_rejects_through_maxerror_and_the_load_error_view() {
         })
         .collect();
     assert_eq!(got, expected);
-    let out = run(
-        &mut redshift_loader(&schema),
-        &["verify", "--warehouse", &url, &root],
-    );
+    let out = rs(&schema, &["verify", "--warehouse", &url, &root]);
     assert!(out.status.success(), "{}", text(&out));
     assert!(
         text(&out).contains("= 2 rows + 6 rejects)"),
@@ -369,19 +369,13 @@ async fn issue10_redshift_rejects_through_maxerror_and_the_load_error_view() {
     );
     // A rerun loads nothing; `loader rejects` lists them with the command
     // that prints each line from S3.
-    let out = run(
-        &mut redshift_loader(&schema),
-        &["load", "--warehouse", &url, &root],
-    );
+    let out = rs(&schema, &["load", "--warehouse", &url, &root]);
     assert!(
         text(&out).contains("loaded 0 files (0 rows), 1 already loaded"),
         "{}",
         text(&out)
     );
-    let out = run(
-        &mut redshift_loader(&schema),
-        &["rejects", "--warehouse", &url],
-    );
+    let out = rs(&schema, &["rejects", "--warehouse", &url]);
     assert!(out.status.success(), "{}", text(&out));
     assert!(
         text(&out).contains(&format!(
@@ -511,10 +505,7 @@ async fn issue11_many_files_per_commit_and_a_bad_file_fails_alone() {
     let want: BTreeMap<String, i64> =
         [("click".to_owned(), 26 * 4), ("play".to_owned(), 24 * 16)].into();
     assert_eq!(pg_counts(&schema).await, want);
-    let out = run(
-        &mut redshift_loader(&schema),
-        &["verify", "--warehouse", &url, &root],
-    );
+    let out = rs(&schema, &["verify", "--warehouse", &url, &root]);
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(text(&out).matches("MISMATCH ").count(), 2, "{}", text(&out));
 

@@ -347,6 +347,11 @@ pub fn attribute(message: &str, failed_at: Option<usize>, sql: &BatchSql) -> Bla
     if let Some(n) = number_after(TOO_MANY) {
         return Blame::TooMany(n as usize);
     }
+    // A serializable isolation violation may hit any statement, a COPY
+    // too: not the file's doing.
+    if retryable(message) {
+        return Blame::Batch;
+    }
     if let Some(n) = failed_at.and_then(|at| sql.copy_at.iter().position(|c| *c == at)) {
         return Blame::Copy(n);
     }

@@ -191,16 +191,31 @@ pub struct RedshiftWarehouse {
     timeout: Duration,
     /// jsonpaths files written by this process: (table, root) → S3 URI.
     jsonpaths: HashMap<(String, String), String>,
-    created: std::collections::HashSet<String>,
+    /// Tables this process has made sure exist, shared by its connections
+    /// (each check is a transaction, and a commit, on Redshift).
+    created: std::sync::Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
     /// Files loaded in one transaction (`load.redshift_files_per_batch`).
     files_per_batch: usize,
 }
+
+/// The longest DescribeStatement waits for a statement (the Data API's
+/// maximum is 30 s).
+const LONG_POLL_SECS: u64 = 20;
 
 /// Times a batch that failed for a reason of no file's (a serializable
 /// isolation violation, a deadlock, throttling) is run again as it is.
 const RETRIES: u32 = 5;
 
 static TOKENS: AtomicU64 = AtomicU64::new(0);
+
+/// The process's set of tables known to exist, keyed by
+/// [`RedshiftWarehouse::created_key`].
+fn created_tables() -> std::sync::Arc<std::sync::Mutex<std::collections::HashSet<String>>> {
+    static CREATED: std::sync::OnceLock<
+        std::sync::Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
+    > = std::sync::OnceLock::new();
+    CREATED.get_or_init(Default::default).clone()
+}
 
 fn client_token() -> String {
     let nanos = std::time::SystemTime::now()
@@ -285,7 +300,7 @@ impl RedshiftWarehouse {
             schema: schema.to_owned(),
             timeout,
             jsonpaths: Default::default(),
-            created: Default::default(),
+            created: created_tables(),
             files_per_batch,
         };
         let s = &w.schema;
@@ -391,14 +406,40 @@ impl RedshiftWarehouse {
     async fn wait(&self, id: &str) -> Result<Done, Failure> {
         let start = Instant::now();
         let mut pause = Duration::from_millis(50);
+        // DescribeStatement waits (up to 30 s) for the statement to end:
+        // no polling delay and fewer calls. When too many requests wait
+        // at once the Data API refuses (ActiveWaitingRequestsExceeded):
+        // then this connection polls with backoff instead.
+        let mut long_poll = true;
         loop {
-            let d = self
+            let wait = if long_poll {
+                self.timeout
+                    .saturating_sub(start.elapsed())
+                    .as_secs()
+                    .min(LONG_POLL_SECS) as i32
+            } else {
+                0
+            };
+            let d = match self
                 .client
                 .describe_statement()
                 .id(id)
+                .set_wait_time_seconds((wait > 0).then_some(wait))
                 .send()
                 .await
-                .map_err(|e| Failure::from(format!("DescribeStatement {id}: {}", describe(&e))))?;
+            {
+                Ok(d) => d,
+                Err(e) if long_poll && describe(&e).contains("ActiveWaitingRequestsExceeded") => {
+                    long_poll = false;
+                    continue;
+                }
+                Err(e) => {
+                    return Err(Failure::from(format!(
+                        "DescribeStatement {id}: {}",
+                        describe(&e)
+                    )))
+                }
+            };
             match d.status() {
                 Some(StatusString::Finished) => {
                     return Ok(Done {
@@ -466,8 +507,10 @@ impl RedshiftWarehouse {
                     self.timeout.as_secs()
                 )));
             }
-            tokio::time::sleep(pause).await;
-            pause = (pause * 3 / 2).min(Duration::from_secs(2));
+            if wait == 0 {
+                tokio::time::sleep(pause).await;
+                pause = (pause * 3 / 2).min(Duration::from_secs(2));
+            }
         }
     }
 
@@ -537,18 +580,31 @@ impl RedshiftWarehouse {
         }
     }
 
+    /// A table's key in [`created_tables`]: where it is, and its name.
+    fn created_key(&self, table: &str) -> String {
+        let t = &self.target;
+        format!(
+            "{}/{}/{}/{}/{table}",
+            t.cluster.as_deref().unwrap_or(""),
+            t.workgroup.as_deref().unwrap_or(""),
+            t.database,
+            self.schema
+        )
+    }
+
     fn ledger(&self) -> String {
         format!("\"{}\".{LEDGER_TABLE}", self.schema)
     }
 
     async fn ensure_table(&mut self, table: &TableSchema) -> Result<(), LoadError> {
-        if self.created.contains(&table.table) {
+        let key = self.created_key(&table.table);
+        if self.created.lock().unwrap().contains(&key) {
             return Ok(());
         }
         self.batch(&create_table_sql(table, Dialect::Redshift, &self.schema))
             .await
             .map_err(|e| LoadError::db(&format!("creating {}", table.table), e))?;
-        self.created.insert(table.table.clone());
+        self.created.lock().unwrap().insert(key);
         Ok(())
     }
 
