@@ -17,6 +17,20 @@ pub const MAX_DRIFT_PATHS: usize = 100;
 /// Where paths beyond [`MAX_DRIFT_PATHS`] are counted.
 pub const OTHER: &str = "(other fields)";
 
+/// The longest path kept (longer ones are cut, with `…`), so a hostile key
+/// of megabytes is not held.
+pub const MAX_PATH_CHARS: usize = 256;
+
+/// `path`, cut to [`MAX_PATH_CHARS`].
+pub fn bounded_path(path: &str) -> String {
+    if path.len() <= MAX_PATH_CHARS {
+        return path.to_owned();
+    }
+    let mut out: String = path.chars().take(MAX_PATH_CHARS).collect();
+    out.push('…');
+    out
+}
+
 /// Lines per unknown field path (`/user/locale`), for one file or summed.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Drift {
@@ -28,18 +42,29 @@ impl Drift {
     pub fn count(&mut self, path: &str) {
         if let Some(n) = self.fields.get_mut(path) {
             *n += 1;
-        } else if self.fields.len() < MAX_DRIFT_PATHS {
+        } else if self.named() < MAX_DRIFT_PATHS {
             self.fields.insert(path.to_owned(), 1);
         } else {
             *self.fields.entry(OTHER.to_owned()).or_default() += 1;
         }
     }
 
-    /// Adds another file's counts.
+    /// Adds another file's counts (as bounded as one file's).
     pub fn add(&mut self, other: &Drift) {
         for (path, n) in &other.fields {
-            *self.fields.entry(path.clone()).or_default() += n;
+            if let Some(m) = self.fields.get_mut(path) {
+                *m += n;
+            } else if path == OTHER || self.named() < MAX_DRIFT_PATHS {
+                self.fields.insert(path.clone(), *n);
+            } else {
+                *self.fields.entry(OTHER.to_owned()).or_default() += n;
+            }
         }
+    }
+
+    /// Paths counted by name (not under [`OTHER`]).
+    fn named(&self) -> usize {
+        self.fields.len() - usize::from(self.fields.contains_key(OTHER))
     }
 
     pub fn is_empty(&self) -> bool {

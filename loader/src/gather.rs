@@ -130,6 +130,12 @@ impl Gatherer {
 
     async fn load_batch(self: Arc<Self>, batch: Vec<Waiting>) {
         let table = batch[0].file.table.clone();
+        // The table is free again however this ends (a panic included), or
+        // its later files would wait forever.
+        let _free = Free {
+            gatherer: &self,
+            table: &table,
+        };
         let _slot = self.slots.acquire().await.expect("never closed");
         let files: Vec<RoutedFile> = batch.iter().map(|w| w.file.clone()).collect();
         let results = match self.connection().await {
@@ -152,7 +158,6 @@ impl Gatherer {
                 })
                 .collect(),
         };
-        self.state.lock().unwrap().busy.remove(&table);
         let mut by_uri: HashMap<String, FileResult> = results
             .into_iter()
             .map(|r| (r.file.uri.clone(), r))
@@ -172,5 +177,22 @@ impl Gatherer {
             Some(w) => Ok(w),
             None => self.loader.connect().await,
         }
+    }
+}
+
+/// Marks a table free when dropped.
+struct Free<'a> {
+    gatherer: &'a Gatherer,
+    table: &'a str,
+}
+
+impl Drop for Free<'_> {
+    fn drop(&mut self) {
+        let mut s = self
+            .gatherer
+            .state
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        s.busy.remove(self.table);
     }
 }

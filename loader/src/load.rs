@@ -241,6 +241,8 @@ impl Loader {
         files: &[RoutedFile],
     ) -> Result<std::collections::HashMap<String, String>, LoadError> {
         let mut out = std::collections::HashMap::new();
+        let wanted: std::collections::HashSet<&str> =
+            files.iter().map(|f| f.uri.as_str()).collect();
         let mut buckets: BTreeMap<&str, Vec<&RoutedFile>> = BTreeMap::new();
         for f in files {
             match &f.location {
@@ -291,7 +293,12 @@ impl Loader {
                 })?;
                 for o in page.contents() {
                     if let (Some(k), Some(e)) = (o.key(), o.e_tag()) {
-                        out.insert(format!("s3://{bucket}/{k}"), e.trim_matches('"').to_owned());
+                        // Only the files asked for: the listing may cover
+                        // the whole root (quarantine, other types, history).
+                        let uri = format!("s3://{bucket}/{k}");
+                        if wanted.contains(uri.as_str()) {
+                            out.insert(uri, e.trim_matches('"').to_owned());
+                        }
                     }
                 }
             }

@@ -58,6 +58,9 @@ pub struct RowMaker<'s> {
 #[derive(Debug, Default)]
 pub struct Shape {
     children: Vec<(String, Slot)>,
+    /// Every column below this object: cleared when the object appears
+    /// again in a line, as a `Value` keeps only a key's last value.
+    columns: Vec<usize>,
 }
 
 #[derive(Debug)]
@@ -74,6 +77,7 @@ impl Shape {
                 continue;
             };
             let mut at = &mut root;
+            at.columns.push(i);
             for seg in parents {
                 let k = match at.children.binary_search_by(|(k, _)| k.as_str().cmp(seg)) {
                     Ok(k) => k,
@@ -84,7 +88,10 @@ impl Shape {
                     }
                 };
                 at = match &mut at.children[k].1 {
-                    Slot::Object(s) => s,
+                    Slot::Object(s) => {
+                        s.columns.push(i);
+                        s
+                    }
                     // A schema never flattens into a column's path.
                     Slot::Column(_) => unreachable!("a column's path goes through another column"),
                 };
@@ -239,6 +246,12 @@ impl ObjectSeed<'_> {
                 Some(Slot::Object(shape)) => {
                     let len = self.path.len();
                     push_segment(self.path, &key);
+                    // A key seen again replaces what it held before.
+                    for &i in &shape.columns {
+                        self.values[i] = None;
+                    }
+                    let below = format!("{}/", self.path);
+                    self.unknown.retain(|p| !p.starts_with(&below));
                     map.next_value_seed(Nested(ObjectSeed {
                         shape,
                         values: &mut *self.values,
@@ -248,10 +261,12 @@ impl ObjectSeed<'_> {
                     self.path.truncate(len);
                 }
                 None => {
-                    if map.next_value_seed(SkipCounting)? {
+                    if map.next_value_seed(SkipCounting)?
+                        && self.unknown.len() < crate::drift::MAX_DRIFT_PATHS
+                    {
                         let len = self.path.len();
                         push_segment(self.path, &key);
-                        self.unknown.push(self.path.clone());
+                        self.unknown.push(crate::drift::bounded_path(self.path));
                         self.path.truncate(len);
                     }
                 }
@@ -501,8 +516,10 @@ pub fn timestamp(s: &str) -> Option<String> {
 /// its pattern on every call, and this runs for every timestamp loaded.
 fn format_utc(t: &NaiveDateTime) -> String {
     use chrono::{Datelike, Timelike};
-    let (year, micros) = (t.year(), t.nanosecond() / 1_000 % 1_000_000);
-    if !(0..=9999).contains(&year) {
+    let (year, micros) = (t.year(), t.nanosecond() / 1_000);
+    // Beyond four-digit years, and a leap second (nanoseconds past 1e9):
+    // chrono's own way.
+    if !(0..=9999).contains(&year) || micros >= 1_000_000 {
         return t.format("%Y-%m-%d %H:%M:%S%.6f").to_string();
     }
     let mut b = [0u8; 26];
@@ -643,6 +660,7 @@ mod tests {
             "1999-12-31T23:59:59.5-00:30",
             "2015-01-01 15:00:00",
             "0001-01-01T00:00:00Z",
+            "2016-12-31T23:59:60Z",
         ] {
             let utc = match DateTime::parse_from_rfc3339(s) {
                 Ok(t) => t.naive_utc(),

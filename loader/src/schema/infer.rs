@@ -50,6 +50,10 @@ use crate::source::{open_file, RoutedFile};
 
 /// Field paths tracked per type (Redshift's limit is 1,600 columns).
 pub const MAX_FIELDS: usize = 1_500;
+/// Keys longer than this are not tracked (and counted as untracked): a
+/// column name is at most 63 characters, and a long run of punctuation
+/// collapses to one `_`, so longer keys are not worth holding.
+pub const MAX_KEY_BYTES: usize = 256;
 /// Distinct keys of one nested object before it is taken for a map (kept as
 /// JSON) rather than a record.
 pub const MAX_NESTED_FIELDS: usize = 200;
@@ -190,6 +194,12 @@ fn observe_map<'de, A: MapAccess<'de>>(
         }
         let at = match obj.index.get(key.as_ref()) {
             Some(&i) => Some(i),
+            // No column name is this long (63 characters after
+            // normalisation): not kept, so a hostile key costs nothing.
+            None if key.len() > MAX_KEY_BYTES => {
+                *budget.untracked += 1;
+                None
+            }
             None if obj.fields.len() >= limit => {
                 // A map keyed by data, not a record: drop what was learnt.
                 obj.overflow = true;

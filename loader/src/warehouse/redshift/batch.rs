@@ -10,7 +10,7 @@
 //! manifest, and a re-routed file replaces only its own rows:
 //!
 //! ```text
-//! LOCK <table>                                  -- loaders of one table take turns
+//! SET timezone TO 'UTC'                         -- SYSDATE comparable with load errors
 //! CREATE TEMP TABLE logrouter_files; INSERT the files (n, file, version, lines…)
 //! per file n: CREATE TEMP TABLE logrouter_stage_<n>; COPY … MAXERROR m
 //! CREATE TEMP TABLE logrouter_stage_rejects AS  -- the COPYs' load errors, by file
@@ -23,19 +23,26 @@
 //! stages) and rejects; DELETE + INSERT their ledger rows
 //! ```
 //!
-//! Locks are taken in one order, the table, then the ledger, and a batch
-//! touches one event table, so two batches cannot deadlock. The COPYs, the
-//! long part, run before the ledger `LOCK`: batches of different tables
-//! overlap (`load.redshift_concurrency`), and only their short tails and
-//! commits take turns, as Redshift's commit queue makes them anyway. The
-//! ledger is read only under its lock: a read before it would make
-//! concurrent batches fail each other with serializable isolation
-//! violations (error 1023).
+//! The one explicit lock is the ledger's, taken after the COPYs (the long
+//! part, into temporary stages that nothing else sees): batches overlap
+//! (`load.redshift_concurrency`), and only their short tails and commits
+//! take turns, as Redshift's commit queue makes them anyway. The event
+//! table is never `LOCK`ed (an `ACCESS EXCLUSIVE` lock would make every
+//! analyst's query on it wait for the COPYs); its DELETE and INSERT come
+//! after the ledger's lock, as in `forget_file`, so locks are always taken
+//! in one order: no deadlock. Batches of one table take turns in the loader
+//! (its scheduler); two loaders on the same files are stopped by the
+//! ledger guard. The ledger is read only under its lock: a read before it
+//! would make concurrent batches fail each other with serializable
+//! isolation violations (error 1023).
 //!
 //! A guard is a `SELECT` that casts a marker to INTEGER for the first file
 //! that breaks it (no row: nothing broken), so a failed batch names its
 //! file: [`attribute`] turns the failure into that file's outcome, and the
-//! rest of the batch is loaded again without it.
+//! rest of the batch is loaded again without it. The marker starts with as
+//! many `0`s as the file's number: where Redshift reports only the first
+//! bad character of a cast (`Invalid digit, Value 'x', Pos 3`), its
+//! position is the file.
 
 use crate::reject::{RejectReason, MAX_REJECTS_LIMIT, REJECTS_TABLE};
 use crate::schema::{qualified, Dialect};
@@ -45,6 +52,9 @@ use super::lit;
 
 /// Statements of a batch that do not depend on its number of files.
 const FIXED_STATEMENTS: usize = 14;
+/// `file_key`'s length, in bytes: `sys_load_error_detail.file_name` is
+/// `character(256)`.
+const FILE_KEY_BYTES: usize = 256;
 /// BatchExecuteStatement takes at most 40 statements (Data API quotas).
 pub const MAX_STATEMENTS: usize = 40;
 /// Files one batch can hold: two statements each (CREATE of its stage and
@@ -76,15 +86,23 @@ pub struct BatchSql {
     /// `copy_at[i]`: the statement index of file `i`'s COPY.
     pub copy_at: Vec<usize>,
     pub rejects_insert_at: usize,
+    /// Where the guards are: too many rejects, already loaded, count.
+    guards: [usize; 3],
 }
 
 fn stage(n: usize) -> String {
     format!("logrouter_stage_{n}")
 }
 
-/// What `sys_load_error_detail.file_name` holds of a file's URI.
-pub fn file_key(uri: &str) -> String {
-    uri.chars().take(FILE_NAME_CHARS).collect()
+/// What `sys_load_error_detail.file_name` holds of a file's URI: its first
+/// 256 bytes (at a character boundary). Two files of one batch must differ
+/// in it, or their load errors could not be told apart.
+pub fn file_key(uri: &str) -> &str {
+    let mut end = uri.len().min(FILE_KEY_BYTES);
+    while !uri.is_char_boundary(end) {
+        end -= 1;
+    }
+    &uri[..end]
 }
 
 /// The statements that load `files` (all of one table, as one
@@ -128,8 +146,10 @@ pub fn batch_sql(
     let maxerror = (first.max_rejects + 1).min(MAX_REJECTS_LIMIT);
 
     let mut sqls = vec![
-        format!("LOCK {name}"),
-        format!("CREATE TEMP TABLE {FILES} (n INTEGER NOT NULL, file VARCHAR(4096) NOT NULL, file_key VARCHAR(256) NOT NULL, version VARCHAR(256) NOT NULL, lines BIGINT NOT NULL, manifest VARCHAR(4096) NOT NULL, routed_at VARCHAR(32) NOT NULL, schema_version VARCHAR(64) NOT NULL)"),
+        // SYSDATE (the transaction's start) in UTC, as the load errors'
+        // start_time is, whatever the user's or database's time zone.
+        "SET timezone TO 'UTC'".to_owned(),
+        format!("CREATE TEMP TABLE {FILES} (n INTEGER NOT NULL, file VARCHAR(4096) NOT NULL, file_key VARCHAR(1024) NOT NULL, version VARCHAR(256) NOT NULL, lines BIGINT NOT NULL, manifest VARCHAR(4096) NOT NULL, routed_at VARCHAR(32) NOT NULL, schema_version VARCHAR(64) NOT NULL)"),
     ];
     let mut values = Vec::new();
     for (n, f) in files.iter().enumerate() {
@@ -137,7 +157,7 @@ pub fn batch_sql(
         values.push(format!(
             "({n}, {}, {}, {}, {}, {}, {}, {})",
             lit(&file.uri)?,
-            lit(&file_key(&file.uri))?,
+            lit(file_key(&file.uri))?,
             lit(f.version)?,
             file.lines,
             lit(&file.manifest)?,
@@ -170,8 +190,9 @@ pub fn batch_sql(
         "CREATE TEMP TABLE {STAGE_REJECTS} AS SELECT f.n AS n, e.line_number AS line_number, MIN(TRIM(e.column_name)) AS column_name, MIN({}) AS reason, LEFT(MIN(TRIM(e.error_message)), 512) AS message FROM sys_load_error_detail e JOIN {FILES} f ON LEFT(TRIM(e.file_name), {FILE_NAME_CHARS}) = f.file_key WHERE e.session_id = pg_backend_pid() AND e.start_time >= SYSDATE AND e.line_number > 0 GROUP BY f.n, e.line_number",
         reason_case()
     ));
+    let too_many_at = sqls.len();
     sqls.push(format!(
-        "SELECT CAST('{TOO_MANY}' || x.n || ' rejects ' || x.c AS INTEGER) FROM (SELECT n, count(*) AS c FROM {STAGE_REJECTS} GROUP BY n HAVING count(*) > {} ORDER BY n LIMIT 1) x",
+        "SELECT CAST(REPEAT('0', x.n) || 'x {TOO_MANY}' || x.n || ' rejects ' || x.c AS INTEGER) FROM (SELECT n, count(*) AS c FROM {STAGE_REJECTS} GROUP BY n HAVING count(*) > {} ORDER BY n LIMIT 1) x",
         first.max_rejects
     ));
     sqls.push(format!("LOCK {ledger}"));
@@ -180,14 +201,16 @@ pub fn batch_sql(
     } else {
         "l.version = f.version"
     };
+    let already_at = sqls.len();
     sqls.push(format!(
-        "SELECT CAST('{ALREADY}' || x.n AS INTEGER) FROM (SELECT f.n FROM {FILES} f JOIN {ledger} l ON l.file = f.file WHERE ({same}) OR l.routed_at > f.routed_at ORDER BY f.n LIMIT 1) x"
+        "SELECT CAST(REPEAT('0', x.n) || 'x {ALREADY}' || x.n AS INTEGER) FROM (SELECT f.n FROM {FILES} f JOIN {ledger} l ON l.file = f.file WHERE ({same}) OR l.routed_at > f.routed_at ORDER BY f.n LIMIT 1) x"
     ));
     let counts: Vec<String> = (0..files.len())
         .map(|n| format!("SELECT {n} AS n, count(*) AS c FROM {}", stage(n)))
         .collect();
+    let count_at = sqls.len();
     sqls.push(format!(
-        "SELECT CAST('{COUNT}' || x.n || ' rows ' || x.rows || ' rejects ' || x.rejects AS INTEGER) FROM (SELECT f.n, COALESCE(s.c, 0) AS rows, COALESCE(r.c, 0) AS rejects FROM {FILES} f LEFT JOIN ({}) s ON s.n = f.n LEFT JOIN (SELECT n, count(*) AS c FROM {STAGE_REJECTS} GROUP BY n) r ON r.n = f.n WHERE COALESCE(s.c, 0) + COALESCE(r.c, 0) <> f.lines ORDER BY f.n LIMIT 1) x",
+        "SELECT CAST(REPEAT('0', x.n) || 'x {COUNT}' || x.n || ' rows ' || x.rows || ' rejects ' || x.rejects AS INTEGER) FROM (SELECT f.n, COALESCE(s.c, 0) AS rows, COALESCE(r.c, 0) AS rejects FROM {FILES} f LEFT JOIN ({}) s ON s.n = f.n LEFT JOIN (SELECT n, count(*) AS c FROM {STAGE_REJECTS} GROUP BY n) r ON r.n = f.n WHERE COALESCE(s.c, 0) + COALESCE(r.c, 0) <> f.lines ORDER BY f.n LIMIT 1) x",
         counts.join(" UNION ALL ")
     ));
     sqls.push(format!(
@@ -230,13 +253,14 @@ pub fn batch_sql(
             big.len(),
             table.table,
             files.len(),
-            &big[..120.min(big.len())]
+            big.chars().take(120).collect::<String>()
         )));
     }
     Ok(BatchSql {
         sqls,
         copy_at,
         rejects_insert_at,
+        guards: [too_many_at, already_at, count_at],
     })
 }
 
@@ -355,7 +379,19 @@ pub fn attribute(message: &str, failed_at: Option<usize>, sql: &BatchSql) -> Bla
     if let Some(n) = failed_at.and_then(|at| sql.copy_at.iter().position(|c| *c == at)) {
         return Blame::Copy(n);
     }
-    Blame::Batch
+    // A guard's cast reported as Redshift's compute nodes do, with the
+    // position of its first bad character only: the file's number.
+    let pos = number_after("Pos ").map(|n| n as usize);
+    match (failed_at, pos) {
+        (Some(at), Some(n)) if at == sql.guards[0] => Blame::TooMany(n),
+        (Some(at), Some(n)) if at == sql.guards[1] => Blame::Already(n),
+        (Some(at), Some(n)) if at == sql.guards[2] => Blame::Count {
+            n,
+            rows: 0,
+            rejects: 0,
+        },
+        _ => Blame::Batch,
+    }
 }
 
 /// Whether a batch that failed for a reason of no file's is worth running
@@ -363,8 +399,12 @@ pub fn attribute(message: &str, failed_at: Option<usize>, sql: &BatchSql) -> Bla
 /// 1023, "to be retried"), deadlocks, lock waits cut short, and Data API
 /// throttling.
 pub fn retryable(message: &str) -> bool {
-    let m = message.to_ascii_lowercase();
-    m.contains("1023")
+    // Redshift's own error, not the statement or load errors appended to
+    // it (a line 1023 of a file is no error 1023).
+    let head = message.split(" (in: ").next().unwrap_or(message);
+    let m = head.to_ascii_lowercase();
+    let code = m.trim_start().trim_start_matches("error:").trim_start();
+    code.starts_with("1023")
         || m.contains("serializable isolation violation")
         || m.contains("deadlock")
         || m.contains("lock timeout")
@@ -443,9 +483,11 @@ mod tests {
             assert_eq!(sql.copy_at.len(), files);
             assert!(sql.sqls[sql.rejects_insert_at]
                 .starts_with("INSERT INTO \"events\".\"_logrouter_rejects\""));
+            // Only the ledger is locked: never the event table, which
+            // analysts read meanwhile.
             assert_eq!(
                 sql.sqls.iter().filter(|s| s.starts_with("LOCK ")).count(),
-                2
+                1
             );
             for (i, s) in sql.sqls.iter().enumerate() {
                 assert!(s.len() <= MAX_STATEMENT_BYTES);
@@ -453,12 +495,11 @@ mod tests {
                 // `LOCK [ TABLE ] name`): checked by shape instead; the
                 // table is locked before the ledger.
                 if let Some(name) = s.strip_prefix("LOCK ") {
-                    let want = if i == 0 {
-                        format!("\"events\".\"{}\"", table.table)
-                    } else {
-                        "\"events\".\"_logrouter_ledger\"".to_owned()
-                    };
-                    assert_eq!(name, want);
+                    assert_eq!(name, "\"events\".\"_logrouter_ledger\"");
+                    assert!(
+                        i > sql.copy_at[files - 1],
+                        "the ledger is locked after the COPYs"
+                    );
                     continue;
                 }
                 // Nor COPY's JSON argument and MAXERROR: checked, removed.

@@ -722,14 +722,18 @@ impl RedshiftWarehouse {
         // Batches of at most files_per_batch files, each loaded until every
         // file of it has an outcome.
         // Never one file twice in a batch (its rows would go in twice): a
-        // repeat goes to a later batch, and finds itself loaded.
+        // repeat goes to a later batch, and finds itself loaded. Nor two
+        // files whose load errors could not be told apart (the same first
+        // 256 bytes: sys_load_error_detail.file_name).
         let per = self.files_per_batch.clamp(1, batch::MAX_FILES);
         let mut queue: std::collections::VecDeque<Vec<usize>> = Default::default();
         for i in pending {
-            let uri = &jobs[i].0.file.uri;
-            let slot = queue
-                .iter_mut()
-                .find(|g| g.len() < per && g.iter().all(|&j| jobs[j].0.file.uri != *uri));
+            let key = batch::file_key(&jobs[i].0.file.uri);
+            let slot = queue.iter_mut().find(|g| {
+                g.len() < per
+                    && g.iter()
+                        .all(|&j| batch::file_key(&jobs[j].0.file.uri) != key)
+            });
             match slot {
                 Some(g) => g.push(i),
                 None => queue.push_back(vec![i]),
