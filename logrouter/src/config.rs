@@ -646,6 +646,24 @@ mod tests {
     }
 
     #[test]
+    fn issue12_formats_and_payload_load() {
+        let c = load_str("[route]\nformat = \"s3_access\"\ntype_field = \"/event_type\"\ntype_pattern = \"^(\\\\w+)$\"\n[route.payload]\nfield = \"/request_uri\"\nquery_param = \"data\"\ndelimiter = \"|\"\nfields = [\"event_timestamp\", \"event_type\"]\n").unwrap();
+        assert_eq!(c.route.format, LineFormat::S3Access);
+        assert_eq!(c.route.type_pattern.as_deref(), Some("^(\\w+)$"));
+        let p = c.route.payload.unwrap();
+        assert_eq!(p.fields, ["event_timestamp", "event_type"]);
+        assert_eq!(p.key, "access_log");
+        assert_eq!(Config::default().route.format, LineFormat::Json);
+        for (name, f) in LineFormat::ALL {
+            assert_eq!(LineFormat::parse(name), Ok(f));
+            assert_eq!(f.as_str(), name);
+        }
+        assert!(LineFormat::parse("w3c").unwrap_err().contains("cloudfront"));
+        let c = load_str("[route]\nformat = \"alb\"\ntype = \"Load Balancer\"\n").unwrap();
+        assert_eq!(c.route.fixed_type.as_deref(), Some("Load Balancer"));
+    }
+
+    #[test]
     fn unknown_keys_are_named() {
         let e = load_str("[route]\ntype_feild = \"/type\"\n")
             .unwrap_err()
@@ -682,6 +700,33 @@ mod tests {
             ),
             ("[metrics]\naddr = \"9100\"\n", "metrics.addr"),
             ("[log]\nformat = \"yaml\"\n", "format"),
+            ("[route]\nformat = \"w3c\"\n", "format"),
+            ("[route]\ntype_pattern = \"(\"\n", "route.type_pattern"),
+            ("[route]\ntype = \"42\"\n", "route.type"),
+            (
+                "[route]\ntype = \"a\"\ntype_pattern = \"a\"\n",
+                "route.type",
+            ),
+            (
+                "[route.payload]\nfield = \"/request_uri\"\nquery_param = \"data\"\ndelimiter = \"|\"\nfields = [\"a\"]\n",
+                "route.format",
+            ),
+            (
+                "[route]\nformat = \"s3_access\"\n[route.payload]\nfield = \"/a/b\"\nquery_param = \"data\"\ndelimiter = \"|\"\nfields = [\"a\"]\n",
+                "route.payload.field",
+            ),
+            (
+                "[route]\nformat = \"s3_access\"\n[route.payload]\nfield = \"/request_uri\"\nquery_param = \"data\"\ndelimiter = \"\"\nfields = [\"a\"]\n",
+                "route.payload.delimiter",
+            ),
+            (
+                "[route]\nformat = \"s3_access\"\n[route.payload]\nfield = \"/request_uri\"\nquery_param = \"data\"\ndelimiter = \"|\"\nfields = [\"a\", \"Event Type\"]\n",
+                "route.payload.fields",
+            ),
+            (
+                "[route]\nformat = \"s3_access\"\n[route.payload]\nfield = \"/request_uri\"\nquery_param = \"data\"\ndelimiter = \"|\"\nfields = [\"a\", \"access_log\"]\n",
+                "route.payload.fields",
+            ),
         ] {
             let e = load_str(toml).unwrap_err().to_string();
             assert!(e.contains(key), "{toml} -> {e}");
