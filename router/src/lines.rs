@@ -1,14 +1,13 @@
 //! The per-line hot loop: split the decoded stream into lines with bounded
 //! memory, classify each line, and send it to its part.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::io::{self, BufRead, Write};
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use base64::Engine;
-use std::borrow::Cow;
-
 use logrouter::config::{LineFormat, OutputCompression, PayloadConfig};
 use logrouter::json::MAX_JSON_DEPTH;
 use logrouter::layout::SourceName;
@@ -45,9 +44,7 @@ impl RouteRules {
     pub fn is_replay(&self) -> bool {
         self.matcher.is_some() || self.only_types.is_some()
     }
-}
 
-impl RouteRules {
     /// The raw event type of a line from what its type field held (`found`):
     /// the fixed type when there is one (a JSON line must still be a valid
     /// JSON object), else the field's value through the type pattern.

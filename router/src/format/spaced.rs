@@ -10,16 +10,10 @@
 //! closing quote leaves an even rest (two fields both holding odd quotes),
 //! the first candidate wins, which is what a strict parser would do.
 
-/// One field as written, without its quotes or brackets.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Token<'l> {
-    pub text: &'l str,
-    pub quoted: bool,
-}
-
-/// Splits `line` into `out` (cleared first). `Err` names what is wrong.
-pub fn split<'l>(line: &'l str, out: &mut Vec<Token<'l>>) -> Result<(), String> {
-    out.clear();
+/// Splits `line`, handing each field (as written, without its quotes or
+/// brackets) to `out` in order (no allocation:
+/// this runs once per line). `Err` names what is wrong.
+pub fn split<'l>(line: &'l str, mut out: impl FnMut(&'l str)) -> Result<(), String> {
     let b = line.as_bytes();
     let mut quotes_left = memchr::memchr_iter(b'"', b).count();
     let mut i = 0;
@@ -50,10 +44,7 @@ pub fn split<'l>(line: &'l str, out: &mut Vec<Token<'l>>) -> Result<(), String> 
                     ));
                 };
                 quotes_left = left;
-                out.push(Token {
-                    text: &line[start..end],
-                    quoted: true,
-                });
+                out(&line[start..end]);
                 i = end + 2;
             }
             Some(b'[') => {
@@ -68,19 +59,13 @@ pub fn split<'l>(line: &'l str, out: &mut Vec<Token<'l>>) -> Result<(), String> 
                         )
                     })?;
                 quotes_left -= memchr::memchr_iter(b'"', &b[i..end]).count();
-                out.push(Token {
-                    text: &line[i + 1..end],
-                    quoted: false,
-                });
+                out(&line[i + 1..end]);
                 i = end + 2;
             }
             _ => {
                 let end = memchr::memchr(b' ', &b[i..]).map_or(b.len(), |k| i + k);
                 quotes_left -= memchr::memchr_iter(b'"', &b[i..end]).count();
-                out.push(Token {
-                    text: &line[i..end],
-                    quoted: false,
-                });
+                out(&line[i..end]);
                 i = end + 1;
             }
         }
@@ -118,27 +103,28 @@ impl Documented {
                 ),
             )
         };
-        let mut tokens = Vec::with_capacity(self.keys.len() + 2);
-        split(line, &mut tokens).map_err(malformed)?;
-        if tokens.len() < self.min {
-            return Err(malformed(format!(
-                "{} fields, fewer than the {} every such line has",
-                tokens.len(),
-                self.min
-            )));
-        }
-        for (i, t) in tokens.iter().enumerate() {
+        let start = out.len();
+        split(line, |t| {
+            let i = out.len() - start;
             let key = match self.keys.get(i) {
                 Some(k) => std::borrow::Cow::Borrowed(k.as_str()),
                 None => super::extra_key(i + 1),
             };
-            let mut value = super::value(t.text);
+            let mut value = super::value(t);
             if self.decoded.contains(&i) {
-                value = value.map(|v| super::percent_decode(t.text, false).unwrap_or(v));
+                value = value.map(|v| super::percent_decode(t, false).unwrap_or(v));
             }
             out.push((key, value));
+        })
+        .map_err(malformed)?;
+        let n = out.len() - start;
+        if n < self.min {
+            return Err(malformed(format!(
+                "{n} fields, fewer than the {} every such line has",
+                self.min
+            )));
         }
-        for k in self.keys.iter().skip(tokens.len()) {
+        for k in self.keys.iter().skip(n) {
             out.push((std::borrow::Cow::Borrowed(k.as_str()), None));
         }
         Ok(())
@@ -151,8 +137,8 @@ mod tests {
 
     fn texts(line: &str) -> Vec<String> {
         let mut out = Vec::new();
-        split(line, &mut out).unwrap();
-        out.iter().map(|t| t.text.to_owned()).collect()
+        split(line, |t| out.push(t.to_owned())).unwrap();
+        out
     }
 
     #[test]
@@ -180,8 +166,7 @@ mod tests {
 
     #[test]
     fn unclosed_fields_are_errors() {
-        let mut out = Vec::new();
-        assert!(split("a \"b c", &mut out).is_err());
-        assert!(split("a [b c", &mut out).is_err());
+        assert!(split("a \"b c", |_| {}).is_err());
+        assert!(split("a [b c", |_| {}).is_err());
     }
 }
