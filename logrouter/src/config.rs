@@ -169,7 +169,9 @@ pub enum LineFormat {
     S3Access,
     /// Application Load Balancer access logs.
     Alb,
-    /// `cloudfront` when the object starts with `#Version:`, else `json`.
+    /// `cloudfront` when the object starts with `#Version:`, else `json`
+    /// (decided per object; a JSON object is routed as read, so
+    /// `route.payload` applies to the CloudFront objects only).
     Auto,
 }
 

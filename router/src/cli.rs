@@ -35,7 +35,9 @@ pub struct Common {
     /// TOML configuration file (see logrouter.example.toml).
     #[arg(long, global = true)]
     pub config: Option<PathBuf>,
-    /// JSON pointer to the event type in each line (default /event_type).
+    /// JSON pointer to the event type in each line (default /event_type);
+    /// with --format other than json, into the object each line becomes
+    /// (e.g. /operation for S3 access logs).
     #[arg(long, global = true)]
     pub type_field: Option<String>,
     /// Line format of the sources: json (default), cloudfront, s3_access,
