@@ -325,7 +325,7 @@ impl<'a> LineRouter<'a> {
                         self.result.counts.blank += 1;
                         Ok(())
                     }
-                    Err((reason, detail)) => self.quarantine(reason, &detail, raw),
+                    Err((reason, detail)) => self.reject(reason, &detail, raw),
                 };
             }
         }

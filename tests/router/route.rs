@@ -1072,6 +1072,56 @@ quarantine: 2 type_pattern_no_match"#,
         .await;
     }
 
+    /// A selective replay (`--match`) still reads each file's `#Fields:`
+    /// header, which never matches: headers are read before the filter.
+    #[tokio::test]
+    async fn issue12_replay_of_cloudfront_reads_the_headers() {
+        let input = "#Version: 1.0\n#Fields: date cs-uri-stem\n2019-12-04\t/embed/1\n2019-12-04\t/share/2\n#Fields: cs-uri-stem date\n/share/3\t2019-12-05\n";
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("cf.log");
+        std::fs::write(&src, input).unwrap();
+        let mut c = config(LineFormat::Cloudfront, "/cs_uri_stem");
+        c.route.type_pattern = Some("^/(\\w+)/".into());
+        let out = dir.path().join("out");
+        let router = Router::new(
+            &c,
+            &Location::Local(out.clone()),
+            Arc::new(AwsClients::default()),
+        )
+        .await
+        .unwrap()
+        .with_filter(logrouter::manifest::RouteFilter {
+            match_text: Some("/share/".into()),
+            ..Default::default()
+        })
+        .unwrap();
+        let RouteOutcome::Routed { manifest: m, .. } = router
+            .route_object(&Location::Local(src), false)
+            .await
+            .unwrap()
+        else {
+            panic!("not routed");
+        };
+        m.check_counts().unwrap();
+        assert_eq!(
+            (
+                m.lines.read,
+                m.lines.routed,
+                m.lines.blank,
+                m.lines.filtered
+            ),
+            (6, 2, 3, 1)
+        );
+        let text = String::from_utf8(decompress(
+            &std::fs::read(out.join(&m.types["share"].parts[0].key)).unwrap(),
+        ))
+        .unwrap();
+        assert_eq!(
+            text,
+            "{\"date\":\"2019-12-04\",\"cs_uri_stem\":\"/share/2\"}\n{\"cs_uri_stem\":\"/share/3\",\"date\":\"2019-12-05\"}\n"
+        );
+    }
+
     /// Same input, same configuration: the same keys, byte for byte.
     #[tokio::test]
     async fn issue12_routing_is_deterministic() {

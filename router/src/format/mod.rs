@@ -82,15 +82,6 @@ pub fn keys(documented: &[&str]) -> Vec<String> {
         .collect()
 }
 
-/// The result of converting one line.
-pub enum Converted<'l> {
-    /// A header line, read and counted as blank.
-    Header,
-    /// A record, written as one JSON object into the output buffer, with
-    /// the raw event type found at the type pointer (`None`: absent or null).
-    Record(Option<Cow<'l, str>>),
-}
-
 /// Converts the lines of one source: its format, plus an optional payload.
 pub struct Converter {
     format: Box<dyn Format>,
