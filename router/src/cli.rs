@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use clap::{Args, Parser, Subcommand};
 use logrouter::aws::AwsClients;
-use logrouter::config::Config;
+use logrouter::config::{Config, LineFormat};
 use logrouter::location::Location;
 use logrouter::manifest::Manifest;
 use logrouter::process::shutdown_signal;
@@ -42,7 +42,7 @@ pub struct Common {
     pub type_field: Option<String>,
     /// Line format of the sources: json (default), cloudfront, s3_access,
     /// alb, or auto (cloudfront when an object starts with `#Version:`).
-    #[arg(long, global = true, value_parser = ["json", "cloudfront", "s3_access", "alb", "auto"])]
+    #[arg(long, global = true, value_parser = LineFormat::ALL.map(|(name, _)| name))]
     pub format: Option<String>,
     /// Regular expression applied to the type field's value: its first
     /// capture group is the event type.
