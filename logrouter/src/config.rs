@@ -154,12 +154,97 @@ impl Default for LoadConfig {
     }
 }
 
+/// The line format of source objects (`route.format`, `--format`). The
+/// router turns every non-JSON line into one JSON object, so the loader
+/// and everything after it only ever see JSON lines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum LineFormat {
+    /// JSON lines, routed byte for byte as read.
+    #[default]
+    Json,
+    /// CloudFront standard logs (W3C: `#Version`/`#Fields` headers, tabs).
+    Cloudfront,
+    /// S3 server access logs.
+    S3Access,
+    /// Application Load Balancer access logs.
+    Alb,
+    /// `cloudfront` when the object starts with `#Version:`, else `json`
+    /// (decided per object; a JSON object is routed as read, so
+    /// `route.payload` applies to the CloudFront objects only).
+    Auto,
+}
+
+impl LineFormat {
+    /// Every format, by its configured name.
+    pub const ALL: [(&'static str, LineFormat); 5] = [
+        ("json", LineFormat::Json),
+        ("cloudfront", LineFormat::Cloudfront),
+        ("s3_access", LineFormat::S3Access),
+        ("alb", LineFormat::Alb),
+        ("auto", LineFormat::Auto),
+    ];
+
+    /// The value of `--format`.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        Self::ALL
+            .iter()
+            .find(|(n, _)| *n == text)
+            .map(|(_, f)| *f)
+            .ok_or_else(|| {
+                format!("--format {text:?}: write json, cloudfront, s3_access, alb or auto")
+            })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        Self::ALL
+            .iter()
+            .find(|(_, f)| *f == self)
+            .map(|(n, _)| *n)
+            .expect("every format is listed")
+    }
+}
+
+/// A payload carried inside one field of each line (`[route.payload]`):
+/// a query-string parameter whose value is a delimited list of fields.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct PayloadConfig {
+    /// JSON pointer to the field holding the request, e.g. `/request_uri`.
+    pub field: String,
+    /// The query-string parameter holding the payload, e.g. `data`.
+    pub query_param: String,
+    /// Separator of the payload's values, e.g. `|`.
+    pub delimiter: String,
+    /// The payload's field names, in order (normalised names).
+    pub fields: Vec<String>,
+    /// Key under which the line's own fields are kept (default `access_log`).
+    #[serde(default = "default_payload_key")]
+    pub key: String,
+}
+
+fn default_payload_key() -> String {
+    "access_log".to_owned()
+}
+
 /// How lines are routed and written.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RouteConfig {
-    /// JSON pointer to the event type in each line.
+    /// The sources' line format (default `json`).
+    pub format: LineFormat,
+    /// JSON pointer to the event type in each line (for non-JSON formats:
+    /// in the object the line becomes).
     pub type_field: String,
+    /// A regular expression applied to the type field's value: its first
+    /// capture group (or the whole match) is the event type; no match is
+    /// quarantined as `type_pattern_no_match`.
+    pub type_pattern: Option<String>,
+    /// One fixed event type for every line (instead of `type_field`).
+    #[serde(rename = "type")]
+    pub fixed_type: Option<String>,
+    /// A payload inside each line, routed as the event.
+    pub payload: Option<PayloadConfig>,
     /// Longer lines are quarantined as `line_too_long`. Default 4 MiB,
     /// Redshift's limit for one JSON object.
     pub max_line_bytes: u64,
@@ -192,7 +277,11 @@ pub struct RouteConfig {
 impl Default for RouteConfig {
     fn default() -> Self {
         Self {
+            format: LineFormat::Json,
             type_field: "/event_type".to_owned(),
+            type_pattern: None,
+            fixed_type: None,
+            payload: None,
             max_line_bytes: 4 * 1024 * 1024,
             part_size_bytes: 128 * 1024 * 1024,
             output_compression: OutputCompression::Gzip,
@@ -288,6 +377,82 @@ impl Config {
         let invalid = |key, message: String| Err(ConfigError::Invalid { key, message });
         if let Err(e) = JsonPointer::parse(&r.type_field) {
             return invalid("route.type_field", e);
+        }
+        if let Some(p) = &r.type_pattern {
+            if let Err(e) = regex::Regex::new(p) {
+                return invalid(
+                    "route.type_pattern",
+                    format!("{p:?} is not a regular expression: {e}"),
+                );
+            }
+        }
+        if let Some(t) = &r.fixed_type {
+            if let Err(e) = crate::normalize::normalize_event_type(t) {
+                return invalid(
+                    "route.type",
+                    format!("{t:?} {e}: give a name such as \"video_play\""),
+                );
+            }
+            if r.type_pattern.is_some() {
+                return invalid(
+                    "route.type",
+                    "a fixed type leaves nothing for route.type_pattern to match: set one of them"
+                        .into(),
+                );
+            }
+        }
+        if let Some(p) = &r.payload {
+            if r.format == LineFormat::Json {
+                return invalid("route.payload", "a payload is read from an access log's field: set route.format (--format) to cloudfront, s3_access, alb or auto".into());
+            }
+            match JsonPointer::parse(&p.field) {
+                Err(e) => return invalid("route.payload.field", e),
+                Ok(ptr) if ptr.segments().len() != 1 => {
+                    return invalid("route.payload.field", format!("{:?} must name one field of the access-log line, e.g. \"/request_uri\"", p.field));
+                }
+                Ok(_) => {}
+            }
+            if p.query_param.is_empty() {
+                return invalid(
+                    "route.payload.query_param",
+                    "must not be empty (the parameter holding the payload, e.g. \"data\")".into(),
+                );
+            }
+            if p.delimiter.is_empty() {
+                return invalid(
+                    "route.payload.delimiter",
+                    "must not be empty (e.g. \"|\")".into(),
+                );
+            }
+            if p.fields.is_empty() {
+                return invalid(
+                    "route.payload.fields",
+                    "name at least one field, in the payload's order".into(),
+                );
+            }
+            if let Err(e) = validate_name(&p.key) {
+                return invalid(
+                    "route.payload.key",
+                    format!(
+                        "{:?} {}: write a normalised name such as \"access_log\"",
+                        p.key, e.rule
+                    ),
+                );
+            }
+            for (i, f) in p.fields.iter().enumerate() {
+                if let Err(e) = validate_name(f) {
+                    return invalid(
+                        "route.payload.fields",
+                        format!(
+                            "{f:?} {}: write normalised names such as \"event_type\"",
+                            e.rule
+                        ),
+                    );
+                }
+                if *f == p.key || p.fields[..i].contains(f) {
+                    return invalid("route.payload.fields", format!("{f:?} appears twice (or is route.payload.key): each key of the routed object must be unique"));
+                }
+            }
         }
         if r.max_line_bytes == 0 {
             return invalid("route.max_line_bytes", "must be at least 1".into());
@@ -483,6 +648,24 @@ mod tests {
     }
 
     #[test]
+    fn issue12_formats_and_payload_load() {
+        let c = load_str("[route]\nformat = \"s3_access\"\ntype_field = \"/event_type\"\ntype_pattern = \"^(\\\\w+)$\"\n[route.payload]\nfield = \"/request_uri\"\nquery_param = \"data\"\ndelimiter = \"|\"\nfields = [\"event_timestamp\", \"event_type\"]\n").unwrap();
+        assert_eq!(c.route.format, LineFormat::S3Access);
+        assert_eq!(c.route.type_pattern.as_deref(), Some("^(\\w+)$"));
+        let p = c.route.payload.unwrap();
+        assert_eq!(p.fields, ["event_timestamp", "event_type"]);
+        assert_eq!(p.key, "access_log");
+        assert_eq!(Config::default().route.format, LineFormat::Json);
+        for (name, f) in LineFormat::ALL {
+            assert_eq!(LineFormat::parse(name), Ok(f));
+            assert_eq!(f.as_str(), name);
+        }
+        assert!(LineFormat::parse("w3c").unwrap_err().contains("cloudfront"));
+        let c = load_str("[route]\nformat = \"alb\"\ntype = \"Load Balancer\"\n").unwrap();
+        assert_eq!(c.route.fixed_type.as_deref(), Some("Load Balancer"));
+    }
+
+    #[test]
     fn unknown_keys_are_named() {
         let e = load_str("[route]\ntype_feild = \"/type\"\n")
             .unwrap_err()
@@ -519,6 +702,33 @@ mod tests {
             ),
             ("[metrics]\naddr = \"9100\"\n", "metrics.addr"),
             ("[log]\nformat = \"yaml\"\n", "format"),
+            ("[route]\nformat = \"w3c\"\n", "format"),
+            ("[route]\ntype_pattern = \"(\"\n", "route.type_pattern"),
+            ("[route]\ntype = \"42\"\n", "route.type"),
+            (
+                "[route]\ntype = \"a\"\ntype_pattern = \"a\"\n",
+                "route.type",
+            ),
+            (
+                "[route.payload]\nfield = \"/request_uri\"\nquery_param = \"data\"\ndelimiter = \"|\"\nfields = [\"a\"]\n",
+                "route.format",
+            ),
+            (
+                "[route]\nformat = \"s3_access\"\n[route.payload]\nfield = \"/a/b\"\nquery_param = \"data\"\ndelimiter = \"|\"\nfields = [\"a\"]\n",
+                "route.payload.field",
+            ),
+            (
+                "[route]\nformat = \"s3_access\"\n[route.payload]\nfield = \"/request_uri\"\nquery_param = \"data\"\ndelimiter = \"\"\nfields = [\"a\"]\n",
+                "route.payload.delimiter",
+            ),
+            (
+                "[route]\nformat = \"s3_access\"\n[route.payload]\nfield = \"/request_uri\"\nquery_param = \"data\"\ndelimiter = \"|\"\nfields = [\"a\", \"Event Type\"]\n",
+                "route.payload.fields",
+            ),
+            (
+                "[route]\nformat = \"s3_access\"\n[route.payload]\nfield = \"/request_uri\"\nquery_param = \"data\"\ndelimiter = \"|\"\nfields = [\"a\", \"access_log\"]\n",
+                "route.payload.fields",
+            ),
         ] {
             let e = load_str(toml).unwrap_err().to_string();
             assert!(e.contains(key), "{toml} -> {e}");

@@ -74,6 +74,15 @@ pub fn normalize_event_type(raw: &str) -> Result<String, InvalidEventType> {
     validate_name(&out).map(|()| out)
 }
 
+/// The JSON key of a non-JSON format's documented field name
+/// (`cs(User-Agent)` → `cs_user_agent`, `x-edge-location` →
+/// `x_edge_location`, `Request-URI` → `request_uri`, `aclRequired` →
+/// `acl_required`). Keys become column names, so they follow exactly the
+/// rules of [`normalize_event_type`]: one normalisation for every name.
+pub fn normalize_key(raw: &str) -> Result<String, InvalidEventType> {
+    normalize_event_type(raw)
+}
+
 /// Checks that `name` is already a valid normalised name
 /// (`^[a-z][a-z0-9_]{0,62}$`). Used for configured allow-lists.
 pub fn validate_name(name: &str) -> Result<(), InvalidEventType> {

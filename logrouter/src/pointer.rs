@@ -65,6 +65,11 @@ impl JsonPointer {
         &self.text
     }
 
+    /// The members the pointer names, unescaped, outermost first.
+    pub fn segments(&self) -> &[String] {
+        &self.segments
+    }
+
     /// Looks the pointer up in one JSON text, validating the whole text on
     /// the way exactly as [`crate::json::check_json`] does: anything but
     /// [`Lookup::InvalidJson`] and [`Lookup::TooDeep`] means that

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use clap::{Args, Parser, Subcommand};
 use logrouter::aws::AwsClients;
-use logrouter::config::Config;
+use logrouter::config::{Config, LineFormat};
 use logrouter::location::Location;
 use logrouter::manifest::Manifest;
 use logrouter::process::shutdown_signal;
@@ -35,9 +35,22 @@ pub struct Common {
     /// TOML configuration file (see logrouter.example.toml).
     #[arg(long, global = true)]
     pub config: Option<PathBuf>,
-    /// JSON pointer to the event type in each line (default /event_type).
+    /// JSON pointer to the event type in each line (default /event_type);
+    /// with --format other than json, into the object each line becomes
+    /// (e.g. /operation for S3 access logs).
     #[arg(long, global = true)]
     pub type_field: Option<String>,
+    /// Line format of the sources: json (default), cloudfront, s3_access,
+    /// alb, or auto (cloudfront when an object starts with `#Version:`).
+    #[arg(long, global = true, value_parser = LineFormat::ALL.map(|(name, _)| name))]
+    pub format: Option<String>,
+    /// Regular expression applied to the type field's value: its first
+    /// capture group is the event type.
+    #[arg(long, global = true)]
+    pub type_pattern: Option<String>,
+    /// One fixed event type for every line of the sources.
+    #[arg(long = "type", global = true)]
+    pub fixed_type: Option<String>,
     /// Log lines as `text` (default) or `json` (one object per line).
     #[arg(long, global = true, value_parser = ["text", "json"])]
     pub log_format: Option<String>,
@@ -134,6 +147,15 @@ fn load_config(common: &Common, metrics_addr: Option<&str>) -> Result<Config, Us
         Config::load(common.config.as_deref()).map_err(|e| UsageError(e.to_string()))?;
     if let Some(t) = &common.type_field {
         config.route.type_field = t.clone();
+    }
+    if let Some(f) = &common.format {
+        config.route.format = logrouter::config::LineFormat::parse(f).map_err(UsageError)?;
+    }
+    if let Some(p) = &common.type_pattern {
+        config.route.type_pattern = Some(p.clone());
+    }
+    if let Some(t) = &common.fixed_type {
+        config.route.fixed_type = Some(t.clone());
     }
     logrouter::process::finish_config(&mut config, common.log_format.as_deref(), metrics_addr)
         .map_err(UsageError)?;

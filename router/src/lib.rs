@@ -1,7 +1,8 @@
 //! The router: splits S3 log objects into per-event-type files.
 //!
 //! - [`route::Router::route_object`] routes one source to a destination;
-//! - [`lines`] is the per-line hot loop, [`parts`] the compressed outputs,
+//! - [`lines`] is the per-line hot loop, [`format`] the non-JSON line
+//!   formats (CloudFront, S3 access, ALB) it converts to JSON objects, [`parts`] the compressed outputs,
 //!   [`decode`] the compression detection, [`reason`] the quarantine reasons;
 //! - [`service`] is `router run`: the SQS worker that routes each notified
 //!   object;
@@ -10,6 +11,7 @@
 pub mod backfill;
 pub mod cli;
 pub mod decode;
+pub mod format;
 pub mod lines;
 pub mod parts;
 pub mod reason;

@@ -1,13 +1,14 @@
 //! The per-line hot loop: split the decoded stream into lines with bounded
 //! memory, classify each line, and send it to its part.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::io::{self, BufRead, Write};
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use base64::Engine;
-use logrouter::config::OutputCompression;
+use logrouter::config::{LineFormat, OutputCompression, PayloadConfig};
 use logrouter::json::MAX_JSON_DEPTH;
 use logrouter::layout::SourceName;
 use logrouter::manifest::{LineCounts, PartOutput, QuarantineOutput, TypeOutput};
@@ -17,6 +18,7 @@ use logrouter::store::{OutputStore, TransportError};
 use serde::Serialize;
 use tokio::sync::mpsc;
 
+use crate::format::Converter;
 use crate::parts::{FinishedPart, PartWriter};
 use crate::reason::Reason;
 
@@ -42,6 +44,52 @@ impl RouteRules {
     pub fn is_replay(&self) -> bool {
         self.matcher.is_some() || self.only_types.is_some()
     }
+
+    /// The raw event type of a line from what its type field held (`found`):
+    /// the fixed type when there is one (a JSON line must still be a valid
+    /// JSON object), else the field's value through the type pattern.
+    fn type_of<'t>(
+        &'t self,
+        found: Result<Cow<'t, str>, (Reason, String)>,
+    ) -> Result<Cow<'t, str>, (Reason, String)> {
+        if let Some(fixed) = &self.fixed_type {
+            return match found {
+                Err((r @ (Reason::InvalidJson | Reason::NotAnObject | Reason::TooDeep), d)) => {
+                    Err((r, d))
+                }
+                _ => Ok(Cow::Borrowed(fixed)),
+            };
+        }
+        let value = found?;
+        let Some(re) = &self.type_pattern else {
+            return Ok(value);
+        };
+        let matched = re
+            .captures(&value)
+            .and_then(|c| c.get(1).or_else(|| c.get(0)))
+            .map(|m| m.range());
+        match (matched, value) {
+            (Some(r), Cow::Borrowed(v)) => Ok(Cow::Borrowed(&v[r])),
+            (Some(r), Cow::Owned(v)) => Ok(Cow::Owned(v[r].to_owned())),
+            (None, v) => Err((
+                Reason::TypePatternNoMatch,
+                format!(
+                    "the type field {} is {:?}, which route.type_pattern {:?} does not match: widen the pattern (--type-pattern), or route these lines with another type field",
+                    self.pointer,
+                    excerpt(&v),
+                    re.as_str()
+                ),
+            )),
+        }
+    }
+}
+
+/// How a source's lines are read: JSON lines as they are, or converted.
+enum Mode {
+    Json,
+    /// `auto`, until the first line decides.
+    Auto,
+    Convert(Box<Converter>),
 }
 
 impl LineMatcher {
@@ -61,6 +109,15 @@ pub struct RouteRules {
     /// Replay filter: only these normalised types are written.
     pub only_types: Option<Vec<String>>,
     pub pointer: JsonPointer,
+    /// The sources' line format; every non-JSON line becomes a JSON object.
+    pub format: LineFormat,
+    /// A payload inside each line, routed as the event.
+    pub payload: Option<PayloadConfig>,
+    /// Applied to the type field's value: the first capture group (or the
+    /// whole match) is the type.
+    pub type_pattern: Option<regex::Regex>,
+    /// One type for every line, instead of the type field.
+    pub fixed_type: Option<String>,
     pub max_line_bytes: usize,
     pub allowed_types: Option<Vec<String>>,
     pub max_types_per_source: usize,
@@ -120,6 +177,9 @@ pub struct LineRouter<'a> {
     result: LinesResult,
     line_no: u64,
     scratch: Vec<u8>,
+    mode: Mode,
+    /// The JSON object a converted line becomes.
+    object: Vec<u8>,
 }
 
 impl<'a> LineRouter<'a> {
@@ -144,6 +204,14 @@ impl<'a> LineRouter<'a> {
             result: LinesResult::default(),
             line_no: 0,
             scratch: Vec::new(),
+            mode: match rules.format {
+                LineFormat::Json => Mode::Json,
+                LineFormat::Auto => Mode::Auto,
+                f => Mode::Convert(Box::new(
+                    Converter::new(f, rules.payload.as_ref()).expect("a non-JSON format"),
+                )),
+            },
+            object: Vec::new(),
         }
     }
 
@@ -225,9 +293,41 @@ impl<'a> LineRouter<'a> {
         if self.line_no == 1 {
             line = line.strip_prefix(BOM).unwrap_or(line);
         }
+        if matches!(self.mode, Mode::Auto) {
+            // `auto` looks at the object's first line only (a first line
+            // too long to hold is no `#Version:` header).
+            let first = if self.line_no == 1 { line } else { b"" };
+            self.mode = match Converter::auto(first, self.rules.payload.as_ref()) {
+                Some(c) => Mode::Convert(Box::new(c)),
+                None => Mode::Json,
+            };
+        }
         if line.iter().all(|c| *c == b' ' || *c == b'\t') {
             self.result.counts.blank += 1;
             return Ok(());
+        }
+        if let Mode::Convert(c) = &mut self.mode {
+            // Headers before the replay filter: a replay must still learn
+            // the fields. Counted as blank (see `format::Format::is_header`).
+            if c.is_header(line) {
+                let read = match std::str::from_utf8(line) {
+                    Ok(text) => c.header(text, self.line_no),
+                    Err(e) => Err((
+                        Reason::InvalidUtf8,
+                        format!(
+                            "invalid UTF-8 at byte {} of the header line",
+                            e.valid_up_to()
+                        ),
+                    )),
+                };
+                return match read {
+                    Ok(()) => {
+                        self.result.counts.blank += 1;
+                        Ok(())
+                    }
+                    Err((reason, detail)) => self.reject(reason, &detail, raw),
+                };
+            }
         }
         if let Some(m) = &self.rules.matcher {
             if !m.is_match(line) {
@@ -250,7 +350,19 @@ impl<'a> LineRouter<'a> {
                 return self.reject(Reason::InvalidUtf8, &detail, raw);
             }
         };
-        let event_type = match event_type_of(&self.rules.pointer, text) {
+        let rules = self.rules;
+        let (found, converted) = match &mut self.mode {
+            Mode::Convert(c) => match c.record(text, rules.pointer.segments(), &mut self.object) {
+                Ok(Some(t)) => (Ok(t), true),
+                Ok(None) => (Err((
+                    Reason::MissingEventType,
+                    format!("no event type at {} in the object this {} line becomes (set --type-field to one of its keys, e.g. /operation, or --type NAME for one type per source)", rules.pointer, rules.format.as_str()),
+                )), true),
+                Err((reason, detail)) => return self.reject(reason, &detail, raw),
+            },
+            _ => (event_type_of(&rules.pointer, text), false),
+        };
+        let event_type = match rules.type_of(found) {
             Ok(t) => t,
             Err((reason, detail)) => return self.reject(reason, &detail, raw),
         };
@@ -312,7 +424,7 @@ impl<'a> LineRouter<'a> {
             self.open.insert(name.clone(), (next, writer));
         }
         let (part_no, writer) = self.open.get_mut(&name).expect("opened above");
-        writer.write_line(line, line_no)?;
+        writer.write_line(if converted { &self.object } else { line }, line_no)?;
         let rolled = writer.compressed_len() >= self.rules.part_size;
         self.result.counts.routed += 1;
         if rolled {

@@ -28,11 +28,22 @@ pub enum Reason {
     /// loader's JSON parser (serde_json's `Value`) refuses it, so routing it
     /// would only move the failure to the load.
     TooDeep,
+    /// A non-JSON format's line that does not split into its fields (an
+    /// unclosed quote, too few fields, a value count that is not the
+    /// header's).
+    MalformedRecord,
+    /// A CloudFront record before any `#Fields:` header: its fields are
+    /// unknown.
+    NoFieldsHeader,
+    /// `route.payload` is set and the line lacks its field or parameter.
+    PayloadMissing,
+    /// `route.type_pattern` does not match the type field's value.
+    TypePatternNoMatch,
 }
 
 impl Reason {
     /// Every reason, in a fixed order: new ones are added at the end.
-    pub const ALL: [Reason; 10] = [
+    pub const ALL: [Reason; 14] = [
         Reason::InvalidJson,
         Reason::NotAnObject,
         Reason::MissingEventType,
@@ -43,6 +54,10 @@ impl Reason {
         Reason::LineTooLong,
         Reason::TruncatedLine,
         Reason::TooDeep,
+        Reason::MalformedRecord,
+        Reason::NoFieldsHeader,
+        Reason::PayloadMissing,
+        Reason::TypePatternNoMatch,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -57,6 +72,10 @@ impl Reason {
             Reason::LineTooLong => "line_too_long",
             Reason::TruncatedLine => "truncated_line",
             Reason::TooDeep => "too_deep",
+            Reason::MalformedRecord => "malformed_record",
+            Reason::NoFieldsHeader => "no_fields_header",
+            Reason::PayloadMissing => "payload_missing",
+            Reason::TypePatternNoMatch => "type_pattern_no_match",
         }
     }
 }

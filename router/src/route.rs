@@ -87,6 +87,13 @@ impl Router {
                 matcher: None,
                 only_types: None,
                 pointer: config.type_pointer(),
+                format: r.format,
+                payload: r.payload.clone(),
+                type_pattern: r
+                    .type_pattern
+                    .as_deref()
+                    .map(|p| regex::Regex::new(p).expect("validated at start-up")),
+                fixed_type: r.fixed_type.clone(),
                 max_line_bytes: r.max_line_bytes as usize,
                 allowed_types: r.allowed_types.clone(),
                 max_types_per_source: r.max_types_per_source,

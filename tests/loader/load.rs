@@ -4,6 +4,12 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::Arc;
+
+use logrouter::aws::AwsClients;
+use logrouter::config::Config;
+use logrouter::location::Location;
+use router::route::{RouteOutcome, Router};
 
 use crate::support::*;
 
@@ -612,4 +618,86 @@ async fn issue13_output_into_a_closed_pipe_exits_quietly() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert_eq!(out.status.code(), Some(0), "{stderr}");
+}
+
+/// Issue #12, the tick pipeline: an S3 server access log whose requests
+/// carry events in `?data=|…|` is routed into per-type files of JSON
+/// objects that `loader load` puts into one SQLite table per event type.
+#[tokio::test]
+async fn issue12_s3_access_payload_loads_into_sqlite() {
+    use logrouter::config::{LineFormat, PayloadConfig};
+    let dir = tempfile::tempdir().unwrap();
+    let line = |data: &str| {
+        format!("79a5 bucket1 [15/Jan/2014:19:33:24 +0000] 192.0.2.3 - REQ1 REST.GET.OBJECT tick \"GET /tick?data={data} HTTP/1.1\" 200 - 0 0 12 11 \"-\" \"Mozilla/5.0 \"x\" (X11)\" - host1 SigV4 ECDHE-RSA-AES128-SHA QueryString bucket1.s3.amazonaws.com TLSv1.2 - -\n")
+    };
+    let log = [
+        line("|2014-01-15T19:33:23|g1|1234567|Registered|C|Wales|watch|video|4|60|120|"),
+        line("|2014-01-15T19:33:24|g2|7|Guest|C|Wales|watch|video|5|0|10|"),
+        line("|2014-01-15T19:33:25|g3|8|Guest|C|North+East|pause|video|5|10||"),
+        "79a5 bucket1 [15/Jan/2014:19:33:26 +0000] 192.0.2.3 - REQ2 REST.GET.OBJECT favicon.ico \"GET /favicon.ico HTTP/1.1\" 404 NoSuchKey 0 0 1 1 \"-\" \"-\" - host1 SigV4 - AuthHeader bucket1.s3.amazonaws.com TLSv1.2 - -\n".to_string(),
+    ]
+    .concat();
+    let src = dir.path().join("2014-01-15-19-33-27-EXAMPLE");
+    std::fs::write(&src, log).unwrap();
+    let mut config = Config::default();
+    config.route.format = LineFormat::S3Access;
+    config.route.payload = Some(PayloadConfig {
+        field: "/request_uri".into(),
+        query_param: "data".into(),
+        delimiter: "|".into(),
+        fields: [
+            "event_timestamp",
+            "event_guid",
+            "user_id",
+            "user_type",
+            "consumer",
+            "country",
+            "event_type",
+            "video_type",
+            "content_id",
+            "start",
+            "end",
+        ]
+        .map(String::from)
+        .to_vec(),
+        key: "access_log".into(),
+    });
+    config.validate().unwrap();
+    let routed = dir.path().join("routed");
+    let router = Router::new(
+        &config,
+        &Location::Local(routed.clone()),
+        Arc::new(AwsClients::default()),
+    )
+    .await
+    .unwrap();
+    let RouteOutcome::Routed { manifest, .. } = router
+        .route_object(&Location::Local(src), false)
+        .await
+        .unwrap()
+    else {
+        panic!("not routed");
+    };
+    assert_eq!(
+        manifest.quarantine.by_reason.get("payload_missing"),
+        Some(&1)
+    );
+
+    let db = dir.path().join("w.db");
+    let url = format!("sqlite:{}", db.display());
+    let out = run(
+        &mut loader(),
+        &["load", "--warehouse", &url, routed.to_str().unwrap()],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(sqlite_counts(&db), counts(&[("pause", 1), ("watch", 2)]));
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let event: String = conn
+        .query_row("SELECT event FROM pause", [], |r| r.get(0))
+        .unwrap();
+    let event: serde_json::Value = serde_json::from_str(&event).unwrap();
+    assert_eq!(event["country"], "North East");
+    assert_eq!(event["end"], serde_json::Value::Null);
+    assert_eq!(event["access_log"]["user_agent"], "Mozilla/5.0 \"x\" (X11)");
+    assert_eq!(event["access_log"]["time"], "15/Jan/2014:19:33:24 +0000");
 }

@@ -187,3 +187,74 @@ fn issue5_json_logs_one_object_per_line() {
     let o = router(&[&args[..], &["--log-format", "yaml"]].concat(), &[]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
 }
+
+/// Issue #12: `--format`, `--type-field`, `--type-pattern` and `--type` on
+/// the command line; a bad value is a usage error naming the fix.
+#[test]
+fn issue12_format_flags() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let out = out.to_str().unwrap();
+    let src = dir.path().join("s3-access.log");
+    std::fs::copy(
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../tests/data/logs/s3-access-2019-02-06-00-01-57-EXAMPLE"
+        ),
+        &src,
+    )
+    .unwrap();
+    let src = src.to_str().unwrap();
+    let routed = |args: &[&str]| -> Value {
+        let mut all = vec!["route", "--json", "--out", out];
+        all.extend_from_slice(args);
+        all.push(src);
+        let o = router(&all, &[]);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        let doc: Value = serde_json::from_slice(&o.stdout).unwrap();
+        doc["sources"][0].clone()
+    };
+    let types = |doc: &Value| {
+        doc["routed"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    let doc = routed(&["--format", "s3_access", "--type-field", "/operation"]);
+    assert_eq!(types(&doc), ["rest_put_object"], "{doc}");
+    let doc = routed(&[
+        "--format",
+        "s3_access",
+        "--type-field",
+        "/request_uri",
+        "--type-pattern",
+        "^PUT /[^/]+/[^.]+\\.(\\w+)",
+    ]);
+    assert_eq!(types(&doc), ["pdf"], "{doc}");
+    let doc = routed(&["--format", "s3_access", "--type", "s3_log"]);
+    assert_eq!(types(&doc), ["s3_log"], "{doc}");
+    // JSON is still the default: the access log is not JSON.
+    let doc = routed(&[]);
+    assert!(types(&doc).is_empty(), "{doc}");
+
+    let o = router(&["route", "--format", "w3c", "--out", out, src], &[]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("cloudfront"), "{}", stderr(&o));
+    let o = router(
+        &[
+            "route",
+            "--format",
+            "alb",
+            "--type-pattern",
+            "(",
+            "--out",
+            out,
+            src,
+        ],
+        &[],
+    );
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("route.type_pattern"), "{}", stderr(&o));
+}

@@ -641,3 +641,518 @@ async fn issue10_router_never_routes_a_line_the_loader_cannot_parse() {
     assert_eq!(m.quarantine.by_reason.get("too_deep"), Some(&2));
     assert_eq!(m.quarantine.by_reason.get("invalid_json"), Some(&3));
 }
+
+/// Issue #12: access logs (CloudFront, S3 server access, ALB) become JSON
+/// objects, one per line, routed by a field of that object.
+mod issue12 {
+    use logrouter::config::{LineFormat, PayloadConfig};
+
+    use super::*;
+
+    const CLOUDFRONT: &[u8] =
+        include_bytes!("../data/logs/cloudfront-EMLARXS9EXAMPLE.2019-12-04-21.example");
+    const S3_ACCESS: &[u8] = include_bytes!("../data/logs/s3-access-2019-02-06-00-01-57-EXAMPLE");
+    const ALB: &[u8] = include_bytes!("../data/logs/alb-example.log");
+
+    /// CloudFront's current 33 fields; real files hold the first 24 or 26
+    /// of them too (and 34 with one more appended).
+    const CF_FIELDS: [&str; 33] = [
+        "date",
+        "time",
+        "x-edge-location",
+        "sc-bytes",
+        "c-ip",
+        "cs-method",
+        "cs(Host)",
+        "cs-uri-stem",
+        "sc-status",
+        "cs(Referer)",
+        "cs(User-Agent)",
+        "cs-uri-query",
+        "cs(Cookie)",
+        "x-edge-result-type",
+        "x-edge-request-id",
+        "x-host-header",
+        "cs-protocol",
+        "cs-bytes",
+        "time-taken",
+        "x-forwarded-for",
+        "ssl-protocol",
+        "ssl-cipher",
+        "x-edge-response-result-type",
+        "cs-protocol-version",
+        "fle-status",
+        "fle-encrypted-fields",
+        "c-port",
+        "time-to-first-byte",
+        "x-edge-detailed-result-type",
+        "sc-content-type",
+        "sc-content-len",
+        "sc-range-start",
+        "sc-range-end",
+    ];
+
+    fn config(format: LineFormat, type_field: &str) -> Config {
+        let mut c = Config::default();
+        c.route.format = format;
+        c.route.type_field = type_field.into();
+        c.validate().unwrap();
+        c
+    }
+
+    /// The tick pipeline's payload: an S3 access log's Request-URI carries
+    /// the event as `?data=|…|`.
+    fn tick_config() -> Config {
+        let mut c = config(LineFormat::S3Access, "/event_type");
+        c.route.payload = Some(PayloadConfig {
+            field: "/request_uri".into(),
+            query_param: "data".into(),
+            delimiter: "|".into(),
+            fields: [
+                "event_timestamp",
+                "event_guid",
+                "user_id",
+                "user_type",
+                "consumer",
+                "country",
+                "event_type",
+                "video_type",
+                "content_id",
+                "start",
+                "end",
+            ]
+            .map(String::from)
+            .to_vec(),
+            key: "access_log".into(),
+        });
+        c.validate().unwrap();
+        c
+    }
+
+    /// An S3 access log line with this request and user agent.
+    fn s3_line(request: &str, user_agent: &str) -> String {
+        format!("79a5 bucket1 [15/Jan/2014:19:33:24 +0000] 192.0.2.3 - REQ1 REST.GET.OBJECT tick \"{request}\" 200 - 0 0 12 11 \"-\" \"{user_agent}\" - host1 SigV4 ECDHE-RSA-AES128-SHA QueryString bucket1.s3.amazonaws.com TLSv1.2 - -")
+    }
+
+    /// Routes `input` and returns each routed type's lines as JSON values
+    /// (for checks on many keys) plus the manifest.
+    async fn routed(config: &Config, input: &[u8]) -> (Manifest, Vec<(String, Value)>) {
+        let dir = tempfile::tempdir().unwrap();
+        let (m, _) = route_file(dir.path(), "access.log", input, config).await;
+        m.check_counts().unwrap();
+        let mut got = Vec::new();
+        for (t, o) in &m.types {
+            for p in &o.parts {
+                let data = gunzip(&std::fs::read(dir.path().join("out").join(&p.key)).unwrap());
+                for line in String::from_utf8(data).unwrap().lines() {
+                    got.push((t.clone(), serde_json::from_str(line).unwrap()));
+                }
+            }
+        }
+        (m, got)
+    }
+
+    #[tokio::test]
+    async fn issue12_cloudfront_documented_example() {
+        check_with(
+            &config(LineFormat::Cloudfront, "/x_edge_result_type"),
+            CLOUDFRONT,
+            r#"
+read 3: routed 1, quarantined 0, blank 2
+hit: {"date":"2019-12-04","time":"21:02:31","x_edge_location":"LAX1","sc_bytes":"392","c_ip":"192.0.2.100","cs_method":"GET","cs_host":"d111111abcdef8.cloudfront.net","cs_uri_stem":"/index.html","sc_status":"200","cs_referer":null,"cs_user_agent":"Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/78.0.3904.108 Safari/537.36","cs_uri_query":null,"cs_uri_query_raw":null,"cs_cookie":null,"x_edge_result_type":"Hit","x_edge_request_id":"SOX4xwn4XV6Q4rgb7XiVGOHms_BGlTAC4KyHmureZmBNrjGdRLiNIQ==","x_host_header":"d111111abcdef8.cloudfront.net","cs_protocol":"https","cs_bytes":"23","time_taken":"0.001","x_forwarded_for":null,"ssl_protocol":"TLSv1.2","ssl_cipher":"ECDHE-RSA-AES128-GCM-SHA256","x_edge_response_result_type":"Hit","cs_protocol_version":"HTTP/2.0","fle_status":null,"fle_encrypted_fields":null,"c_port":"11040","time_to_first_byte":"0.001","x_edge_detailed_result_type":"Hit","sc_content_type":"text/html","sc_content_len":"78","sc_range_start":null,"sc_range_end":null}"#,
+        )
+        .await;
+        // The same object gzipped, as CloudFront delivers it, and by `auto`.
+        let (m, got) = routed(
+            &config(LineFormat::Auto, "/x_edge_result_type"),
+            &gzip(CLOUDFRONT),
+        )
+        .await;
+        assert_eq!((m.lines.read, m.lines.routed, m.lines.blank), (3, 1, 2));
+        assert_eq!(got[0].1["cs_method"], "GET");
+    }
+
+    #[tokio::test]
+    async fn issue12_cloudfront_header_changes_mid_file() {
+        let input = "#Version: 1.0\n#Fields: date cs-uri-stem cs-uri-query cs(User-Agent)\n2019-12-04\t/embed/a%20b\tx=1%26y%3D2\tcurl/8.0%20(x%22y)\n#Fields: date sc-status cs-uri-stem\n2019-12-05\t200\t/share/c\n2019-12-05\t200\n2019-12-05\t200\t/share/d\textra\n";
+        let mut c = config(LineFormat::Cloudfront, "/cs_uri_stem");
+        c.route.type_pattern = Some("^/(embed|share|download)/".into());
+        check_with(
+            &c,
+            input.as_bytes(),
+            r#"
+read 7: routed 2, quarantined 2, blank 3
+embed: {"date":"2019-12-04","cs_uri_stem":"/embed/a b","cs_uri_query":"x=1&y=2","cs_uri_query_raw":"x=1%26y%3D2","cs_user_agent":"curl/8.0 (x\"y)"}
+share: {"date":"2019-12-05","sc_status":"200","cs_uri_stem":"/share/c"}
+quarantine: 6 malformed_record
+quarantine: 7 malformed_record"#,
+        )
+        .await;
+    }
+
+    /// Files of 24, 26 and 33 fields (CloudFront's history) and 34 (a field
+    /// appended after this code): every value is kept under its own key.
+    #[tokio::test]
+    async fn issue12_cloudfront_old_and_new_field_counts() {
+        let mut input = String::from("#Version: 1.0\n");
+        let lists: Vec<Vec<&str>> = vec![
+            CF_FIELDS[..24].to_vec(),
+            CF_FIELDS[..26].to_vec(),
+            CF_FIELDS.to_vec(),
+            CF_FIELDS
+                .iter()
+                .copied()
+                .chain(["x-future-field"])
+                .collect(),
+        ];
+        for list in &lists {
+            input.push_str(&format!("#Fields: {}\n", list.join(" ")));
+            let values: Vec<String> = list
+                .iter()
+                .map(|f| {
+                    if *f == "x-edge-result-type" {
+                        "Miss".into()
+                    } else {
+                        format!("v{}", f.len())
+                    }
+                })
+                .collect();
+            input.push_str(&values.join("\t"));
+            input.push('\n');
+        }
+        let (m, got) = routed(
+            &config(LineFormat::Cloudfront, "/x_edge_result_type"),
+            input.as_bytes(),
+        )
+        .await;
+        assert_eq!((m.lines.read, m.lines.routed, m.lines.blank), (9, 4, 5));
+        // One more key than fields: cs_uri_query_raw.
+        let sizes: Vec<usize> = got
+            .iter()
+            .map(|(_, v)| v.as_object().unwrap().len())
+            .collect();
+        assert_eq!(sizes, [25, 27, 34, 35]);
+        assert!(got.iter().all(|(t, _)| t == "miss"));
+        assert_eq!(got[3].1["x_future_field"], "v14");
+        assert_eq!(got[3].1["sc_range_end"], "v12");
+    }
+
+    #[tokio::test]
+    async fn issue12_cloudfront_without_fields_header() {
+        let text = std::str::from_utf8(CLOUDFRONT).unwrap();
+        let record = text.lines().last().unwrap();
+        assert!(!record.starts_with('#'));
+        let records = format!("{record}\n{record}\n").into_bytes();
+        check_with(
+            &config(LineFormat::Cloudfront, "/x_edge_result_type"),
+            &records,
+            r#"
+read 2: routed 0, quarantined 2, blank 0
+quarantine: 1 no_fields_header
+quarantine: 2 no_fields_header"#,
+        )
+        .await;
+        // `auto` without `#Version:` is JSON, which this is not.
+        check_with(
+            &config(LineFormat::Auto, "/x_edge_result_type"),
+            &records,
+            r#"
+read 2: routed 0, quarantined 2, blank 0
+quarantine: 1 invalid_json
+quarantine: 2 invalid_json"#,
+        )
+        .await;
+    }
+
+    #[tokio::test]
+    async fn issue12_s3_access_documented_example() {
+        check_with(
+            &config(LineFormat::S3Access, "/operation"),
+            S3_ACCESS,
+            r#"
+read 1: routed 1, quarantined 0, blank 0
+rest_put_object: {"bucket_owner":"79a59df900b949e55d96a1e698fbacedfd6e09d98eacf8f8d5218e7cd47ef2be","bucket":"DOC-EXAMPLE-BUCKET1","time":"06/Feb/2019:00:01:57 +0000","remote_ip":"192.0.2.3","requester":"79a59df900b949e55d96a1e698fbacedfd6e09d98eacf8f8d5218e7cd47ef2be","request_id":"DD6CC733AEXAMPLE","operation":"REST.PUT.OBJECT","key":"s3-dg.pdf","request_uri":"PUT /DOC-EXAMPLE-BUCKET1/s3-dg.pdf HTTP/1.1","http_status":"200","error_code":null,"bytes_sent":null,"object_size":"4406583","total_time":"41754","turn_around_time":"28","referer":null,"user_agent":"S3Console/0.4","version_id":null,"host_id":"10S62Zv81kBW7BB6SX4XJ48o6kpcl6LPwEoizZQQxJd5qDSCTLX0TgS37kYUBKQW3+bPdrg1234=","signature_version":"SigV4","cipher_suite":"ECDHE-RSA-AES128-SHA","authentication_type":"AuthHeader","host_header":"DOC-EXAMPLE-BUCKET1.s3.us-west-1.amazonaws.com","tls_version":"TLSV1.2","access_point_arn":null,"acl_required":"Yes"}"#,
+        )
+        .await;
+    }
+
+    #[tokio::test]
+    async fn issue12_s3_access_edge_cases() {
+        let base = String::from_utf8(S3_ACCESS.to_vec()).unwrap();
+        let base = base.trim_end();
+        let lines = [
+            // Embedded unescaped quotes in the User-Agent, `-` as `"-"`.
+            base.replace("\"S3Console/0.4\"", "\"Mozilla/5.0 \"quoted\" (x; y)\""),
+            // Two fields appended after the documented ones.
+            format!("{base} future1 \"future two\""),
+            // An old line that ends after the User-Agent.
+            base[..base.find("\"S3Console/0.4\"").unwrap() + "\"S3Console/0.4\"".len()].to_string(),
+            // An URL-encoded key.
+            base.replace(" s3-dg.pdf ", " my%20file%2B1.pdf "),
+            // Malformed: an unclosed quote, too few fields.
+            base.replace("\"-\" \"S3Console/0.4\"", "\"-\" \"S3Console/0.4"),
+            "79a5 bucket [06/Feb/2019:00:01:57 +0000] 192.0.2.3".into(),
+        ];
+        let (m, got) = routed(
+            &config(LineFormat::S3Access, "/operation"),
+            (lines.join("\n") + "\n").as_bytes(),
+        )
+        .await;
+        assert_eq!(
+            (m.lines.read, m.lines.routed, m.lines.quarantined),
+            (6, 4, 2)
+        );
+        assert_eq!(m.quarantine.by_reason.get("malformed_record"), Some(&2));
+        assert!(got.iter().all(|(t, _)| t == "rest_put_object"));
+        let v: Vec<&Value> = got.iter().map(|(_, v)| v).collect();
+        assert_eq!(v[0]["user_agent"], "Mozilla/5.0 \"quoted\" (x; y)");
+        assert_eq!(v[0]["referer"], Value::Null);
+        assert_eq!(v[0]["version_id"], Value::Null);
+        assert_eq!(v[1]["field_27"], "future1");
+        assert_eq!(v[1]["field_28"], "future two");
+        assert_eq!(v[1]["acl_required"], "Yes");
+        assert_eq!(v[2]["user_agent"], "S3Console/0.4");
+        assert_eq!(v[2]["host_id"], Value::Null);
+        assert_eq!(v[2].as_object().unwrap().len(), 26);
+        assert_eq!(v[3]["key"], "my file+1.pdf");
+    }
+
+    #[tokio::test]
+    async fn issue12_alb_documented_example() {
+        check_with(
+            &config(LineFormat::Alb, "/type"),
+            ALB,
+            r#"
+read 1: routed 1, quarantined 0, blank 0
+http: {"type":"http","time":"2018-07-02T22:23:00.186641Z","elb":"app/my-loadbalancer/50dc6c495c0c9188","client_port":"192.168.131.39:2817","target_port":"10.0.0.1:80","request_processing_time":"0.000","target_processing_time":"0.001","response_processing_time":"0.000","elb_status_code":"200","target_status_code":"200","received_bytes":"34","sent_bytes":"366","request":"GET http://www.example.com:80/ HTTP/1.1","user_agent":"curl/7.46.0","ssl_cipher":null,"ssl_protocol":null,"target_group_arn":"arn:aws:elasticloadbalancing:us-east-2:123456789012:targetgroup/my-targets/73e2d6bc24d8a067","trace_id":"Root=1-58337262-36d228ad5d99923122bbe354","domain_name":null,"chosen_cert_arn":null,"matched_rule_priority":"0","request_creation_time":"2018-07-02T22:22:48.364000Z","actions_executed":"forward","redirect_url":null,"error_reason":null,"target_port_list":"10.0.0.1:80","target_status_code_list":"200","classification":null,"classification_reason":null,"conn_trace_id":null}"#,
+        )
+        .await;
+        // Newer lines with fields appended, and one that is not ALB's.
+        let base = String::from_utf8(ALB.to_vec()).unwrap();
+        let input = format!(
+            "{} \"TID_1\" \"-\" x\nhttp 2018-07-02T22:23:00Z\n",
+            base.trim_end()
+        );
+        let (m, got) = routed(&config(LineFormat::Alb, "/type"), input.as_bytes()).await;
+        assert_eq!(m.quarantine.by_reason.get("malformed_record"), Some(&1));
+        assert_eq!(got[0].1["conn_trace_id"], "TID_1");
+        assert_eq!(got[0].1["field_31"], Value::Null);
+        assert_eq!(got[0].1["field_32"], "x");
+    }
+
+    /// The tick pipeline end to end through the router: the event in the
+    /// query string is the routed object, typed by its own event_type.
+    #[tokio::test]
+    async fn issue12_payload_in_an_s3_access_log() {
+        let tick = "GET /tick?data=|2014-01-15T19:33:23|xxxxxxxx-xxxx-4xxx-yxxx-xxxxxxxxxxxx|1234567|Registered|InternalCodeForConsumerType|Wales|watch|video|4|60|120| HTTP/1.1";
+        let input = [
+            s3_line(tick, "Mozilla/5.0 (X11)"),
+            // Appended and removed fields, a form-encoded value.
+            s3_line("GET /tick?x=1&data=|2014-01-15T19:33:24|g2|7|Guest||Wales|pause|video|5|||new HTTP/1.1", "-"),
+            s3_line("GET /tick?data=|2014-01-15T19:33:25|g3|8|Guest|c|North+East|stop HTTP/1.1", "-"),
+            s3_line("GET /favicon.ico HTTP/1.1", "-"),
+            s3_line("GET /tick?data=|2014-01-15T19:33:26|g4|9|Guest|c|Wales|| HTTP/1.1", "-"),
+        ]
+        .join("\n");
+        check_with(
+            &tick_config(),
+            input.as_bytes(),
+            r#"
+read 5: routed 3, quarantined 2, blank 0
+pause: {"event_timestamp":"2014-01-15T19:33:24","event_guid":"g2","user_id":"7","user_type":"Guest","consumer":null,"country":"Wales","event_type":"pause","video_type":"video","content_id":"5","start":null,"end":null,"field_12":"new","access_log":{"bucket_owner":"79a5","bucket":"bucket1","time":"15/Jan/2014:19:33:24 +0000","remote_ip":"192.0.2.3","requester":null,"request_id":"REQ1","operation":"REST.GET.OBJECT","key":"tick","request_uri":"GET /tick?x=1&data=|2014-01-15T19:33:24|g2|7|Guest||Wales|pause|video|5|||new HTTP/1.1","http_status":"200","error_code":null,"bytes_sent":"0","object_size":"0","total_time":"12","turn_around_time":"11","referer":null,"user_agent":null,"version_id":null,"host_id":"host1","signature_version":"SigV4","cipher_suite":"ECDHE-RSA-AES128-SHA","authentication_type":"QueryString","host_header":"bucket1.s3.amazonaws.com","tls_version":"TLSv1.2","access_point_arn":null,"acl_required":null}}
+stop: {"event_timestamp":"2014-01-15T19:33:25","event_guid":"g3","user_id":"8","user_type":"Guest","consumer":"c","country":"North East","event_type":"stop","video_type":null,"content_id":null,"start":null,"end":null,"access_log":{"bucket_owner":"79a5","bucket":"bucket1","time":"15/Jan/2014:19:33:24 +0000","remote_ip":"192.0.2.3","requester":null,"request_id":"REQ1","operation":"REST.GET.OBJECT","key":"tick","request_uri":"GET /tick?data=|2014-01-15T19:33:25|g3|8|Guest|c|North+East|stop HTTP/1.1","http_status":"200","error_code":null,"bytes_sent":"0","object_size":"0","total_time":"12","turn_around_time":"11","referer":null,"user_agent":null,"version_id":null,"host_id":"host1","signature_version":"SigV4","cipher_suite":"ECDHE-RSA-AES128-SHA","authentication_type":"QueryString","host_header":"bucket1.s3.amazonaws.com","tls_version":"TLSv1.2","access_point_arn":null,"acl_required":null}}
+watch: {"event_timestamp":"2014-01-15T19:33:23","event_guid":"xxxxxxxx-xxxx-4xxx-yxxx-xxxxxxxxxxxx","user_id":"1234567","user_type":"Registered","consumer":"InternalCodeForConsumerType","country":"Wales","event_type":"watch","video_type":"video","content_id":"4","start":"60","end":"120","access_log":{"bucket_owner":"79a5","bucket":"bucket1","time":"15/Jan/2014:19:33:24 +0000","remote_ip":"192.0.2.3","requester":null,"request_id":"REQ1","operation":"REST.GET.OBJECT","key":"tick","request_uri":"GET /tick?data=|2014-01-15T19:33:23|xxxxxxxx-xxxx-4xxx-yxxx-xxxxxxxxxxxx|1234567|Registered|InternalCodeForConsumerType|Wales|watch|video|4|60|120| HTTP/1.1","http_status":"200","error_code":null,"bytes_sent":"0","object_size":"0","total_time":"12","turn_around_time":"11","referer":null,"user_agent":"Mozilla/5.0 (X11)","version_id":null,"host_id":"host1","signature_version":"SigV4","cipher_suite":"ECDHE-RSA-AES128-SHA","authentication_type":"QueryString","host_header":"bucket1.s3.amazonaws.com","tls_version":"TLSv1.2","access_point_arn":null,"acl_required":null}}
+quarantine: 4 payload_missing
+quarantine: 5 missing_event_type"#,
+        )
+        .await;
+        // The type may come from the access log too.
+        let mut c = tick_config();
+        c.route.type_field = "/access_log/operation".into();
+        let (_, got) = routed(&c, s3_line(tick, "-").as_bytes()).await;
+        assert_eq!(got[0].0, "rest_get_object");
+    }
+
+    /// Quarantined access-log lines keep the line byte for byte, and the
+    /// error names the fix.
+    #[tokio::test]
+    async fn issue12_quarantine_reasons_keep_the_line() {
+        let lines = [
+            s3_line("GET /other?x=1 HTTP/1.1", "ua \"q\""),
+            s3_line("GET /tick?data=%FF HTTP/1.1", "-"),
+            "79a5 bucket [06/Feb".to_string(),
+        ];
+        let mut c = tick_config();
+        c.route.type_pattern = Some("^(watch|pause)$".into());
+        let input = [
+            lines[0].as_bytes(),
+            b"\r\n",
+            lines[1].as_bytes(),
+            b"\n",
+            lines[2].as_bytes(),
+            b"\n",
+            s3_line("GET /tick?data=|t|g|1|u|c|x|skip HTTP/1.1", "-").as_bytes(),
+        ]
+        .concat();
+        let dir = tempfile::tempdir().unwrap();
+        let (m, _) = route_file(dir.path(), "access.log", &input, &c).await;
+        m.check_counts().unwrap();
+        let mut records = Vec::new();
+        for p in &m.quarantine.parts {
+            let text = String::from_utf8(gunzip(
+                &std::fs::read(dir.path().join("out").join(&p.key)).unwrap(),
+            ))
+            .unwrap();
+            for line in text.lines() {
+                let r: Value = serde_json::from_str(line).unwrap();
+                records.push((
+                    r["reason"].as_str().unwrap().to_owned(),
+                    r["error"].as_str().unwrap().to_owned(),
+                    r["text"].as_str().unwrap().to_owned(),
+                ));
+            }
+        }
+        assert_eq!(records.len(), 4);
+        assert_eq!(records[0].0, "payload_missing");
+        assert!(records[0].1.contains("route.payload"), "{}", records[0].1);
+        assert_eq!(
+            records[0].2,
+            format!("{}\r", lines[0]),
+            "as read, minus the newline"
+        );
+        assert_eq!(records[1].0, "malformed_record");
+        assert!(records[1].1.contains("UTF-8"), "{}", records[1].1);
+        assert_eq!(records[1].2, lines[1]);
+        assert_eq!(records[2].0, "malformed_record");
+        assert!(records[2].1.contains("--format"), "{}", records[2].1);
+        assert_eq!(records[2].2, lines[2]);
+        assert_eq!(records[3].0, "type_pattern_no_match");
+        assert!(
+            records[3].1.contains("\"skip\"") && records[3].1.contains("--type-pattern"),
+            "{}",
+            records[3].1
+        );
+        assert_eq!(
+            m.quarantine.by_reason.get("type_pattern_no_match"),
+            Some(&1)
+        );
+    }
+
+    /// `--type NAME`: one type for a whole source; a JSON line must still be
+    /// a JSON object.
+    #[tokio::test]
+    async fn issue12_fixed_type() {
+        let mut c = config(LineFormat::Alb, "/type");
+        c.route.fixed_type = Some("LoadBalancer".into());
+        let (_, got) = routed(&c, ALB).await;
+        assert_eq!(got[0].0, "load_balancer");
+        let mut c = Config::default();
+        c.route.fixed_type = Some("all".into());
+        check_with(
+            &c,
+            b"{\"x\":1}\n{\"event_type\":\"b\"}\nnot json\n",
+            r#"
+read 3: routed 2, quarantined 1, blank 0
+all: {"x":1}
+all: {"event_type":"b"}
+quarantine: 3 invalid_json"#,
+        )
+        .await;
+        // The type pattern applies to JSON lines too.
+        let mut c = Config::default();
+        c.route.type_pattern = Some("^video\\.(\\w+)".into());
+        check_with(
+            &c,
+            b"{\"event_type\":\"video.play\"}\n{\"event_type\":\"page.view\"}\n",
+            r#"
+read 2: routed 1, quarantined 1, blank 0
+play: {"event_type":"video.play"}
+quarantine: 2 type_pattern_no_match"#,
+        )
+        .await;
+    }
+
+    /// A selective replay (`--match`) still reads each file's `#Fields:`
+    /// header, which never matches: headers are read before the filter.
+    #[tokio::test]
+    async fn issue12_replay_of_cloudfront_reads_the_headers() {
+        let input = "#Version: 1.0\n#Fields: date cs-uri-stem\n2019-12-04\t/embed/1\n2019-12-04\t/share/2\n#Fields: cs-uri-stem date\n/share/3\t2019-12-05\n";
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("cf.log");
+        std::fs::write(&src, input).unwrap();
+        let mut c = config(LineFormat::Cloudfront, "/cs_uri_stem");
+        c.route.type_pattern = Some("^/(\\w+)/".into());
+        let out = dir.path().join("out");
+        let router = Router::new(
+            &c,
+            &Location::Local(out.clone()),
+            Arc::new(AwsClients::default()),
+        )
+        .await
+        .unwrap()
+        .with_filter(logrouter::manifest::RouteFilter {
+            match_text: Some("/share/".into()),
+            ..Default::default()
+        })
+        .unwrap();
+        let RouteOutcome::Routed { manifest: m, .. } = router
+            .route_object(&Location::Local(src), false)
+            .await
+            .unwrap()
+        else {
+            panic!("not routed");
+        };
+        m.check_counts().unwrap();
+        assert_eq!(
+            (
+                m.lines.read,
+                m.lines.routed,
+                m.lines.blank,
+                m.lines.filtered
+            ),
+            (6, 2, 3, 1)
+        );
+        let text = String::from_utf8(decompress(
+            &std::fs::read(out.join(&m.types["share"].parts[0].key)).unwrap(),
+        ))
+        .unwrap();
+        assert_eq!(
+            text,
+            "{\"date\":\"2019-12-04\",\"cs_uri_stem\":\"/share/2\"}\n{\"cs_uri_stem\":\"/share/3\",\"date\":\"2019-12-05\"}\n"
+        );
+    }
+
+    /// Same input, same configuration: the same keys, byte for byte.
+    #[tokio::test]
+    async fn issue12_routing_is_deterministic() {
+        let input = [
+            CLOUDFRONT,
+            b"#Fields: date cs-method cs-uri-stem\n2019-12-05\tPUT\t/x\n",
+        ]
+        .concat();
+        let c = config(LineFormat::Cloudfront, "/cs_method");
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out");
+        let snapshot = || -> Vec<(String, Vec<u8>)> {
+            files_under(&out)
+                .into_iter()
+                .filter(|f| !f.contains("manifest"))
+                .map(|f| {
+                    let data = gunzip(&std::fs::read(out.join(&f)).unwrap());
+                    (f, data)
+                })
+                .collect()
+        };
+        route_file(dir.path(), "cf.log", &input, &c).await;
+        let first = snapshot();
+        std::fs::remove_dir_all(&out).unwrap();
+        route_file(dir.path(), "cf.log", &input, &c).await;
+        assert_eq!(first, snapshot());
+        let names: Vec<&str> = first.iter().map(|(f, _)| f.as_str()).collect();
+        assert_eq!(names.len(), 2, "{names:?}");
+        assert!(
+            names.iter().any(|f| f.contains("get")) && names.iter().any(|f| f.contains("put")),
+            "{names:?}"
+        );
+    }
+}

@@ -1,0 +1,109 @@
+//! `alb`: Application Load Balancer access logs.
+//!
+//! Space-separated, in the documented order (AWS, "Access logs for your
+//! Application Load Balancer"), quoted fields (`request`, `user_agent`,
+//! `trace_id`, ...) split as in [`super::spaced`], `-` or `"-"` for no
+//! value; values are kept as written (ALB encodes nothing). Fields that AWS
+//! appends after this list are kept as `field_31`, ...; lines of older
+//! load balancers that end early have the later keys as `null`.
+//!
+//! Keys: type, time, elb, client_port, target_port,
+//! request_processing_time, target_processing_time,
+//! response_processing_time, elb_status_code, target_status_code,
+//! received_bytes, sent_bytes, request, user_agent, ssl_cipher,
+//! ssl_protocol, target_group_arn, trace_id, domain_name, chosen_cert_arn,
+//! matched_rule_priority, request_creation_time, actions_executed,
+//! redirect_url, error_reason, target_port_list, target_status_code_list,
+//! classification, classification_reason, conn_trace_id.
+
+use super::spaced::Documented;
+use super::{Field, Format, Reject};
+
+/// The documented fields, in order, as AWS names them.
+pub const FIELDS: [&str; 30] = [
+    "type",
+    "time",
+    "elb",
+    "client:port",
+    "target:port",
+    "request_processing_time",
+    "target_processing_time",
+    "response_processing_time",
+    "elb_status_code",
+    "target_status_code",
+    "received_bytes",
+    "sent_bytes",
+    "request",
+    "user_agent",
+    "ssl_cipher",
+    "ssl_protocol",
+    "target_group_arn",
+    "trace_id",
+    "domain_name",
+    "chosen_cert_arn",
+    "matched_rule_priority",
+    "request_creation_time",
+    "actions_executed",
+    "redirect_url",
+    "error_reason",
+    "target:port_list",
+    "target_status_code_list",
+    "classification",
+    "classification_reason",
+    "conn_trace_id",
+];
+
+pub struct Alb(Documented);
+
+impl Alb {
+    pub fn new() -> Self {
+        Self(Documented {
+            name: "an ALB access log line",
+            keys: super::keys(&FIELDS),
+            // Every ALB line has at least the request and its user agent.
+            min: 14,
+            decoded: &[],
+        })
+    }
+}
+
+impl Default for Alb {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Format for Alb {
+    fn record<'f, 'l>(&'f self, line: &'l str, out: &mut Vec<Field<'f, 'l>>) -> Result<(), Reject> {
+        self.0.record(line, out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EXAMPLE: &str = include_str!("../../../tests/data/logs/alb-example.log");
+
+    #[test]
+    fn the_documented_example() {
+        let f = Alb::new();
+        let mut fields = Vec::new();
+        f.record(EXAMPLE.trim_end(), &mut fields).unwrap();
+        let mut out = Vec::new();
+        super::super::object::write_object(&mut out, &fields);
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["type"], "http");
+        assert_eq!(v["client_port"], "192.168.131.39:2817");
+        assert_eq!(v["request"], "GET http://www.example.com:80/ HTTP/1.1");
+        assert_eq!(v["user_agent"], "curl/7.46.0");
+        assert_eq!(v["ssl_cipher"], serde_json::Value::Null);
+        assert_eq!(v["domain_name"], serde_json::Value::Null);
+        assert_eq!(v["actions_executed"], "forward");
+        assert_eq!(v["target_port_list"], "10.0.0.1:80");
+        assert_eq!(v["classification_reason"], serde_json::Value::Null);
+        // The example predates conn_trace_id.
+        assert_eq!(v["conn_trace_id"], serde_json::Value::Null);
+        assert_eq!(v.as_object().unwrap().len(), 30);
+    }
+}

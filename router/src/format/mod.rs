@@ -1,0 +1,232 @@
+//! Line formats: how a non-JSON log line becomes one JSON object.
+//!
+//! The router's output is always JSON lines, so the loader, schemas, infer
+//! and replay never learn about access-log formats: each format here only
+//! splits a line into named string fields ([`Format`]), and [`Converter`]
+//! writes them as one JSON object, takes the event type from it, and
+//! optionally unpacks a payload carried inside one field ([`payload`]).
+//!
+//! `json` is not a [`Format`]: JSON lines are routed byte for byte as read
+//! (zero copy), exactly as before formats existed; see
+//! [`crate::lines::LineRouter`]. Adding a format is one new file with a
+//! [`Format`] implementation and one arm in [`Converter::new`].
+//!
+//! Keys are the format's documented field names through
+//! [`logrouter::normalize::normalize_key`] (the event-type normalisation),
+//! values are JSON strings, and a field written as `-` (or `"-"`) is `null`.
+//! The object is written straight into a byte buffer ([`json`]): no
+//! `serde_json::Value` per line, since this is the hot loop.
+
+use std::borrow::Cow;
+
+use logrouter::config::{LineFormat, PayloadConfig};
+
+use crate::reason::Reason;
+
+pub mod alb;
+pub mod cloudfront;
+pub mod json;
+pub mod object;
+pub mod payload;
+pub mod s3_access;
+pub mod spaced;
+
+/// Why a line could not be converted: its quarantine reason and a detail
+/// that names the fix.
+pub type Reject = (Reason, String);
+
+/// One field of a converted line: its key and its value (`None`: `null`).
+/// Keys borrow from the format (or are made for trailing fields), values
+/// from the line (or are owned once percent-decoded).
+pub type Field<'f, 'l> = (Cow<'f, str>, Option<Cow<'l, str>>);
+
+/// One line format. A format keeps per-object state (CloudFront's current
+/// `#Fields` header), so each source gets a fresh one.
+pub trait Format: Send {
+    /// Whether the line is a header rather than a record. Headers are given
+    /// to [`Format::header`] before any replay filter looks at the line, so
+    /// a selective replay still knows the fields, and they are counted as
+    /// blank lines: they carry no event, and counting them so keeps
+    /// `read = routed + quarantined + blank + filtered` and the manifest
+    /// unchanged.
+    fn is_header(&self, _line: &[u8]) -> bool {
+        false
+    }
+
+    /// Reads a header line (only called when [`Format::is_header`] says so).
+    fn header(&mut self, _line: &str, _line_no: u64) -> Result<(), Reject> {
+        Ok(())
+    }
+
+    /// Splits one record into its fields, in order, with unique keys.
+    fn record<'f, 'l>(&'f self, line: &'l str, out: &mut Vec<Field<'f, 'l>>) -> Result<(), Reject>;
+}
+
+/// The key of a field that a format's documentation does not name (a field
+/// appended after this code was written): `field_N`, N counted from 1, so
+/// it is kept, never dropped, under a name that is stable across re-runs.
+pub fn extra_key(position: usize) -> Cow<'static, str> {
+    Cow::Owned(format!("field_{position}"))
+}
+
+/// `-` is how every access-log format writes "no value".
+pub fn value(text: &str) -> Option<Cow<'_, str>> {
+    (text != "-").then_some(Cow::Borrowed(text))
+}
+
+/// Normalised keys of a documented field list.
+pub fn keys(documented: &[&str]) -> Vec<String> {
+    documented
+        .iter()
+        .map(|f| logrouter::normalize::normalize_key(f).expect("documented names normalise"))
+        .collect()
+}
+
+/// Converts the lines of one source: its format, plus an optional payload.
+pub struct Converter {
+    format: Box<dyn Format>,
+    payload: Option<payload::Payload>,
+    fields: usize,
+}
+
+impl Converter {
+    /// A converter for `format`; `None` for `json` (routed as read) and for
+    /// `auto`, which the line loop resolves on the object's first line.
+    pub fn new(format: LineFormat, payload: Option<&PayloadConfig>) -> Option<Self> {
+        let format: Box<dyn Format> = match format {
+            LineFormat::Json | LineFormat::Auto => return None,
+            LineFormat::Cloudfront => Box::new(cloudfront::Cloudfront::default()),
+            LineFormat::S3Access => Box::new(s3_access::S3Access::new()),
+            LineFormat::Alb => Box::new(alb::Alb::new()),
+        };
+        Some(Self {
+            format,
+            payload: payload.map(payload::Payload::new),
+            fields: 32,
+        })
+    }
+
+    /// `auto`: CloudFront standard logs start with `#Version:`; anything
+    /// else is taken for JSON lines.
+    pub fn auto(first_line: &[u8], payload: Option<&PayloadConfig>) -> Option<Self> {
+        Self::new(json::auto_detect(first_line), payload)
+    }
+
+    pub fn is_header(&self, line: &[u8]) -> bool {
+        self.format.is_header(line)
+    }
+
+    pub fn header(&mut self, line: &str, line_no: u64) -> Result<(), Reject> {
+        self.format.header(line, line_no)
+    }
+
+    /// Converts one record into `out` (cleared first) and looks the type up
+    /// at `type_path` (a JSON pointer's segments) in the object it becomes.
+    pub fn record<'l>(
+        &mut self,
+        line: &'l str,
+        type_path: &[String],
+        out: &mut Vec<u8>,
+    ) -> Result<Option<Cow<'l, str>>, Reject> {
+        let mut fields: Vec<Field<'_, 'l>> = Vec::with_capacity(self.fields);
+        self.format.record(line, &mut fields)?;
+        let n = fields.len();
+        out.clear();
+        let found = match &self.payload {
+            None => {
+                object::write_object(out, &fields);
+                match type_path {
+                    [key] => find(&fields, key),
+                    _ => None,
+                }
+            }
+            Some(p) => p.write(&fields, type_path, out)?,
+        };
+        self.fields = self.fields.max(n);
+        Ok(found)
+    }
+}
+
+/// The value of the field `key`, if present and not null (cloning a
+/// borrowed value is free).
+pub fn find<'l>(fields: &[Field<'_, 'l>], key: &str) -> Option<Cow<'l, str>> {
+    fields
+        .iter()
+        .find(|(k, _)| k == key)
+        .and_then(|(_, v)| v.clone())
+}
+
+/// Percent-decodes `text` (`%41` → `A`; with `plus_is_space`, `+` → space,
+/// as in an HTML form's query string). A `%` not followed by two hex
+/// digits is kept as written. `None` when the decoded bytes are not UTF-8:
+/// the caller then keeps the value as written, so nothing is lost.
+pub fn percent_decode(text: &str, plus_is_space: bool) -> Option<Cow<'_, str>> {
+    let b = text.as_bytes();
+    if !b.iter().any(|&c| c == b'%' || (plus_is_space && c == b'+')) {
+        return Some(Cow::Borrowed(text));
+    }
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'%' if i + 2 < b.len() && hex(b[i + 1]).is_some() && hex(b[i + 2]).is_some() => {
+                out.push(hex(b[i + 1]).unwrap_or(0) << 4 | hex(b[i + 2]).unwrap_or(0));
+                i += 3;
+                continue;
+            }
+            b'+' if plus_is_space => out.push(b' '),
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8(out).ok().map(Cow::Owned)
+}
+
+fn hex(c: u8) -> Option<u8> {
+    match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        b'A'..=b'F' => Some(c - b'A' + 10),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percent_decoding() {
+        assert_eq!(percent_decode("a%20b", false).unwrap(), "a b");
+        assert_eq!(percent_decode("a+b", false).unwrap(), "a+b");
+        assert_eq!(percent_decode("a+b%2Bc", true).unwrap(), "a b+c");
+        assert_eq!(percent_decode("100%", false).unwrap(), "100%");
+        assert_eq!(percent_decode("%zz%4", false).unwrap(), "%zz%4");
+        assert_eq!(percent_decode("%C3%A9", false).unwrap(), "é");
+        assert!(percent_decode("%FF", false).is_none());
+        assert!(matches!(
+            percent_decode("plain", true),
+            Some(Cow::Borrowed("plain"))
+        ));
+    }
+
+    #[test]
+    fn keys_go_through_the_one_normalisation() {
+        assert_eq!(
+            keys(&[
+                "cs(User-Agent)",
+                "x-edge-location",
+                "Request-URI",
+                "aclRequired",
+                "client:port"
+            ]),
+            [
+                "cs_user_agent",
+                "x_edge_location",
+                "request_uri",
+                "acl_required",
+                "client_port"
+            ]
+        );
+    }
+}
