@@ -1,6 +1,8 @@
 //! The router: splits S3 log objects into per-event-type files.
 //!
 //! - [`route::Router::route_object`] routes one source to a destination;
+//! - [`pipe`] is `router backfill --out -`: the routed lines of a replay
+//!   written to standard output instead of parts;
 //! - [`lines`] is the per-line hot loop, [`parts`] the compressed outputs,
 //!   [`decode`] the compression detection, [`reason`] the quarantine reasons;
 //! - [`service`] is `router run`: the SQS worker that routes each notified
@@ -12,6 +14,7 @@ pub mod cli;
 pub mod decode;
 pub mod lines;
 pub mod parts;
+pub mod pipe;
 pub mod reason;
 pub mod route;
 pub mod service;
