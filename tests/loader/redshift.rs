@@ -106,7 +106,9 @@ async fn redshift_through_the_data_api() {
         ],
     );
     assert!(
-        text(&out).contains("1 migrations applied (0001_create_demo_tables)"),
+        text(&out).contains(
+            "2 migrations applied (0001_create_demo_tables, 0002_create_access_log_tables)"
+        ),
         "{}",
         text(&out)
     );
