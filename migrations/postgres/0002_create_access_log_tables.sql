@@ -7,13 +7,13 @@ CREATE TABLE IF NOT EXISTS "alb" (
   "elb" VARCHAR(128),
   "client_port" VARCHAR(64),
   "target_port" VARCHAR(64),
-  "request_processing_time" VARCHAR(16),
-  "target_processing_time" VARCHAR(16),
-  "response_processing_time" VARCHAR(16),
-  "elb_status_code" VARCHAR(3),
-  "target_status_code" VARCHAR(3),
-  "received_bytes" VARCHAR(20),
-  "sent_bytes" VARCHAR(20),
+  "request_processing_time" DOUBLE PRECISION,
+  "target_processing_time" DOUBLE PRECISION,
+  "response_processing_time" DOUBLE PRECISION,
+  "elb_status_code" SMALLINT,
+  "target_status_code" SMALLINT,
+  "received_bytes" BIGINT,
+  "sent_bytes" BIGINT,
   "request" TEXT,
   "user_agent" TEXT,
   "ssl_cipher" VARCHAR(64),
@@ -22,7 +22,7 @@ CREATE TABLE IF NOT EXISTS "alb" (
   "trace_id" TEXT,
   "domain_name" VARCHAR(255),
   "chosen_cert_arn" TEXT,
-  "matched_rule_priority" VARCHAR(5),
+  "matched_rule_priority" INTEGER,
   "request_creation_time" TIMESTAMP,
   "actions_executed" TEXT,
   "redirect_url" TEXT,
@@ -47,19 +47,19 @@ COMMENT ON COLUMN "alb"."client_port" IS 'Client IP address and port, IPv4 or IP
 
 COMMENT ON COLUMN "alb"."target_port" IS 'Target IP address and port, null when not dispatched (`target:port`).';
 
-COMMENT ON COLUMN "alb"."request_processing_time" IS 'Seconds from receiving the request to sending it to a target, -1 when not dispatched (`request_processing_time`). Seconds with a fraction, kept as text (values are strings; the loader does not cast them to numbers).';
+COMMENT ON COLUMN "alb"."request_processing_time" IS 'Seconds from receiving the request to sending it to a target, -1 when not dispatched (`request_processing_time`). Seconds with a fraction, routed as text and parsed (x-logrouter-from-text).';
 
-COMMENT ON COLUMN "alb"."target_processing_time" IS 'Seconds for the target to respond, -1 when not dispatched (`target_processing_time`). Seconds with a fraction, kept as text (values are strings; the loader does not cast them to numbers).';
+COMMENT ON COLUMN "alb"."target_processing_time" IS 'Seconds for the target to respond, -1 when not dispatched (`target_processing_time`). Seconds with a fraction, routed as text and parsed (x-logrouter-from-text).';
 
-COMMENT ON COLUMN "alb"."response_processing_time" IS 'Seconds to send the response, -1 when not dispatched (`response_processing_time`). Seconds with a fraction, kept as text (values are strings; the loader does not cast them to numbers).';
+COMMENT ON COLUMN "alb"."response_processing_time" IS 'Seconds to send the response, -1 when not dispatched (`response_processing_time`). Seconds with a fraction, routed as text and parsed (x-logrouter-from-text).';
 
-COMMENT ON COLUMN "alb"."elb_status_code" IS 'Status code of the load balancer''s response (`elb_status_code`). An integer, kept as text: the routed object''s values are strings, and the loader does not load a JSON string into an integer column (wrong_type).';
+COMMENT ON COLUMN "alb"."elb_status_code" IS 'Status code of the load balancer''s response (`elb_status_code`). Routed as text and parsed (x-logrouter-from-text).';
 
-COMMENT ON COLUMN "alb"."target_status_code" IS 'Status code of the target''s response (`target_status_code`). An integer, kept as text: the routed object''s values are strings, and the loader does not load a JSON string into an integer column (wrong_type).';
+COMMENT ON COLUMN "alb"."target_status_code" IS 'Status code of the target''s response (`target_status_code`). Routed as text and parsed (x-logrouter-from-text).';
 
-COMMENT ON COLUMN "alb"."received_bytes" IS 'Bytes of the request received from the client (`received_bytes`). An integer, kept as text: the routed object''s values are strings, and the loader does not load a JSON string into an integer column (wrong_type).';
+COMMENT ON COLUMN "alb"."received_bytes" IS 'Bytes of the request received from the client (`received_bytes`). Routed as text and parsed (x-logrouter-from-text).';
 
-COMMENT ON COLUMN "alb"."sent_bytes" IS 'Bytes of the response sent to the client (`sent_bytes`). An integer, kept as text: the routed object''s values are strings, and the loader does not load a JSON string into an integer column (wrong_type).';
+COMMENT ON COLUMN "alb"."sent_bytes" IS 'Bytes of the response sent to the client (`sent_bytes`). Routed as text and parsed (x-logrouter-from-text).';
 
 COMMENT ON COLUMN "alb"."request" IS 'Request line: method, URL and protocol (`request`).';
 
@@ -77,7 +77,7 @@ COMMENT ON COLUMN "alb"."domain_name" IS 'SNI domain of the TLS handshake (`doma
 
 COMMENT ON COLUMN "alb"."chosen_cert_arn" IS 'ARN of the certificate presented (`chosen_cert_arn`).';
 
-COMMENT ON COLUMN "alb"."matched_rule_priority" IS 'Priority of the rule that matched, 0 for the default rule (`matched_rule_priority`). An integer, kept as text: the routed object''s values are strings, and the loader does not load a JSON string into an integer column (wrong_type).';
+COMMENT ON COLUMN "alb"."matched_rule_priority" IS 'Priority of the rule that matched, 0 for the default rule (`matched_rule_priority`). Routed as text and parsed (x-logrouter-from-text).';
 
 COMMENT ON COLUMN "alb"."request_creation_time" IS 'When the load balancer received the request (`request_creation_time`).';
 
@@ -107,12 +107,12 @@ CREATE TABLE IF NOT EXISTS "cloudfront" (
   "date" DATE NOT NULL,
   "time" VARCHAR(8) NOT NULL,
   "x_edge_location" VARCHAR(32),
-  "sc_bytes" VARCHAR(20),
+  "sc_bytes" BIGINT,
   "c_ip" VARCHAR(45),
   "cs_method" VARCHAR(16),
   "cs_host" VARCHAR(255),
   "cs_uri_stem" TEXT,
-  "sc_status" VARCHAR(3),
+  "sc_status" SMALLINT,
   "cs_referer" TEXT,
   "cs_user_agent" TEXT,
   "cs_uri_query" TEXT,
@@ -121,22 +121,22 @@ CREATE TABLE IF NOT EXISTS "cloudfront" (
   "x_edge_request_id" VARCHAR(64),
   "x_host_header" VARCHAR(255),
   "cs_protocol" VARCHAR(8),
-  "cs_bytes" VARCHAR(20),
-  "time_taken" VARCHAR(16),
+  "cs_bytes" BIGINT,
+  "time_taken" DOUBLE PRECISION,
   "x_forwarded_for" TEXT,
   "ssl_protocol" VARCHAR(16),
   "ssl_cipher" VARCHAR(64),
   "x_edge_response_result_type" VARCHAR(32),
   "cs_protocol_version" VARCHAR(16),
   "fle_status" VARCHAR(64),
-  "fle_encrypted_fields" VARCHAR(20),
-  "c_port" VARCHAR(5),
-  "time_to_first_byte" VARCHAR(16),
+  "fle_encrypted_fields" BIGINT,
+  "c_port" INTEGER,
+  "time_to_first_byte" DOUBLE PRECISION,
   "x_edge_detailed_result_type" VARCHAR(64),
   "sc_content_type" VARCHAR(255),
-  "sc_content_len" VARCHAR(20),
-  "sc_range_start" VARCHAR(20),
-  "sc_range_end" VARCHAR(20),
+  "sc_content_len" BIGINT,
+  "sc_range_start" BIGINT,
+  "sc_range_end" BIGINT,
   "_routed_file" TEXT NOT NULL,
   "_routed_line" BIGINT NOT NULL,
   "_loaded_at" TIMESTAMP NOT NULL
@@ -148,7 +148,7 @@ COMMENT ON COLUMN "cloudfront"."time" IS 'UTC time of the request, HH:MM:SS (`ti
 
 COMMENT ON COLUMN "cloudfront"."x_edge_location" IS 'Edge location that served the request (`x-edge-location`).';
 
-COMMENT ON COLUMN "cloudfront"."sc_bytes" IS 'Bytes sent to the viewer, headers included (`sc-bytes`). An integer, kept as text: the routed object''s values are strings, and the loader does not load a JSON string into an integer column (wrong_type).';
+COMMENT ON COLUMN "cloudfront"."sc_bytes" IS 'Bytes sent to the viewer, headers included (`sc-bytes`). Routed as text and parsed (x-logrouter-from-text).';
 
 COMMENT ON COLUMN "cloudfront"."c_ip" IS 'Viewer IP address, IPv4 or IPv6 (`c-ip`).';
 
@@ -158,7 +158,7 @@ COMMENT ON COLUMN "cloudfront"."cs_host" IS 'CloudFront domain name of the distr
 
 COMMENT ON COLUMN "cloudfront"."cs_uri_stem" IS 'Path of the request, without the query string (`cs-uri-stem`).';
 
-COMMENT ON COLUMN "cloudfront"."sc_status" IS 'HTTP status code, 000 when the viewer closed the connection (`sc-status`). An integer, kept as text: the routed object''s values are strings, and the loader does not load a JSON string into an integer column (wrong_type).';
+COMMENT ON COLUMN "cloudfront"."sc_status" IS 'HTTP status code, 000 when the viewer closed the connection (`sc-status`). Routed as text and parsed (x-logrouter-from-text).';
 
 COMMENT ON COLUMN "cloudfront"."cs_referer" IS 'Referer header (`cs(Referer)`).';
 
@@ -176,9 +176,9 @@ COMMENT ON COLUMN "cloudfront"."x_host_header" IS 'Host header the viewer sent (
 
 COMMENT ON COLUMN "cloudfront"."cs_protocol" IS 'Viewer protocol: http, https, ws, wss, grpcs (`cs-protocol`).';
 
-COMMENT ON COLUMN "cloudfront"."cs_bytes" IS 'Bytes of the request, headers included (`cs-bytes`). An integer, kept as text: the routed object''s values are strings, and the loader does not load a JSON string into an integer column (wrong_type).';
+COMMENT ON COLUMN "cloudfront"."cs_bytes" IS 'Bytes of the request, headers included (`cs-bytes`). Routed as text and parsed (x-logrouter-from-text).';
 
-COMMENT ON COLUMN "cloudfront"."time_taken" IS 'Seconds from receiving the request to the last byte of the response (`time-taken`). Seconds with a fraction, kept as text (values are strings; the loader does not cast them to numbers).';
+COMMENT ON COLUMN "cloudfront"."time_taken" IS 'Seconds from receiving the request to the last byte of the response (`time-taken`). Seconds with a fraction, routed as text and parsed (x-logrouter-from-text).';
 
 COMMENT ON COLUMN "cloudfront"."x_forwarded_for" IS 'X-Forwarded-For of a viewer behind a proxy (`x-forwarded-for`).';
 
@@ -192,21 +192,21 @@ COMMENT ON COLUMN "cloudfront"."cs_protocol_version" IS 'HTTP version of the req
 
 COMMENT ON COLUMN "cloudfront"."fle_status" IS 'Field-level encryption status (`fle-status`; files of 26 fields and more).';
 
-COMMENT ON COLUMN "cloudfront"."fle_encrypted_fields" IS 'Number of field-level encrypted fields (`fle-encrypted-fields`). An integer, kept as text: the routed object''s values are strings, and the loader does not load a JSON string into an integer column (wrong_type).';
+COMMENT ON COLUMN "cloudfront"."fle_encrypted_fields" IS 'Number of field-level encrypted fields (`fle-encrypted-fields`). Routed as text and parsed (x-logrouter-from-text).';
 
-COMMENT ON COLUMN "cloudfront"."c_port" IS 'Viewer port (`c-port`; files of 33 fields). An integer, kept as text: the routed object''s values are strings, and the loader does not load a JSON string into an integer column (wrong_type).';
+COMMENT ON COLUMN "cloudfront"."c_port" IS 'Viewer port (`c-port`; files of 33 fields). Routed as text and parsed (x-logrouter-from-text).';
 
-COMMENT ON COLUMN "cloudfront"."time_to_first_byte" IS 'Seconds to the first byte of the response (`time-to-first-byte`). Seconds with a fraction, kept as text (values are strings; the loader does not cast them to numbers).';
+COMMENT ON COLUMN "cloudfront"."time_to_first_byte" IS 'Seconds to the first byte of the response (`time-to-first-byte`). Seconds with a fraction, routed as text and parsed (x-logrouter-from-text).';
 
 COMMENT ON COLUMN "cloudfront"."x_edge_detailed_result_type" IS 'Detailed result type (`x-edge-detailed-result-type`).';
 
 COMMENT ON COLUMN "cloudfront"."sc_content_type" IS 'Content-Type of the response (`sc-content-type`).';
 
-COMMENT ON COLUMN "cloudfront"."sc_content_len" IS 'Content-Length of the response (`sc-content-len`). An integer, kept as text: the routed object''s values are strings, and the loader does not load a JSON string into an integer column (wrong_type).';
+COMMENT ON COLUMN "cloudfront"."sc_content_len" IS 'Content-Length of the response (`sc-content-len`). Routed as text and parsed (x-logrouter-from-text).';
 
-COMMENT ON COLUMN "cloudfront"."sc_range_start" IS 'First byte of a range response (`sc-range-start`). An integer, kept as text: the routed object''s values are strings, and the loader does not load a JSON string into an integer column (wrong_type).';
+COMMENT ON COLUMN "cloudfront"."sc_range_start" IS 'First byte of a range response (`sc-range-start`). Routed as text and parsed (x-logrouter-from-text).';
 
-COMMENT ON COLUMN "cloudfront"."sc_range_end" IS 'Last byte of a range response (`sc-range-end`). An integer, kept as text: the routed object''s values are strings, and the loader does not load a JSON string into an integer column (wrong_type).';
+COMMENT ON COLUMN "cloudfront"."sc_range_end" IS 'Last byte of a range response (`sc-range-end`). Routed as text and parsed (x-logrouter-from-text).';
 
 COMMENT ON COLUMN "cloudfront"."_routed_file" IS 'Key of the routed file the row was loaded from.';
 
@@ -224,12 +224,12 @@ CREATE TABLE IF NOT EXISTS "s3_access" (
   "operation" VARCHAR(64),
   "key" TEXT,
   "request_uri" TEXT,
-  "http_status" VARCHAR(3),
+  "http_status" SMALLINT,
   "error_code" VARCHAR(64),
-  "bytes_sent" VARCHAR(20),
-  "object_size" VARCHAR(20),
-  "total_time" VARCHAR(20),
-  "turn_around_time" VARCHAR(20),
+  "bytes_sent" BIGINT,
+  "object_size" BIGINT,
+  "total_time" BIGINT,
+  "turn_around_time" BIGINT,
   "referer" TEXT,
   "user_agent" TEXT,
   "version_id" TEXT,
@@ -264,17 +264,17 @@ COMMENT ON COLUMN "s3_access"."key" IS 'Object key, URL-encoded as S3 logs it (`
 
 COMMENT ON COLUMN "s3_access"."request_uri" IS 'Request line: method, URI and protocol (`Request-URI`).';
 
-COMMENT ON COLUMN "s3_access"."http_status" IS 'HTTP status code (`HTTP status`). An integer, kept as text: the routed object''s values are strings, and the loader does not load a JSON string into an integer column (wrong_type).';
+COMMENT ON COLUMN "s3_access"."http_status" IS 'HTTP status code (`HTTP status`). Routed as text and parsed (x-logrouter-from-text).';
 
 COMMENT ON COLUMN "s3_access"."error_code" IS 'S3 error code, e.g. NoSuchKey (`Error Code`).';
 
-COMMENT ON COLUMN "s3_access"."bytes_sent" IS 'Response bytes sent, headers excluded (`Bytes Sent`). An integer, kept as text: the routed object''s values are strings, and the loader does not load a JSON string into an integer column (wrong_type).';
+COMMENT ON COLUMN "s3_access"."bytes_sent" IS 'Response bytes sent, headers excluded (`Bytes Sent`). Routed as text and parsed (x-logrouter-from-text).';
 
-COMMENT ON COLUMN "s3_access"."object_size" IS 'Size of the object (`Object Size`). An integer, kept as text: the routed object''s values are strings, and the loader does not load a JSON string into an integer column (wrong_type).';
+COMMENT ON COLUMN "s3_access"."object_size" IS 'Size of the object (`Object Size`). Routed as text and parsed (x-logrouter-from-text).';
 
-COMMENT ON COLUMN "s3_access"."total_time" IS 'Milliseconds the request was in flight at the server (`Total Time`). An integer, kept as text: the routed object''s values are strings, and the loader does not load a JSON string into an integer column (wrong_type).';
+COMMENT ON COLUMN "s3_access"."total_time" IS 'Milliseconds the request was in flight at the server (`Total Time`). Routed as text and parsed (x-logrouter-from-text).';
 
-COMMENT ON COLUMN "s3_access"."turn_around_time" IS 'Milliseconds S3 spent processing the request (`Turn-Around Time`). An integer, kept as text: the routed object''s values are strings, and the loader does not load a JSON string into an integer column (wrong_type).';
+COMMENT ON COLUMN "s3_access"."turn_around_time" IS 'Milliseconds S3 spent processing the request (`Turn-Around Time`). Routed as text and parsed (x-logrouter-from-text).';
 
 COMMENT ON COLUMN "s3_access"."referer" IS 'Referer header (`Referer`).';
 

@@ -7,13 +7,13 @@ CREATE TABLE IF NOT EXISTS "alb" (
   "elb" VARCHAR(512),
   "client_port" VARCHAR(256),
   "target_port" VARCHAR(256),
-  "request_processing_time" VARCHAR(64),
-  "target_processing_time" VARCHAR(64),
-  "response_processing_time" VARCHAR(64),
-  "elb_status_code" VARCHAR(12),
-  "target_status_code" VARCHAR(12),
-  "received_bytes" VARCHAR(80),
-  "sent_bytes" VARCHAR(80),
+  "request_processing_time" DOUBLE PRECISION,
+  "target_processing_time" DOUBLE PRECISION,
+  "response_processing_time" DOUBLE PRECISION,
+  "elb_status_code" SMALLINT,
+  "target_status_code" SMALLINT,
+  "received_bytes" BIGINT,
+  "sent_bytes" BIGINT,
   "request" VARCHAR(65535),
   "user_agent" VARCHAR(65535),
   "ssl_cipher" VARCHAR(256),
@@ -22,7 +22,7 @@ CREATE TABLE IF NOT EXISTS "alb" (
   "trace_id" VARCHAR(65535),
   "domain_name" VARCHAR(1020),
   "chosen_cert_arn" VARCHAR(65535),
-  "matched_rule_priority" VARCHAR(20),
+  "matched_rule_priority" INTEGER,
   "request_creation_time" TIMESTAMP,
   "actions_executed" VARCHAR(65535),
   "redirect_url" VARCHAR(65535),
@@ -47,19 +47,19 @@ COMMENT ON COLUMN "alb"."client_port" IS 'Client IP address and port, IPv4 or IP
 
 COMMENT ON COLUMN "alb"."target_port" IS 'Target IP address and port, null when not dispatched (`target:port`).';
 
-COMMENT ON COLUMN "alb"."request_processing_time" IS 'Seconds from receiving the request to sending it to a target, -1 when not dispatched (`request_processing_time`). Seconds with a fraction, kept as text (values are strings; the loader does not cast them to numbers).';
+COMMENT ON COLUMN "alb"."request_processing_time" IS 'Seconds from receiving the request to sending it to a target, -1 when not dispatched (`request_processing_time`). Seconds with a fraction, routed as text and parsed (x-logrouter-from-text).';
 
-COMMENT ON COLUMN "alb"."target_processing_time" IS 'Seconds for the target to respond, -1 when not dispatched (`target_processing_time`). Seconds with a fraction, kept as text (values are strings; the loader does not cast them to numbers).';
+COMMENT ON COLUMN "alb"."target_processing_time" IS 'Seconds for the target to respond, -1 when not dispatched (`target_processing_time`). Seconds with a fraction, routed as text and parsed (x-logrouter-from-text).';
 
-COMMENT ON COLUMN "alb"."response_processing_time" IS 'Seconds to send the response, -1 when not dispatched (`response_processing_time`). Seconds with a fraction, kept as text (values are strings; the loader does not cast them to numbers).';
+COMMENT ON COLUMN "alb"."response_processing_time" IS 'Seconds to send the response, -1 when not dispatched (`response_processing_time`). Seconds with a fraction, routed as text and parsed (x-logrouter-from-text).';
 
-COMMENT ON COLUMN "alb"."elb_status_code" IS 'Status code of the load balancer''s response (`elb_status_code`). An integer, kept as text: the routed object''s values are strings, and the loader does not load a JSON string into an integer column (wrong_type).';
+COMMENT ON COLUMN "alb"."elb_status_code" IS 'Status code of the load balancer''s response (`elb_status_code`). Routed as text and parsed (x-logrouter-from-text).';
 
-COMMENT ON COLUMN "alb"."target_status_code" IS 'Status code of the target''s response (`target_status_code`). An integer, kept as text: the routed object''s values are strings, and the loader does not load a JSON string into an integer column (wrong_type).';
+COMMENT ON COLUMN "alb"."target_status_code" IS 'Status code of the target''s response (`target_status_code`). Routed as text and parsed (x-logrouter-from-text).';
 
-COMMENT ON COLUMN "alb"."received_bytes" IS 'Bytes of the request received from the client (`received_bytes`). An integer, kept as text: the routed object''s values are strings, and the loader does not load a JSON string into an integer column (wrong_type).';
+COMMENT ON COLUMN "alb"."received_bytes" IS 'Bytes of the request received from the client (`received_bytes`). Routed as text and parsed (x-logrouter-from-text).';
 
-COMMENT ON COLUMN "alb"."sent_bytes" IS 'Bytes of the response sent to the client (`sent_bytes`). An integer, kept as text: the routed object''s values are strings, and the loader does not load a JSON string into an integer column (wrong_type).';
+COMMENT ON COLUMN "alb"."sent_bytes" IS 'Bytes of the response sent to the client (`sent_bytes`). Routed as text and parsed (x-logrouter-from-text).';
 
 COMMENT ON COLUMN "alb"."request" IS 'Request line: method, URL and protocol (`request`).';
 
@@ -77,7 +77,7 @@ COMMENT ON COLUMN "alb"."domain_name" IS 'SNI domain of the TLS handshake (`doma
 
 COMMENT ON COLUMN "alb"."chosen_cert_arn" IS 'ARN of the certificate presented (`chosen_cert_arn`).';
 
-COMMENT ON COLUMN "alb"."matched_rule_priority" IS 'Priority of the rule that matched, 0 for the default rule (`matched_rule_priority`). An integer, kept as text: the routed object''s values are strings, and the loader does not load a JSON string into an integer column (wrong_type).';
+COMMENT ON COLUMN "alb"."matched_rule_priority" IS 'Priority of the rule that matched, 0 for the default rule (`matched_rule_priority`). Routed as text and parsed (x-logrouter-from-text).';
 
 COMMENT ON COLUMN "alb"."request_creation_time" IS 'When the load balancer received the request (`request_creation_time`).';
 
@@ -107,12 +107,12 @@ CREATE TABLE IF NOT EXISTS "cloudfront" (
   "date" DATE NOT NULL,
   "time" VARCHAR(32) NOT NULL,
   "x_edge_location" VARCHAR(128),
-  "sc_bytes" VARCHAR(80),
+  "sc_bytes" BIGINT,
   "c_ip" VARCHAR(180),
   "cs_method" VARCHAR(64),
   "cs_host" VARCHAR(1020),
   "cs_uri_stem" VARCHAR(65535),
-  "sc_status" VARCHAR(12),
+  "sc_status" SMALLINT,
   "cs_referer" VARCHAR(65535),
   "cs_user_agent" VARCHAR(65535),
   "cs_uri_query" VARCHAR(65535),
@@ -121,22 +121,22 @@ CREATE TABLE IF NOT EXISTS "cloudfront" (
   "x_edge_request_id" VARCHAR(256),
   "x_host_header" VARCHAR(1020),
   "cs_protocol" VARCHAR(32),
-  "cs_bytes" VARCHAR(80),
-  "time_taken" VARCHAR(64),
+  "cs_bytes" BIGINT,
+  "time_taken" DOUBLE PRECISION,
   "x_forwarded_for" VARCHAR(65535),
   "ssl_protocol" VARCHAR(64),
   "ssl_cipher" VARCHAR(256),
   "x_edge_response_result_type" VARCHAR(128),
   "cs_protocol_version" VARCHAR(64),
   "fle_status" VARCHAR(256),
-  "fle_encrypted_fields" VARCHAR(80),
-  "c_port" VARCHAR(20),
-  "time_to_first_byte" VARCHAR(64),
+  "fle_encrypted_fields" BIGINT,
+  "c_port" INTEGER,
+  "time_to_first_byte" DOUBLE PRECISION,
   "x_edge_detailed_result_type" VARCHAR(256),
   "sc_content_type" VARCHAR(1020),
-  "sc_content_len" VARCHAR(80),
-  "sc_range_start" VARCHAR(80),
-  "sc_range_end" VARCHAR(80),
+  "sc_content_len" BIGINT,
+  "sc_range_start" BIGINT,
+  "sc_range_end" BIGINT,
   "_routed_file" VARCHAR(65535) NOT NULL,
   "_routed_line" BIGINT,
   "_loaded_at" TIMESTAMP NOT NULL
@@ -148,7 +148,7 @@ COMMENT ON COLUMN "cloudfront"."time" IS 'UTC time of the request, HH:MM:SS (`ti
 
 COMMENT ON COLUMN "cloudfront"."x_edge_location" IS 'Edge location that served the request (`x-edge-location`).';
 
-COMMENT ON COLUMN "cloudfront"."sc_bytes" IS 'Bytes sent to the viewer, headers included (`sc-bytes`). An integer, kept as text: the routed object''s values are strings, and the loader does not load a JSON string into an integer column (wrong_type).';
+COMMENT ON COLUMN "cloudfront"."sc_bytes" IS 'Bytes sent to the viewer, headers included (`sc-bytes`). Routed as text and parsed (x-logrouter-from-text).';
 
 COMMENT ON COLUMN "cloudfront"."c_ip" IS 'Viewer IP address, IPv4 or IPv6 (`c-ip`).';
 
@@ -158,7 +158,7 @@ COMMENT ON COLUMN "cloudfront"."cs_host" IS 'CloudFront domain name of the distr
 
 COMMENT ON COLUMN "cloudfront"."cs_uri_stem" IS 'Path of the request, without the query string (`cs-uri-stem`).';
 
-COMMENT ON COLUMN "cloudfront"."sc_status" IS 'HTTP status code, 000 when the viewer closed the connection (`sc-status`). An integer, kept as text: the routed object''s values are strings, and the loader does not load a JSON string into an integer column (wrong_type).';
+COMMENT ON COLUMN "cloudfront"."sc_status" IS 'HTTP status code, 000 when the viewer closed the connection (`sc-status`). Routed as text and parsed (x-logrouter-from-text).';
 
 COMMENT ON COLUMN "cloudfront"."cs_referer" IS 'Referer header (`cs(Referer)`).';
 
@@ -176,9 +176,9 @@ COMMENT ON COLUMN "cloudfront"."x_host_header" IS 'Host header the viewer sent (
 
 COMMENT ON COLUMN "cloudfront"."cs_protocol" IS 'Viewer protocol: http, https, ws, wss, grpcs (`cs-protocol`).';
 
-COMMENT ON COLUMN "cloudfront"."cs_bytes" IS 'Bytes of the request, headers included (`cs-bytes`). An integer, kept as text: the routed object''s values are strings, and the loader does not load a JSON string into an integer column (wrong_type).';
+COMMENT ON COLUMN "cloudfront"."cs_bytes" IS 'Bytes of the request, headers included (`cs-bytes`). Routed as text and parsed (x-logrouter-from-text).';
 
-COMMENT ON COLUMN "cloudfront"."time_taken" IS 'Seconds from receiving the request to the last byte of the response (`time-taken`). Seconds with a fraction, kept as text (values are strings; the loader does not cast them to numbers).';
+COMMENT ON COLUMN "cloudfront"."time_taken" IS 'Seconds from receiving the request to the last byte of the response (`time-taken`). Seconds with a fraction, routed as text and parsed (x-logrouter-from-text).';
 
 COMMENT ON COLUMN "cloudfront"."x_forwarded_for" IS 'X-Forwarded-For of a viewer behind a proxy (`x-forwarded-for`).';
 
@@ -192,21 +192,21 @@ COMMENT ON COLUMN "cloudfront"."cs_protocol_version" IS 'HTTP version of the req
 
 COMMENT ON COLUMN "cloudfront"."fle_status" IS 'Field-level encryption status (`fle-status`; files of 26 fields and more).';
 
-COMMENT ON COLUMN "cloudfront"."fle_encrypted_fields" IS 'Number of field-level encrypted fields (`fle-encrypted-fields`). An integer, kept as text: the routed object''s values are strings, and the loader does not load a JSON string into an integer column (wrong_type).';
+COMMENT ON COLUMN "cloudfront"."fle_encrypted_fields" IS 'Number of field-level encrypted fields (`fle-encrypted-fields`). Routed as text and parsed (x-logrouter-from-text).';
 
-COMMENT ON COLUMN "cloudfront"."c_port" IS 'Viewer port (`c-port`; files of 33 fields). An integer, kept as text: the routed object''s values are strings, and the loader does not load a JSON string into an integer column (wrong_type).';
+COMMENT ON COLUMN "cloudfront"."c_port" IS 'Viewer port (`c-port`; files of 33 fields). Routed as text and parsed (x-logrouter-from-text).';
 
-COMMENT ON COLUMN "cloudfront"."time_to_first_byte" IS 'Seconds to the first byte of the response (`time-to-first-byte`). Seconds with a fraction, kept as text (values are strings; the loader does not cast them to numbers).';
+COMMENT ON COLUMN "cloudfront"."time_to_first_byte" IS 'Seconds to the first byte of the response (`time-to-first-byte`). Seconds with a fraction, routed as text and parsed (x-logrouter-from-text).';
 
 COMMENT ON COLUMN "cloudfront"."x_edge_detailed_result_type" IS 'Detailed result type (`x-edge-detailed-result-type`).';
 
 COMMENT ON COLUMN "cloudfront"."sc_content_type" IS 'Content-Type of the response (`sc-content-type`).';
 
-COMMENT ON COLUMN "cloudfront"."sc_content_len" IS 'Content-Length of the response (`sc-content-len`). An integer, kept as text: the routed object''s values are strings, and the loader does not load a JSON string into an integer column (wrong_type).';
+COMMENT ON COLUMN "cloudfront"."sc_content_len" IS 'Content-Length of the response (`sc-content-len`). Routed as text and parsed (x-logrouter-from-text).';
 
-COMMENT ON COLUMN "cloudfront"."sc_range_start" IS 'First byte of a range response (`sc-range-start`). An integer, kept as text: the routed object''s values are strings, and the loader does not load a JSON string into an integer column (wrong_type).';
+COMMENT ON COLUMN "cloudfront"."sc_range_start" IS 'First byte of a range response (`sc-range-start`). Routed as text and parsed (x-logrouter-from-text).';
 
-COMMENT ON COLUMN "cloudfront"."sc_range_end" IS 'Last byte of a range response (`sc-range-end`). An integer, kept as text: the routed object''s values are strings, and the loader does not load a JSON string into an integer column (wrong_type).';
+COMMENT ON COLUMN "cloudfront"."sc_range_end" IS 'Last byte of a range response (`sc-range-end`). Routed as text and parsed (x-logrouter-from-text).';
 
 COMMENT ON COLUMN "cloudfront"."_routed_file" IS 'Key of the routed file the row was loaded from.';
 
@@ -224,12 +224,12 @@ CREATE TABLE IF NOT EXISTS "s3_access" (
   "operation" VARCHAR(256),
   "key" VARCHAR(65535),
   "request_uri" VARCHAR(65535),
-  "http_status" VARCHAR(12),
+  "http_status" SMALLINT,
   "error_code" VARCHAR(256),
-  "bytes_sent" VARCHAR(80),
-  "object_size" VARCHAR(80),
-  "total_time" VARCHAR(80),
-  "turn_around_time" VARCHAR(80),
+  "bytes_sent" BIGINT,
+  "object_size" BIGINT,
+  "total_time" BIGINT,
+  "turn_around_time" BIGINT,
   "referer" VARCHAR(65535),
   "user_agent" VARCHAR(65535),
   "version_id" VARCHAR(65535),
@@ -264,17 +264,17 @@ COMMENT ON COLUMN "s3_access"."key" IS 'Object key, URL-encoded as S3 logs it (`
 
 COMMENT ON COLUMN "s3_access"."request_uri" IS 'Request line: method, URI and protocol (`Request-URI`).';
 
-COMMENT ON COLUMN "s3_access"."http_status" IS 'HTTP status code (`HTTP status`). An integer, kept as text: the routed object''s values are strings, and the loader does not load a JSON string into an integer column (wrong_type).';
+COMMENT ON COLUMN "s3_access"."http_status" IS 'HTTP status code (`HTTP status`). Routed as text and parsed (x-logrouter-from-text).';
 
 COMMENT ON COLUMN "s3_access"."error_code" IS 'S3 error code, e.g. NoSuchKey (`Error Code`).';
 
-COMMENT ON COLUMN "s3_access"."bytes_sent" IS 'Response bytes sent, headers excluded (`Bytes Sent`). An integer, kept as text: the routed object''s values are strings, and the loader does not load a JSON string into an integer column (wrong_type).';
+COMMENT ON COLUMN "s3_access"."bytes_sent" IS 'Response bytes sent, headers excluded (`Bytes Sent`). Routed as text and parsed (x-logrouter-from-text).';
 
-COMMENT ON COLUMN "s3_access"."object_size" IS 'Size of the object (`Object Size`). An integer, kept as text: the routed object''s values are strings, and the loader does not load a JSON string into an integer column (wrong_type).';
+COMMENT ON COLUMN "s3_access"."object_size" IS 'Size of the object (`Object Size`). Routed as text and parsed (x-logrouter-from-text).';
 
-COMMENT ON COLUMN "s3_access"."total_time" IS 'Milliseconds the request was in flight at the server (`Total Time`). An integer, kept as text: the routed object''s values are strings, and the loader does not load a JSON string into an integer column (wrong_type).';
+COMMENT ON COLUMN "s3_access"."total_time" IS 'Milliseconds the request was in flight at the server (`Total Time`). Routed as text and parsed (x-logrouter-from-text).';
 
-COMMENT ON COLUMN "s3_access"."turn_around_time" IS 'Milliseconds S3 spent processing the request (`Turn-Around Time`). An integer, kept as text: the routed object''s values are strings, and the loader does not load a JSON string into an integer column (wrong_type).';
+COMMENT ON COLUMN "s3_access"."turn_around_time" IS 'Milliseconds S3 spent processing the request (`Turn-Around Time`). Routed as text and parsed (x-logrouter-from-text).';
 
 COMMENT ON COLUMN "s3_access"."referer" IS 'Referer header (`Referer`).';
 

@@ -318,10 +318,12 @@ fn access_records(format: &str, extra: &[&str]) -> (Vec<String>, Vec<Vec<String>
 /// loader turns every record gen-events writes (routed as strings, `-` as
 /// null; older and newer field counts) into a row with no reject and no
 /// drift. Times load as timestamps or dates where the format writes RFC 3339
-/// or a date; numbers stay text (the loader does not cast JSON strings).
+/// or a date; counts, sizes, ports, status codes and durations, routed as
+/// strings, load as integers and numbers (`x-logrouter-from-text`), each
+/// the value of its string.
 #[test]
 fn issue12_access_log_schemas_load_every_generated_record() {
-    use loader::rows::RowMaker;
+    use loader::rows::{Cell, RowMaker};
     let schemas = load_dir(std::path::Path::new(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../schemas"
@@ -353,6 +355,8 @@ fn issue12_access_log_schemas_load_every_generated_record() {
         let maker = RowMaker::new(table);
         let (mut values, mut unknown) = (Vec::new(), Vec::new());
         let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        // Typed values seen per column, to prove each typed column is used.
+        let mut typed: BTreeMap<&str, u64> = BTreeMap::new();
         for r in records {
             let line = routed_object(&names, r);
             maker.read(&line, &mut values, &mut unknown).unwrap();
@@ -361,11 +365,95 @@ fn issue12_access_log_schemas_load_every_generated_record() {
             if let Err(e) = maker.cells(&line, &values, &mut cells) {
                 panic!("{format} {extra:?}: {e}\n{line}");
             }
+            let event: Value = serde_json::from_str(&line).unwrap();
+            for (c, cell) in table.columns.iter().zip(&cells) {
+                if !c.from_text {
+                    continue;
+                }
+                let text = event.get(&c.name).and_then(Value::as_str);
+                match (c.ty, cell, text) {
+                    (_, Cell::Null, None) => continue,
+                    (
+                        ColumnType::SmallInt | ColumnType::Integer | ColumnType::BigInt,
+                        Cell::Int(n),
+                        Some(t),
+                    ) => {
+                        assert_eq!(*n, t.parse::<i64>().unwrap(), "{format}.{}", c.name)
+                    }
+                    (ColumnType::Double, Cell::Float(f), Some(t)) => {
+                        assert_eq!(*f, t.parse::<f64>().unwrap(), "{format}.{}", c.name)
+                    }
+                    other => panic!("{format}.{}: {other:?}\n{line}", c.name),
+                }
+                *typed.entry(c.name.as_str()).or_default() += 1;
+            }
+        }
+        let want: &[&str] = match (format, extra) {
+            ("cloudfront", []) => &[
+                "sc_bytes",
+                "sc_status",
+                "cs_bytes",
+                "time_taken",
+                "c_port",
+                "time_to_first_byte",
+                "sc_content_len",
+            ],
+            ("cloudfront", _) => &["sc_bytes", "sc_status", "cs_bytes", "time_taken"],
+            // The tracking GETs' responses are empty: Bytes Sent is "-".
+            ("s3_access", ["--payload"]) => &[
+                "http_status",
+                "object_size",
+                "total_time",
+                "turn_around_time",
+            ],
+            ("s3_access", _) => &[
+                "http_status",
+                "bytes_sent",
+                "object_size",
+                "total_time",
+                "turn_around_time",
+            ],
+            _ => &[
+                "request_processing_time",
+                "target_processing_time",
+                "response_processing_time",
+                "elb_status_code",
+                "target_status_code",
+                "received_bytes",
+                "sent_bytes",
+                "matched_rule_priority",
+            ],
+        };
+        for c in want {
+            assert!(
+                typed.get(c).is_some_and(|n| *n > 0),
+                "{format} {extra:?}: no typed {c}: {typed:?}"
+            );
         }
     }
     let ty = |t: &str, c: &str| schemas[t].columns.iter().find(|x| x.name == c).unwrap().ty;
     assert_eq!(ty("alb", "time"), ColumnType::Timestamp);
     assert_eq!(ty("alb", "request_creation_time"), ColumnType::Timestamp);
     assert_eq!(ty("cloudfront", "date"), ColumnType::Date);
-    assert_eq!(ty("cloudfront", "sc_bytes"), ColumnType::Varchar(20));
+    assert_eq!(ty("cloudfront", "sc_bytes"), ColumnType::BigInt);
+    assert_eq!(ty("cloudfront", "sc_status"), ColumnType::SmallInt);
+    assert_eq!(ty("cloudfront", "c_port"), ColumnType::Integer);
+    assert_eq!(ty("cloudfront", "time_taken"), ColumnType::Double);
+    assert_eq!(ty("s3_access", "object_size"), ColumnType::BigInt);
+    assert_eq!(ty("s3_access", "time"), ColumnType::Varchar(32));
+    assert_eq!(ty("alb", "target_processing_time"), ColumnType::Double);
+    assert_eq!(ty("alb", "matched_rule_priority"), ColumnType::Integer);
+    // Every numeric column of the three parses text, and only those.
+    for t in ["cloudfront", "s3_access", "alb"] {
+        for c in &schemas[t].columns {
+            let numeric = matches!(
+                c.ty,
+                ColumnType::SmallInt
+                    | ColumnType::Integer
+                    | ColumnType::BigInt
+                    | ColumnType::Double
+            );
+            assert_eq!(c.from_text, numeric, "{t}.{}", c.name);
+        }
+    }
 }
