@@ -502,6 +502,10 @@ pub(crate) mod tests {
                 needle,
             );
         }
+        check_err(
+            r#"{"type":"object","x-logrouter-from-text":true,"properties":{"a":{"type":"integer"}}}"#,
+            "the top level: x-logrouter-from-text belongs on an integer, number or boolean property",
+        );
     }
 
     #[test]

@@ -63,6 +63,11 @@ pub fn parse_schema(table: &str, json: &str, file: &str) -> Result<TableSchema, 
             "the top level must be {\"type\": \"object\", \"properties\": {…}}".into(),
         ));
     }
+    if obj.contains_key(FROM_TEXT) {
+        return Err(fail(format!(
+            "the top level: {FROM_TEXT} belongs on an integer, number or boolean property"
+        )));
+    }
     let mut columns = Vec::new();
     flatten(obj, &mut Vec::new(), &mut Vec::new(), true, &mut columns).map_err(&fail)?;
     if columns.is_empty() {
