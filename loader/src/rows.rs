@@ -420,24 +420,54 @@ fn cell<'v>(c: &Column, v: Option<&'v Value>) -> Result<Cell<'v>, RowError> {
         ))
     };
     Ok(match c.ty {
+        ColumnType::Boolean if c.from_text => Cell::Bool(match v {
+            Value::String(s) if s == "true" => true,
+            Value::String(s) if s == "false" => false,
+            _ => v
+                .as_bool()
+                .ok_or_else(|| wrong("a boolean, or true or false as text"))?,
+        }),
         ColumnType::Boolean => Cell::Bool(v.as_bool().ok_or_else(|| wrong("a boolean"))?),
         ColumnType::SmallInt | ColumnType::Integer | ColumnType::BigInt => {
-            let n = integer(v).ok_or_else(|| wrong("an integer"))?;
             let (lo, hi) = match c.ty {
                 ColumnType::SmallInt => (i16::MIN as i64, i16::MAX as i64),
                 ColumnType::Integer => (i32::MIN as i64, i32::MAX as i64),
                 _ => (i64::MIN, i64::MAX),
             };
+            let out_of_range = |n: &dyn fmt::Display| {
+                fail(RejectReason::OutOfRange, format!(
+                "{n} is outside the column's range {lo}..={hi} (widen minimum/maximum in the schema and add a migration)"
+            ))
+            };
+            let want = if c.from_text {
+                "an integer, or one as text (digits with an optional sign)"
+            } else {
+                "an integer"
+            };
+            let n = match (v, c.from_text) {
+                (Value::String(s), true) => match integer_text(s) {
+                    Some(Ok(n)) => n,
+                    Some(Err(())) => return Err(out_of_range(&excerpt(v))),
+                    None => return Err(wrong(want)),
+                },
+                _ => integer(v).ok_or_else(|| wrong(want))?,
+            };
             if n < lo || n > hi {
-                return Err(fail(RejectReason::OutOfRange, format!(
-                    "{n} is outside the column's range {lo}..={hi} (widen minimum/maximum in the schema and add a migration)"
-                )));
+                return Err(out_of_range(&n));
             }
             Cell::Int(n)
         }
         ColumnType::Double => {
-            let f = v.as_f64().ok_or_else(|| wrong("a number"))?;
-            Cell::Float(f)
+            let want = if c.from_text {
+                "a number, or a finite one as text such as 0.082"
+            } else {
+                "a number"
+            };
+            let f = match (v, c.from_text) {
+                (Value::String(s), true) => number_text(s),
+                _ => v.as_f64(),
+            };
+            Cell::Float(f.ok_or_else(|| wrong(want))?)
         }
         ColumnType::Varchar(n) | ColumnType::Char(n) => {
             let s = v.as_str().ok_or_else(|| wrong("a string"))?;
@@ -489,6 +519,56 @@ fn cell<'v>(c: &Column, v: Option<&'v Value>) -> Result<Cell<'v>, RowError> {
             Cell::Text(Cow::Owned(text))
         }
     })
+}
+
+/// An integer written as text (`x-logrouter-from-text`): an optional sign
+/// and ASCII digits, nothing else (no spaces, no fraction, no exponent);
+/// `Some(Err)` when it is one but beyond BIGINT.
+fn integer_text(s: &str) -> Option<Result<i64, ()>> {
+    let digits = s.strip_prefix(['+', '-']).unwrap_or(s);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    // Rust's i64 parser takes the same forms, and says when out of range.
+    Some(s.parse::<i64>().map_err(|_| ()))
+}
+
+/// A number written as text (`x-logrouter-from-text`): an optional sign,
+/// digits with an optional fraction (`1.`, `.5`), an optional exponent;
+/// finite. Not `inf`, `NaN`, hex or spaces, which Rust's parser or
+/// PostgreSQL would take.
+fn number_text(s: &str) -> Option<f64> {
+    let b = s.strip_prefix(['+', '-']).unwrap_or(s).as_bytes();
+    let digits = |mut i: usize| {
+        let start = i;
+        while i < b.len() && b[i].is_ascii_digit() {
+            i += 1;
+        }
+        (i, i - start)
+    };
+    let (mut i, int_digits) = digits(0);
+    let mut frac_digits = 0;
+    if i < b.len() && b[i] == b'.' {
+        (i, frac_digits) = digits(i + 1);
+    }
+    if int_digits + frac_digits == 0 {
+        return None;
+    }
+    if i < b.len() && (b[i] == b'e' || b[i] == b'E') {
+        i += 1;
+        if i < b.len() && (b[i] == b'+' || b[i] == b'-') {
+            i += 1;
+        }
+        let (end, exp_digits) = digits(i);
+        if exp_digits == 0 {
+            return None;
+        }
+        i = end;
+    }
+    if i != b.len() {
+        return None;
+    }
+    s.parse::<f64>().ok().filter(|f| f.is_finite())
 }
 
 fn integer(v: &Value) -> Option<i64> {
@@ -649,6 +729,95 @@ mod tests {
         check(
             r#"{"id":1,"ts":"2015-01-01T15:00:00Z","tags":["\u0000"]}"#,
             "error[nul_character]: column tags: contains a NUL character",
+        );
+    }
+
+    /// `x-logrouter-from-text`: `(line, cells or error)` for a table of
+    /// four opted-in columns and one that is not.
+    fn check_from_text(line: &str, expected: &str) {
+        const FROM_TEXT: &str = r#"{"type":"object","properties":{
+            "status":{"type":"integer","minimum":0,"maximum":999,"x-logrouter-from-text":true},
+            "bytes":{"type":["integer","null"],"x-logrouter-from-text":true},
+            "took":{"type":"number","x-logrouter-from-text":true},
+            "ok":{"type":"boolean","x-logrouter-from-text":true},
+            "plain":{"type":"integer"}}}"#;
+        let t = parse_schema("t", FROM_TEXT, "t.json").unwrap();
+        let flags: Vec<bool> = t.columns.iter().map(|c| c.from_text).collect();
+        assert_eq!(flags, [true, true, true, true, false]);
+        let maker = RowMaker::new(&t);
+        let (mut values, mut unknown, mut out) = (Vec::new(), Vec::new(), Vec::new());
+        maker.read(line, &mut values, &mut unknown).unwrap();
+        let got = match maker.cells(line, &values, &mut out) {
+            Ok(()) => format!("{out:?}"),
+            Err(e) => format!("error[{}]: {e}", e.reason),
+        };
+        assert!(
+            got == expected || (expected.starts_with("error") && got.starts_with(expected)),
+            "{line}\n got: {got}\nwant: {expected}"
+        );
+    }
+
+    #[test]
+    fn from_text_parses_strings_of_the_column_type() {
+        use Cell::*;
+        let row = |cells: &[Cell]| format!("{cells:?}");
+        check_from_text(
+            r#"{"status":"200","bytes":"9223372036854775807","took":"0.082","ok":"true","plain":7}"#,
+            &row(&[Int(200), Int(i64::MAX), Float(0.082), Bool(true), Int(7)]),
+        );
+        // Signs, exponents, ALB's -1; JSON numbers and booleans still load.
+        check_from_text(
+            r#"{"status":"+0","bytes":"-1","took":"-1","ok":"false"}"#,
+            &row(&[Int(0), Int(-1), Float(-1.0), Bool(false), Null]),
+        );
+        check_from_text(
+            r#"{"status":404,"bytes":3.0,"took":"1.5e-3","ok":true}"#,
+            &row(&[Int(404), Int(3), Float(0.0015), Bool(true), Null]),
+        );
+        check_from_text(
+            r#"{"took":".5","bytes":null}"#,
+            &row(&[Null, Null, Float(0.5), Null, Null]),
+        );
+        // In BIGINT but not in the column, or beyond BIGINT: out of range.
+        check_from_text(
+            r#"{"status":"70000"}"#,
+            "error[out_of_range]: column status: 70000 is outside the column's range -32768..=32767",
+        );
+        check_from_text(
+            r#"{"bytes":"9223372036854775808"}"#,
+            "error[out_of_range]: column bytes: \"9223372036854775808\" is outside the column's range -9223372036854775808..=9223372036854775807",
+        );
+        // Not fully a value of the type: wrong_type, naming column and value.
+        for (line, want) in [
+            (r#"{"status":"2OO"}"#, "column status: expected an integer, or one as text (digits with an optional sign), found \"2OO\""),
+            (r#"{"status":"200.0"}"#, "column status: expected an integer, or one as text"),
+            (r#"{"status":" 200"}"#, "column status: expected an integer, or one as text"),
+            (r#"{"status":"1e3"}"#, "column status: expected an integer, or one as text"),
+            (r#"{"status":""}"#, "column status: expected an integer, or one as text"),
+            (r#"{"status":"-"}"#, "column status: expected an integer, or one as text"),
+            (r#"{"status":1.5}"#, "column status: expected an integer, or one as text (digits with an optional sign), found 1.5"),
+            (r#"{"took":"NaN"}"#, "column took: expected a number, or a finite one as text such as 0.082, found \"NaN\""),
+            (r#"{"took":"inf"}"#, "column took: expected a number, or a finite one"),
+            (r#"{"took":"1e400"}"#, "column took: expected a number, or a finite one"),
+            (r#"{"took":"0x10"}"#, "column took: expected a number, or a finite one"),
+            (r#"{"took":"1."}"#, ""),
+            (r#"{"took":"."}"#, "column took: expected a number, or a finite one"),
+            (r#"{"took":"1e"}"#, "column took: expected a number, or a finite one"),
+            (r#"{"took":"0.082 "}"#, "column took: expected a number, or a finite one"),
+            (r#"{"ok":"yes"}"#, "column ok: expected a boolean, or true or false as text, found \"yes\""),
+            (r#"{"ok":"True"}"#, "column ok: expected a boolean, or true or false as text"),
+            (r#"{"ok":1}"#, "column ok: expected a boolean, or true or false as text, found 1"),
+        ] {
+            if want.is_empty() {
+                check_from_text(line, &row(&[Null, Null, Float(1.0), Null, Null]));
+            } else {
+                check_from_text(line, &format!("error[wrong_type]: {want}"));
+            }
+        }
+        // Without the keyword a string is still wrong_type (issue #10).
+        check_from_text(
+            r#"{"plain":"7"}"#,
+            "error[wrong_type]: column plain: expected an integer, found \"7\"",
         );
     }
 

@@ -139,6 +139,25 @@ impl BackfillSummary {
         self.failed.is_empty() && self.damaged.is_empty()
     }
 
+    fn absorb_piped(&mut self, piped: &crate::pipe::PipedObject, key: &str) {
+        let l = &piped.lines;
+        self.routed += 1;
+        self.lines_read += l.counts.read;
+        self.lines_filtered += l.counts.filtered;
+        for (t, o) in &l.types {
+            *self.lines_by_type.entry(t.clone()).or_default() += o.lines;
+        }
+        for (r, n) in &l.quarantine.by_reason {
+            *self.quarantined_by_reason.entry(r.clone()).or_default() += n;
+        }
+        if let Some(d) = &piped.damage {
+            self.damaged.push(FailedObject {
+                key: key.to_owned(),
+                error: d.describe(),
+            });
+        }
+    }
+
     fn absorb(&mut self, outcome: RouteOutcome, key: &str) {
         match outcome {
             RouteOutcome::AlreadyRouted { damage, .. } => {
@@ -325,6 +344,53 @@ pub async fn route_all(
 }
 
 type RouteResult = Result<RouteOutcome, crate::route::RouteError>;
+
+/// `--out -`: streams the routed lines of every selected object to standard
+/// output, one object after the other in the selection's order (key time,
+/// then key), so the stream is in key-time order. An object that fails is
+/// listed in the summary and the next one follows (its lines read before the
+/// failure were written). Returns `Err` when standard output itself failed:
+/// the replay stopped there.
+pub async fn pipe_all(
+    piper: crate::pipe::Piper,
+    bucket: &str,
+    selection: &Selection,
+    summary: &mut BackfillSummary,
+) -> Result<(), crate::pipe::PipeError> {
+    let progress = Arc::new(Progress::new(
+        selection.selected.len() as u64,
+        selection.total_bytes(),
+    ));
+    let piper = piper.with_progress(progress.bytes_read.clone());
+    let ticker = progress.start_ticker();
+    let mut result = Ok(());
+    for c in &selection.selected {
+        let source = Location::S3 {
+            bucket: bucket.to_owned(),
+            key: c.key.clone(),
+        };
+        match piper.pipe_object(&source).await {
+            Ok(piped) => {
+                progress.object_done(0, piped.lines.counts.read);
+                summary.absorb_piped(&piped, &c.key);
+            }
+            Err(crate::pipe::PipeError::Source(e)) => {
+                progress.object_done(0, 0);
+                summary.failed.push(FailedObject {
+                    key: c.key.clone(),
+                    error: format!("{e} (any of its lines read before the failure were written)"),
+                });
+            }
+            Err(e) => {
+                result = Err(e);
+                break;
+            }
+        }
+    }
+    ticker.abort();
+    progress.finish();
+    result
+}
 
 fn record(
     done: Result<(String, RouteResult), tokio::task::JoinError>,

@@ -105,14 +105,16 @@ pub struct BackfillArgs {
     /// End of the window, exclusive.
     #[arg(long)]
     pub to: String,
-    /// Route here: a local folder or s3://bucket/prefix.
+    /// Route here: a local folder or s3://bucket/prefix; `-` writes the
+    /// selected lines (routed JSON lines, in key-time order) to stdout, with
+    /// no parts, quarantine or manifest, and the summary on stderr.
     #[arg(long, required_unless_present_any = ["enqueue", "dry_run"])]
     pub out: Option<String>,
     /// Instead of routing here, send one S3 event message per object to this
     /// queue (the router fleet's), so every `router run` worker shares the work.
     #[arg(long, conflicts_with = "out")]
     pub enqueue: Option<String>,
-    /// Objects routed at once.
+    /// Objects routed at once (with `--out -`, one at a time, in order).
     #[arg(long, default_value_t = 4)]
     pub concurrency: usize,
     /// Route objects again even when their manifest records the same ETag
@@ -383,6 +385,21 @@ async fn backfill_command(a: BackfillArgs) -> Result<ExitCode, UsageError> {
             &mut summary,
         )
         .await;
+    } else if a.out.as_deref() == Some("-") {
+        let piper =
+            crate::pipe::Piper::new(&config, clients.clone(), &filter).map_err(UsageError)?;
+        if let Err(e) = backfill::pipe_all(piper, &bucket, &selection, &mut summary).await {
+            if e.is_closed_pipe() {
+                // `… --out - | head`: the reader has what it wanted.
+                eprintln!(
+                    "router: standard output was closed by its reader after {} objects; stopping",
+                    summary.routed
+                );
+                return Ok(ExitCode::SUCCESS);
+            }
+            eprintln!("router: --out -: {e}; stopping");
+            return Ok(ExitCode::from(1));
+        }
     } else {
         let dest = location(a.out.as_deref().expect("clap requires --out"), "--out")?;
         let router = Router::new(&config, &dest, clients.clone())
@@ -401,10 +418,20 @@ async fn backfill_command(a: BackfillArgs) -> Result<ExitCode, UsageError> {
         .await;
     }
     summary.seconds = started.elapsed().as_secs_f64();
+    // With `--out -`, standard output is the replay's: the summary goes to stderr.
+    let print = |line: &str| {
+        if a.out.as_deref() == Some("-") {
+            eprintln!("{line}");
+        } else {
+            logrouter::say!("{line}");
+        }
+    };
     if a.json {
-        logrouter::say!("{}", serde_json::to_string_pretty(&summary).expect("json"));
+        print(&serde_json::to_string_pretty(&summary).expect("json"));
     } else {
-        print_backfill_summary(&summary, a.enqueue.is_some());
+        for line in backfill_summary(&summary, a.enqueue.is_some()) {
+            print(&line);
+        }
     }
     Ok(if summary.ok() {
         ExitCode::SUCCESS
@@ -413,16 +440,15 @@ async fn backfill_command(a: BackfillArgs) -> Result<ExitCode, UsageError> {
     })
 }
 
-fn print_backfill_summary(s: &crate::backfill::BackfillSummary, enqueued: bool) {
+fn backfill_summary(s: &crate::backfill::BackfillSummary, enqueued: bool) -> Vec<String> {
+    let mut out = Vec::new();
     if enqueued {
-        logrouter::say!(
+        out.push(format!(
             "enqueued {} messages for {} objects in {:.1} s",
-            s.messages_sent,
-            s.selected,
-            s.seconds
-        );
+            s.messages_sent, s.selected, s.seconds
+        ));
     } else {
-        logrouter::say!(
+        out.push(format!(
             "routed {}, skipped {} (already routed), damaged {}, failed {} of {} objects ({} dated by LastModified) in {:.1} s",
             s.routed,
             s.skipped,
@@ -431,7 +457,7 @@ fn print_backfill_summary(s: &crate::backfill::BackfillSummary, enqueued: bool) 
             s.selected,
             s.time_from_last_modified,
             s.seconds
-        );
+        ));
         let types: Vec<String> = s
             .lines_by_type
             .iter()
@@ -442,7 +468,7 @@ fn print_backfill_summary(s: &crate::backfill::BackfillSummary, enqueued: bool) 
             .iter()
             .map(|(r, n)| format!("{r} {n}"))
             .collect();
-        logrouter::say!(
+        out.push(format!(
             "lines read {}, filtered {}; per type: {}; quarantined: {}",
             s.lines_read,
             s.lines_filtered,
@@ -456,11 +482,12 @@ fn print_backfill_summary(s: &crate::backfill::BackfillSummary, enqueued: bool) 
             } else {
                 reasons.join(", ")
             }
-        );
+        ));
     }
     for f in s.damaged.iter().chain(&s.failed) {
-        logrouter::say!("FAILED {}: {}", f.key, f.error);
+        out.push(format!("FAILED {}: {}", f.key, f.error));
     }
+    out
 }
 
 /// One line per source for people: counts, types, reasons, the manifest.

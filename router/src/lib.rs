@@ -1,8 +1,11 @@
 //! The router: splits S3 log objects into per-event-type files.
 //!
 //! - [`route::Router::route_object`] routes one source to a destination;
+//! - [`pipe`] is `router backfill --out -`: the routed lines of a replay
+//!   written to standard output instead of parts;
 //! - [`lines`] is the per-line hot loop, [`format`] the non-JSON line
-//!   formats (CloudFront, S3 access, ALB) it converts to JSON objects, [`parts`] the compressed outputs,
+//!   formats (CloudFront, S3 access, ALB) it converts to JSON objects,
+//!   [`parts`] the compressed outputs,
 //!   [`decode`] the compression detection, [`reason`] the quarantine reasons;
 //! - [`service`] is `router run`: the SQS worker that routes each notified
 //!   object;
@@ -14,6 +17,7 @@ pub mod decode;
 pub mod format;
 pub mod lines;
 pub mod parts;
+pub mod pipe;
 pub mod reason;
 pub mod route;
 pub mod service;

@@ -40,6 +40,57 @@ pub enum LineMatcher {
 }
 
 impl RouteRules {
+    /// The rules of `config`'s `[route]`, with no replay filter.
+    pub fn new(config: &logrouter::config::Config) -> Self {
+        let r = &config.route;
+        Self {
+            matcher: None,
+            only_types: None,
+            pointer: config.type_pointer(),
+            format: r.format,
+            payload: r.payload.clone(),
+            type_pattern: r
+                .type_pattern
+                .as_deref()
+                .map(|p| regex::Regex::new(p).expect("validated at start-up")),
+            fixed_type: r.fixed_type.clone(),
+            max_line_bytes: r.max_line_bytes as usize,
+            allowed_types: r.allowed_types.clone(),
+            max_types_per_source: r.max_types_per_source,
+            compression: r.output_compression,
+            level: config.compression_level(),
+            part_size: r.part_size_bytes,
+        }
+    }
+
+    /// These rules with a selective replay's filter (`--types`, `--match`,
+    /// `--match-regex`); the error is a usage error.
+    pub fn filtered(&self, filter: &logrouter::manifest::RouteFilter) -> Result<Self, String> {
+        let mut rules = self.clone();
+        rules.matcher = match (&filter.match_text, &filter.match_regex) {
+            (Some(_), Some(_)) => return Err("give --match or --match-regex, not both".into()),
+            (Some(t), None) => Some(LineMatcher::Text(Box::new(
+                memchr::memmem::Finder::new(t.as_bytes()).into_owned(),
+            ))),
+            (None, Some(r)) => Some(LineMatcher::Regex(
+                regex::bytes::Regex::new(r).map_err(|e| format!("--match-regex {r:?}: {e}"))?,
+            )),
+            (None, None) => None,
+        };
+        if let Some(types) = &filter.types {
+            for t in types {
+                logrouter::normalize::validate_name(t).map_err(|e| {
+                    format!(
+                        "--types: {t:?} {} (give normalised names, e.g. video_play)",
+                        e.rule
+                    )
+                })?;
+            }
+        }
+        rules.only_types = filter.types.clone();
+        Ok(rules)
+    }
+
     /// A selective replay (`--types`, `--match`) rather than a full route.
     pub fn is_replay(&self) -> bool {
         self.matcher.is_some() || self.only_types.is_some()
@@ -163,14 +214,38 @@ struct QuarantineRecord<'a> {
 
 type CachedType = Result<Arc<str>, String>;
 
-/// Routes the lines of one source to part files.
+/// Where routed lines go.
+enum Sink<'a> {
+    /// Part files under `out` (spooled in `spool`), handed to the committer.
+    Parts {
+        out: &'a OutputStore,
+        spool: &'a PathBuf,
+        finished: mpsc::Sender<FinishedPart>,
+    },
+    /// One stream (`router backfill --out -`): each routed line is written
+    /// to it as it is read; quarantined lines are only counted.
+    Pipe(&'a mut dyn Write),
+}
+
+/// A write to the pipe of [`LineRouter::to_pipe`] failed: the replay stops
+/// (the error is the writer's, kept as the source of this one).
+#[derive(Debug, thiserror::Error)]
+#[error("writing to the output stream failed: {0}")]
+pub struct PipeWriteError(#[source] pub io::Error);
+
+impl PipeWriteError {
+    /// The `io::Error` of a line loop, if it came from the pipe.
+    pub fn of(e: &io::Error) -> Option<&PipeWriteError> {
+        e.get_ref().and_then(|inner| inner.downcast_ref())
+    }
+}
+
+/// Routes the lines of one source to part files (or to one pipe).
 pub struct LineRouter<'a> {
     rules: &'a RouteRules,
     name: &'a SourceName,
     source_uri: &'a str,
-    out: &'a OutputStore,
-    spool: &'a PathBuf,
-    finished: mpsc::Sender<FinishedPart>,
+    sink: Sink<'a>,
     open: HashMap<Arc<str>, (u32, PartWriter)>,
     quarantine: Option<(u32, PartWriter)>,
     type_cache: HashMap<String, CachedType>,
@@ -191,13 +266,42 @@ impl<'a> LineRouter<'a> {
         spool: &'a PathBuf,
         finished: mpsc::Sender<FinishedPart>,
     ) -> Self {
+        Self::with_sink(
+            rules,
+            name,
+            source_uri,
+            Sink::Parts {
+                out,
+                spool,
+                finished,
+            },
+        )
+    }
+
+    /// A router that writes every routed line, `\n`-terminated, to `pipe`
+    /// in the order read, and writes no part and no quarantine record
+    /// (quarantined lines are counted in the result, by reason). The result's
+    /// `types` count lines and list no parts.
+    pub fn to_pipe(
+        rules: &'a RouteRules,
+        name: &'a SourceName,
+        source_uri: &'a str,
+        pipe: &'a mut dyn Write,
+    ) -> Self {
+        Self::with_sink(rules, name, source_uri, Sink::Pipe(pipe))
+    }
+
+    fn with_sink(
+        rules: &'a RouteRules,
+        name: &'a SourceName,
+        source_uri: &'a str,
+        sink: Sink<'a>,
+    ) -> Self {
         Self {
             rules,
             name,
             source_uri,
-            out,
-            spool,
-            finished,
+            sink,
             open: HashMap::new(),
             quarantine: None,
             type_cache: HashMap::new(),
@@ -398,18 +502,38 @@ impl<'a> LineRouter<'a> {
                 return self.quarantine(Reason::EventTypeNotAllowed, &detail, raw);
             }
         }
+        if self.result.types.len() >= self.rules.max_types_per_source
+            && !self.result.types.contains_key(&*name)
+        {
+            let detail = format!(
+                "{name} would be type number {} of this source, over route.max_types_per_source = {}",
+                self.result.types.len() + 1,
+                self.rules.max_types_per_source
+            );
+            return self.quarantine(Reason::TooManyEventTypes, &detail, raw);
+        }
+        let routed: &[u8] = if converted { &self.object } else { line };
+        if let Sink::Pipe(pipe) = &mut self.sink {
+            pipe.write_all(routed)
+                .and_then(|()| pipe.write_all(b"\n"))
+                .map_err(|e| io::Error::other(PipeWriteError(e)))?;
+            self.result.counts.routed += 1;
+            match self.result.types.get_mut(&*name) {
+                Some(t) => t.lines += 1,
+                None => {
+                    self.result.types.insert(
+                        name.to_string(),
+                        TypeOutput {
+                            lines: 1,
+                            parts: Vec::new(),
+                        },
+                    );
+                }
+            }
+            return Ok(());
+        }
         let line_no = self.line_no;
         if !self.open.contains_key(&name) {
-            if self.result.types.len() >= self.rules.max_types_per_source
-                && !self.result.types.contains_key(&*name)
-            {
-                let detail = format!(
-                    "{name} would be type number {} of this source, over route.max_types_per_source = {}",
-                    self.result.types.len() + 1,
-                    self.rules.max_types_per_source
-                );
-                return self.quarantine(Reason::TooManyEventTypes, &detail, raw);
-            }
             let next = self
                 .result
                 .types
@@ -424,7 +548,7 @@ impl<'a> LineRouter<'a> {
             self.open.insert(name.clone(), (next, writer));
         }
         let (part_no, writer) = self.open.get_mut(&name).expect("opened above");
-        writer.write_line(if converted { &self.object } else { line }, line_no)?;
+        writer.write_line(routed, line_no)?;
         let rolled = writer.compressed_len() >= self.rules.part_size;
         self.result.counts.routed += 1;
         if rolled {
@@ -440,7 +564,10 @@ impl<'a> LineRouter<'a> {
     }
 
     fn new_part(&self, key: String, quarantine: bool) -> io::Result<PartWriter> {
-        let temp = self.out.temp_path(&key, self.spool);
+        let Sink::Parts { out, spool, .. } = &self.sink else {
+            unreachable!("a pipe has no parts");
+        };
+        let temp = out.temp_path(&key, spool);
         let (compression, level) = if quarantine {
             (OutputCompression::Gzip, 6)
         } else {
@@ -453,8 +580,10 @@ impl<'a> LineRouter<'a> {
     fn commit(&mut self, writer: PartWriter) -> io::Result<PartOutput> {
         let finished = writer.finish()?;
         let output = finished.output.clone();
-        self.finished
-            .blocking_send(finished)
+        let Sink::Parts { finished: tx, .. } = &self.sink else {
+            unreachable!("a pipe has no parts");
+        };
+        tx.blocking_send(finished)
             .map_err(|_| io::Error::other("the committer stopped (an upload failed)"))?;
         Ok(output)
     }
@@ -500,6 +629,9 @@ impl<'a> LineRouter<'a> {
     /// Writes a quarantine record for the line `raw` (as read, minus `\n`).
     fn quarantine(&mut self, reason: Reason, detail: &str, raw: &[u8]) -> io::Result<()> {
         self.note_quarantine(reason, detail);
+        if self.is_pipe() {
+            return Ok(());
+        }
         let (text, b64) = match std::str::from_utf8(raw) {
             Ok(t) => (Some(t), None),
             Err(_) => (
@@ -553,6 +685,9 @@ impl<'a> LineRouter<'a> {
             self.rules.max_line_bytes
         );
         self.note_quarantine(Reason::LineTooLong, &detail);
+        if self.is_pipe() {
+            return Ok(());
+        }
         let head = serde_json::json!({
             "source": self.source_uri,
             "line": self.line_no,
@@ -571,6 +706,9 @@ impl<'a> LineRouter<'a> {
     /// Base64 is written in groups of three bytes; a remainder waits in
     /// `scratch` for the next chunk.
     fn long_line_chunk(&mut self, chunk: &[u8]) -> io::Result<()> {
+        if self.is_pipe() {
+            return Ok(());
+        }
         let mut carry = std::mem::take(&mut self.scratch);
         carry.extend_from_slice(chunk);
         let whole = carry.len() / 3 * 3;
@@ -584,7 +722,7 @@ impl<'a> LineRouter<'a> {
     }
 
     fn long_line_end(&mut self, len: u64) -> io::Result<()> {
-        if self.rules.is_replay() {
+        if self.rules.is_replay() || self.is_pipe() {
             return Ok(());
         }
         let rest = base64::engine::general_purpose::STANDARD.encode(&self.scratch);
@@ -597,9 +735,17 @@ impl<'a> LineRouter<'a> {
         self.roll_quarantine_if_full()
     }
 
-    /// Closes every open part and returns the result.
+    fn is_pipe(&self) -> bool {
+        matches!(self.sink, Sink::Pipe(_))
+    }
+
+    /// Closes every open part (flushes the pipe) and returns the result.
     fn finish(mut self) -> io::Result<LinesResult> {
         self.result.counts.read = self.line_no;
+        if let Sink::Pipe(pipe) = &mut self.sink {
+            pipe.flush()
+                .map_err(|e| io::Error::other(PipeWriteError(e)))?;
+        }
         let mut open: Vec<_> = std::mem::take(&mut self.open).into_iter().collect();
         open.sort_by(|a, b| a.0.cmp(&b.0));
         for (name, (_, writer)) in open {

@@ -21,7 +21,7 @@ use tokio::task::JoinSet;
 use tracing::{debug, error, info, warn};
 
 use crate::decode;
-use crate::lines::{FirstError, LineMatcher, LineRouter, RouteRules};
+use crate::lines::{FirstError, LineRouter, RouteRules};
 use crate::parts::FinishedPart;
 
 #[derive(Debug, thiserror::Error)]
@@ -83,24 +83,7 @@ impl Router {
         };
         let r = &config.route;
         Ok(Self {
-            rules: Arc::new(RouteRules {
-                matcher: None,
-                only_types: None,
-                pointer: config.type_pointer(),
-                format: r.format,
-                payload: r.payload.clone(),
-                type_pattern: r
-                    .type_pattern
-                    .as_deref()
-                    .map(|p| regex::Regex::new(p).expect("validated at start-up")),
-                fixed_type: r.fixed_type.clone(),
-                max_line_bytes: r.max_line_bytes as usize,
-                allowed_types: r.allowed_types.clone(),
-                max_types_per_source: r.max_types_per_source,
-                compression: r.output_compression,
-                level: config.compression_level(),
-                part_size: r.part_size_bytes,
-            }),
+            rules: Arc::new(RouteRules::new(config)),
             out,
             clients,
             spool: Arc::new(r.spool_dir.clone().unwrap_or_else(std::env::temp_dir)),
@@ -130,29 +113,7 @@ impl Router {
         if filter == RouteFilter::default() {
             return Ok(self);
         }
-        let mut rules = (*self.rules).clone();
-        rules.matcher = match (&filter.match_text, &filter.match_regex) {
-            (Some(_), Some(_)) => return Err("give --match or --match-regex, not both".into()),
-            (Some(t), None) => Some(LineMatcher::Text(Box::new(
-                memchr::memmem::Finder::new(t.as_bytes()).into_owned(),
-            ))),
-            (None, Some(r)) => Some(LineMatcher::Regex(
-                regex::bytes::Regex::new(r).map_err(|e| format!("--match-regex {r:?}: {e}"))?,
-            )),
-            (None, None) => None,
-        };
-        if let Some(types) = &filter.types {
-            for t in types {
-                logrouter::normalize::validate_name(t).map_err(|e| {
-                    format!(
-                        "--types: {t:?} {} (give normalised names, e.g. video_play)",
-                        e.rule
-                    )
-                })?;
-            }
-        }
-        rules.only_types = filter.types.clone();
-        self.rules = Arc::new(rules);
+        self.rules = Arc::new(self.rules.filtered(&filter)?);
         self.filter = Some(filter);
         Ok(self)
     }

@@ -3,6 +3,7 @@
 //! process. Tests that need PostgreSQL or S3/SQS use the servers that
 //! `scripts/test` starts; they fail, never skip, without them.
 
+mod access_logs;
 mod drift;
 mod load;
 mod migrate;

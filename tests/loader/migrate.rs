@@ -170,7 +170,9 @@ async fn shipped_migrations_match_the_schemas_and_apply() {
         let out = migrate(&migrations, &url, &schema);
         assert!(out.status.success());
         assert!(
-            text(&out).contains("1 migrations applied (0001_create_demo_tables)"),
+            text(&out).contains(
+                "2 migrations applied (0001_create_demo_tables, 0002_create_access_log_tables)"
+            ),
             "{}",
             text(&out)
         );
@@ -184,7 +186,8 @@ async fn shipped_migrations_match_the_schemas_and_apply() {
         .await
         .unwrap()
         .get(0);
-    assert_eq!(n, 12);
+    // The twelve demo types and the three access-log formats (issue #12).
+    assert_eq!(n, 15);
 }
 
 /// The schema-change workflow: a new optional field → `schema diff` writes

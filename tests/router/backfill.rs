@@ -489,3 +489,201 @@ async fn enqueue_force_reroutes_through_the_fleet() {
     );
     assert_eq!(manifests(&out).len(), 24);
 }
+
+/// The lines of a `--out DIR` replay, per type, in the order a reader of
+/// the parts gets them: objects in key-time order (the manifests' source
+/// time, then key), each object's parts in order.
+fn replay_lines_by_type(out: &Path) -> std::collections::BTreeMap<String, Vec<String>> {
+    let mut objects: Vec<Value> = committed(out, "_replays/replay-")
+        .iter()
+        .map(|m| serde_json::from_slice(&std::fs::read(out.join(m)).unwrap()).unwrap())
+        .collect();
+    objects.sort_by_key(|m| {
+        (
+            m["source"]["time"].as_str().unwrap().to_owned(),
+            m["source"]["key"].as_str().unwrap().to_owned(),
+        )
+    });
+    let mut by_type: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for m in &objects {
+        for (t, o) in m["types"].as_object().unwrap() {
+            for p in o["parts"].as_array().unwrap() {
+                let bytes = crate::support::gunzip(
+                    &std::fs::read(out.join(p["key"].as_str().unwrap())).unwrap(),
+                );
+                let text = String::from_utf8(bytes).unwrap();
+                by_type
+                    .entry(t.clone())
+                    .or_default()
+                    .extend(text.lines().map(str::to_owned));
+            }
+        }
+    }
+    by_type
+}
+
+/// Issue #12: `router backfill … --match … --out -` piped into a consumer
+/// process gives exactly the selected lines in key-time order (hour from the
+/// key, then key; three key styles interleave, two objects share an hour),
+/// nothing else on stdout; per type, the same lines in the same order as the
+/// parts of a `--out DIR` replay. A failed object makes exit 1 and is named
+/// on stderr with the summary; a quarantined line is counted there only. A
+/// reader that stops early (`| head`) makes a quiet exit 0.
+#[tokio::test]
+async fn issue12_replay_to_stdout_is_the_dir_replay_in_key_time_order() {
+    use std::process::Stdio;
+    let (s3, bucket) = archive().await;
+    let bad = "logs/2015/01/20/07/app.json.gz";
+    s3.put_object()
+        .bucket(&bucket)
+        .key(bad)
+        .body(ByteStream::from_static(b"BZh91AY&SY not gzip"))
+        .send()
+        .await
+        .unwrap();
+    // Same hour as `logs/events 2015-01-20_08.log.gz`, and before it by key.
+    let extra_key = "logs/2015/01/20/08/zz.json";
+    let extra = "{\"event_type\":\"page_view\",\"i\":7,\"x\":1}\n{\"i\":7 not json\n\n{\"event_type\":\"video_play\",\"i\":7,\"k\":\"extra\"}\n";
+    s3.put_object()
+        .bucket(&bucket)
+        .key(extra_key)
+        .body(ByteStream::from_static(extra.as_bytes()))
+        .send()
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config_file(dir.path());
+    let needle = "\"i\":7";
+
+    // What the consumer must get: the archive's own lines, by hand.
+    let mut objects: Vec<(chrono::DateTime<Utc>, String)> = archive_keys()
+        .into_iter()
+        .enumerate()
+        .map(|(i, k)| {
+            let t =
+                Utc.with_ymd_and_hms(2015, 1, 19, 12, 0, 0).unwrap() + Duration::hours(i as i64);
+            (t, k)
+        })
+        .filter(|(t, _)| t.format("%Y-%m-%d").to_string() == "2015-01-20")
+        .collect();
+    objects.push((
+        Utc.with_ymd_and_hms(2015, 1, 20, 8, 0, 0).unwrap(),
+        extra_key.to_owned(),
+    ));
+    objects.sort();
+    assert_eq!(objects.len(), 25);
+    let mut want = String::new();
+    for (_, k) in &objects {
+        let body = match k.as_str() {
+            k if k == bad => continue,
+            k if k == extra_key => extra.as_bytes().to_vec(),
+            k => crate::support::gunzip(&content(k)),
+        };
+        for line in String::from_utf8(body).unwrap().lines() {
+            if line.contains(needle) && serde_json::from_str::<Value>(line).is_ok() {
+                want.push_str(line);
+                want.push('\n');
+            }
+        }
+    }
+    assert_eq!(want.lines().count(), 23 * 22 + 2);
+
+    let args = |out: &str| {
+        let mut a: Vec<String> = [
+            "backfill",
+            "--config",
+            &cfg,
+            "--source",
+            &format!("s3://{bucket}/logs/"),
+            "--match",
+            needle,
+            "--out",
+            out,
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        a.extend(DAY.iter().map(|s| s.to_string()));
+        a
+    };
+    // router … --out - | gzip -1: the consumer's output is all there is.
+    let mut router = crate::support::router_at_moto()
+        .args(args("-"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let consumer = std::process::Command::new("gzip")
+        .arg("-1")
+        .stdin(Stdio::from(router.stdout.take().unwrap()))
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let consumed = consumer.wait_with_output().unwrap();
+    let routed = router.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&routed.stderr);
+    assert!(consumed.status.success());
+    assert_eq!(routed.status.code(), Some(1), "a failed object: {stderr}");
+    let got = String::from_utf8(crate::support::gunzip(&consumed.stdout)).unwrap();
+    assert_eq!(got, want, "stdout is the selected lines in key-time order");
+    assert!(stderr.contains(&format!("FAILED {bad}")), "{stderr}");
+    assert!(
+        stderr.contains("routed 24, skipped 0 (already routed), damaged 0, failed 1 of 25 objects"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("quarantined: invalid_json 1"), "{stderr}");
+
+    // The same replay into a folder: per type, the same lines in the same order.
+    let out = dir.path().join("out");
+    let o = crate::support::router_at_moto()
+        .args(args(out.to_str().unwrap()))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    let mut piped: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for line in got.lines() {
+        let v: Value = serde_json::from_str(line).unwrap();
+        piped
+            .entry(v["event_type"].as_str().unwrap().to_owned())
+            .or_default()
+            .push(line.to_owned());
+    }
+    assert_eq!(piped, replay_lines_by_type(&out));
+    assert_eq!(piped.len(), 2);
+    assert!(
+        !files_under(dir.path())
+            .iter()
+            .any(|f| !f.starts_with("out/") && f != "c.toml"),
+        "--out - writes no file: {:?}",
+        files_under(dir.path())
+    );
+
+    // A reader that stops early: the replay stops quietly, exit 0, even
+    // though a failed object was still ahead (the whole replay is far more
+    // than the pipe's buffer).
+    let mut router = crate::support::router_at_moto()
+        .args(
+            args("-")
+                .into_iter()
+                .filter(|a| a != "--match" && a != needle),
+        )
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let head = std::process::Command::new("head")
+        .args(["-n", "3"])
+        .stdin(Stdio::from(router.stdout.take().unwrap()))
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap()
+        .wait_with_output()
+        .unwrap();
+    let routed = router.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&routed.stderr);
+    assert_eq!(routed.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("closed by its reader"), "{stderr}");
+    let first = String::from_utf8(head.stdout).unwrap();
+    assert_eq!(first.lines().count(), 3);
+    assert!(first.starts_with("{\"event_type\":\"video_play\",\"i\":0,\"k\":\"logs/dt=2015-01-20/hour=00/web.json.gz\"}\n"), "{first}");
+}

@@ -76,7 +76,8 @@ fn demo_events_fit_their_schemas() {
         "/../schemas"
     )))
     .unwrap();
-    assert_eq!(schemas.len(), 12, "{:?}", schemas.keys());
+    // The demo's twelve types, and the three access-log formats (issue #12).
+    assert_eq!(schemas.len(), 15, "{:?}", schemas.keys());
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_gen-events"))
         .args(["--lines", "30000", "--types", "12", "--seed", "13"])
         .output()
@@ -157,6 +158,302 @@ fn issue10_inferred_schemas_match_the_shipped_ones() {
                 "{t}.{}: required in schemas/, optional inferred",
                 c.name
             );
+        }
+    }
+}
+
+/// S3 server access log fields and ALB access log fields as AWS documents
+/// them, in order (CloudFront's come from each file's `#Fields` header).
+const S3_ACCESS_FIELDS: [&str; 26] = [
+    "Bucket Owner",
+    "Bucket",
+    "Time",
+    "Remote IP",
+    "Requester",
+    "Request ID",
+    "Operation",
+    "Key",
+    "Request-URI",
+    "HTTP status",
+    "Error Code",
+    "Bytes Sent",
+    "Object Size",
+    "Total Time",
+    "Turn-Around Time",
+    "Referer",
+    "User-Agent",
+    "Version Id",
+    "Host Id",
+    "Signature Version",
+    "Cipher Suite",
+    "Authentication Type",
+    "Host Header",
+    "TLS version",
+    "Access Point ARN",
+    "aclRequired",
+];
+const ALB_FIELDS: [&str; 30] = [
+    "type",
+    "time",
+    "elb",
+    "client:port",
+    "target:port",
+    "request_processing_time",
+    "target_processing_time",
+    "response_processing_time",
+    "elb_status_code",
+    "target_status_code",
+    "received_bytes",
+    "sent_bytes",
+    "request",
+    "user_agent",
+    "ssl_cipher",
+    "ssl_protocol",
+    "target_group_arn",
+    "trace_id",
+    "domain_name",
+    "chosen_cert_arn",
+    "matched_rule_priority",
+    "request_creation_time",
+    "actions_executed",
+    "redirect_url",
+    "error_reason",
+    "target:port_list",
+    "target_status_code_list",
+    "classification",
+    "classification_reason",
+    "conn_trace_id",
+];
+
+fn percent_decode(v: &str) -> String {
+    let b = v.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' && i + 3 <= b.len() {
+            out.push(u8::from_str_radix(&v[i + 1..i + 3], 16).unwrap());
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).unwrap()
+}
+
+/// The routed object of a record: the documented names normalised, the
+/// values as strings, `-` as null.
+fn routed_object(names: &[&str], values: Vec<String>) -> String {
+    assert_eq!(names.len(), values.len());
+    let mut m = serde_json::Map::new();
+    for (n, v) in names.iter().zip(values) {
+        let key = logrouter::normalize::normalize_event_type(n).unwrap();
+        let v = if v == "-" {
+            Value::Null
+        } else {
+            Value::String(v)
+        };
+        assert!(m.insert(key, v).is_none(), "two fields normalise alike");
+    }
+    Value::Object(m).to_string()
+}
+
+/// One access-log record of gen-events → its fields (value strings, quotes
+/// and brackets removed, CloudFront's percent-encoding decoded).
+fn access_records(format: &str, extra: &[&str]) -> (Vec<String>, Vec<Vec<String>>) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_gen-events"))
+        .args(["--format", format, "--lines", "3000", "--seed", "12"])
+        .args(extra)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    let mut lines = text.lines();
+    let names: Vec<String> = match format {
+        "cloudfront" => {
+            assert_eq!(lines.next(), Some("#Version: 1.0"));
+            let fields = lines.next().unwrap().strip_prefix("#Fields: ").unwrap();
+            fields.split(' ').map(str::to_owned).collect()
+        }
+        "s3_access" => S3_ACCESS_FIELDS.iter().map(|s| s.to_string()).collect(),
+        _ => ALB_FIELDS.iter().map(|s| s.to_string()).collect(),
+    };
+    let n = match (format, extra) {
+        ("cloudfront", _) => names.len(),
+        (_, ["--fields", k]) => k.parse().unwrap(),
+        _ => names.len(),
+    };
+    let s3 = regex::Regex::new(&format!(
+        "^{}$",
+        (0..n)
+            .map(|i| match i {
+                2 => r"\[([^\]]*)\]",
+                8 | 15 => r#""([^"]*)""#,
+                16 => r#""(.*)""#,
+                _ => r"(\S+)",
+            })
+            .collect::<Vec<_>>()
+            .join(" ")
+    ))
+    .unwrap();
+    let alb = regex::Regex::new(r#""([^"]*)"|(\S+)"#).unwrap();
+    let records = lines
+        .map(|line| match format {
+            "cloudfront" => line.split('\t').map(percent_decode).collect(),
+            "s3_access" => {
+                let c = s3.captures(line).unwrap();
+                (1..=n).map(|i| c[i].to_owned()).collect()
+            }
+            _ => alb
+                .captures_iter(line)
+                .map(|c| c.get(1).or(c.get(2)).unwrap().as_str().to_owned())
+                .collect(),
+        })
+        .collect();
+    (names[..n].to_vec(), records)
+}
+
+/// Issue #12: `schemas/cloudfront.json`, `s3_access.json` and `alb.json`
+/// have exactly the documented fields (normalised) as columns, and the
+/// loader turns every record gen-events writes (routed as strings, `-` as
+/// null; older and newer field counts) into a row with no reject and no
+/// drift. Times load as timestamps or dates where the format writes RFC 3339
+/// or a date; counts, sizes, ports, status codes and durations, routed as
+/// strings, load as integers and numbers (`x-logrouter-from-text`), each
+/// the value of its string.
+#[test]
+fn issue12_access_log_schemas_load_every_generated_record() {
+    use loader::rows::{Cell, RowMaker};
+    let schemas = load_dir(std::path::Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../schemas"
+    )))
+    .unwrap();
+    for (format, extra, full) in [
+        ("cloudfront", &[][..], 33),
+        ("cloudfront", &["--fields", "24"][..], 33),
+        ("s3_access", &[][..], 26),
+        ("s3_access", &["--fields", "18"][..], 26),
+        ("s3_access", &["--payload"][..], 26),
+        ("alb", &[][..], 30),
+        ("alb", &["--fields", "29"][..], 30),
+    ] {
+        let table = &schemas[format];
+        assert_eq!(table.columns.len(), full, "{format}");
+        let (names, records) = access_records(format, extra);
+        assert_eq!(records.len(), 3000);
+        if names.len() == full {
+            let mut want: Vec<String> = names
+                .iter()
+                .map(|n| logrouter::normalize::normalize_event_type(n).unwrap())
+                .collect();
+            let mut got: Vec<String> = table.columns.iter().map(|c| c.name.clone()).collect();
+            want.sort();
+            got.sort();
+            assert_eq!(got, want, "{format}: the columns are the documented fields");
+        }
+        let maker = RowMaker::new(table);
+        let (mut values, mut unknown) = (Vec::new(), Vec::new());
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        // Typed values seen per column, to prove each typed column is used.
+        let mut typed: BTreeMap<&str, u64> = BTreeMap::new();
+        for r in records {
+            let line = routed_object(&names, r);
+            maker.read(&line, &mut values, &mut unknown).unwrap();
+            assert!(unknown.is_empty(), "{format}: drift {unknown:?}");
+            let mut cells = Vec::new();
+            if let Err(e) = maker.cells(&line, &values, &mut cells) {
+                panic!("{format} {extra:?}: {e}\n{line}");
+            }
+            let event: Value = serde_json::from_str(&line).unwrap();
+            for (c, cell) in table.columns.iter().zip(&cells) {
+                if !c.from_text {
+                    continue;
+                }
+                let text = event.get(&c.name).and_then(Value::as_str);
+                match (c.ty, cell, text) {
+                    (_, Cell::Null, None) => continue,
+                    (
+                        ColumnType::SmallInt | ColumnType::Integer | ColumnType::BigInt,
+                        Cell::Int(n),
+                        Some(t),
+                    ) => {
+                        assert_eq!(*n, t.parse::<i64>().unwrap(), "{format}.{}", c.name)
+                    }
+                    (ColumnType::Double, Cell::Float(f), Some(t)) => {
+                        assert_eq!(*f, t.parse::<f64>().unwrap(), "{format}.{}", c.name)
+                    }
+                    other => panic!("{format}.{}: {other:?}\n{line}", c.name),
+                }
+                *typed.entry(c.name.as_str()).or_default() += 1;
+            }
+        }
+        let want: &[&str] = match (format, extra) {
+            ("cloudfront", []) => &[
+                "sc_bytes",
+                "sc_status",
+                "cs_bytes",
+                "time_taken",
+                "c_port",
+                "time_to_first_byte",
+                "sc_content_len",
+            ],
+            ("cloudfront", _) => &["sc_bytes", "sc_status", "cs_bytes", "time_taken"],
+            // The tracking GETs' responses are empty: Bytes Sent is "-".
+            ("s3_access", ["--payload"]) => &[
+                "http_status",
+                "object_size",
+                "total_time",
+                "turn_around_time",
+            ],
+            ("s3_access", _) => &[
+                "http_status",
+                "bytes_sent",
+                "object_size",
+                "total_time",
+                "turn_around_time",
+            ],
+            _ => &[
+                "request_processing_time",
+                "target_processing_time",
+                "response_processing_time",
+                "elb_status_code",
+                "target_status_code",
+                "received_bytes",
+                "sent_bytes",
+                "matched_rule_priority",
+            ],
+        };
+        for c in want {
+            assert!(
+                typed.get(c).is_some_and(|n| *n > 0),
+                "{format} {extra:?}: no typed {c}: {typed:?}"
+            );
+        }
+    }
+    let ty = |t: &str, c: &str| schemas[t].columns.iter().find(|x| x.name == c).unwrap().ty;
+    assert_eq!(ty("alb", "time"), ColumnType::Timestamp);
+    assert_eq!(ty("alb", "request_creation_time"), ColumnType::Timestamp);
+    assert_eq!(ty("cloudfront", "date"), ColumnType::Date);
+    assert_eq!(ty("cloudfront", "sc_bytes"), ColumnType::BigInt);
+    assert_eq!(ty("cloudfront", "sc_status"), ColumnType::SmallInt);
+    assert_eq!(ty("cloudfront", "c_port"), ColumnType::Integer);
+    assert_eq!(ty("cloudfront", "time_taken"), ColumnType::Double);
+    assert_eq!(ty("s3_access", "object_size"), ColumnType::BigInt);
+    assert_eq!(ty("s3_access", "time"), ColumnType::Varchar(32));
+    assert_eq!(ty("alb", "target_processing_time"), ColumnType::Double);
+    assert_eq!(ty("alb", "matched_rule_priority"), ColumnType::Integer);
+    // Every numeric column of the three parses text, and only those.
+    for t in ["cloudfront", "s3_access", "alb"] {
+        for c in &schemas[t].columns {
+            let numeric = matches!(
+                c.ty,
+                ColumnType::SmallInt
+                    | ColumnType::Integer
+                    | ColumnType::BigInt
+                    | ColumnType::Double
+            );
+            assert_eq!(c.from_text, numeric, "{t}.{}", c.name);
         }
     }
 }

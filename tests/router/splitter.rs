@@ -132,9 +132,14 @@ fn streaming_splitter_agrees_with_a_naive_reference() {
         let mut want_types: BTreeMap<String, Vec<Vec<u8>>> = BTreeMap::new();
         let mut want_reasons: Vec<(u64, String)> = Vec::new();
         let mut want_blank = 0;
+        let mut want_piped: Vec<u8> = Vec::new();
         for (i, raw) in lines.iter().enumerate() {
             match reference(raw, i + 1, max) {
-                Ok(Some((t, l))) => want_types.entry(t).or_default().push(l),
+                Ok(Some((t, l))) => {
+                    want_piped.extend_from_slice(&l);
+                    want_piped.push(b'\n');
+                    want_types.entry(t).or_default().push(l)
+                }
                 Ok(None) => want_blank += 1,
                 Err(r) => want_reasons.push((i as u64 + 1, r.to_owned())),
             }
@@ -207,5 +212,36 @@ fn streaming_splitter_agrees_with_a_naive_reference() {
         got_reasons.sort();
         assert_eq!(got_types, want_types, "case {case}: routed lines");
         assert_eq!(got_reasons, want_reasons, "case {case}: quarantine");
+
+        // `--out -`: the same lines, in the order read, to one stream; the
+        // quarantined lines only counted.
+        let mut piped = Vec::new();
+        let files_before = crate::support::files_under(dir.path());
+        let reader = BufReader::with_capacity(
+            1 + rng.below(64) as usize,
+            Chunky {
+                data: &input,
+                rng: Rng(case ^ 0xfeed),
+                max: 1 + rng.below(50),
+            },
+        );
+        let result = LineRouter::to_pipe(&rules, &name, "case", &mut piped)
+            .run(reader)
+            .unwrap();
+        assert_eq!(piped, want_piped, "case {case}: piped lines");
+        assert_eq!(
+            result.counts.quarantined as usize,
+            want_reasons.len(),
+            "case {case}: piped quarantine"
+        );
+        assert!(
+            result.types.values().all(|t| t.parts.is_empty()),
+            "case {case}: a pipe writes no part"
+        );
+        assert_eq!(
+            crate::support::files_under(dir.path()),
+            files_before,
+            "case {case}: a pipe spools nothing"
+        );
     }
 }

@@ -365,6 +365,45 @@ mod tests {
         );
     }
 
+    /// `x-logrouter-from-text` is a loading rule, not DDL: set or cleared
+    /// on a column it is no change; with a new type it is a type change.
+    #[test]
+    fn from_text_is_no_change_of_type() {
+        const FT: &str = r#""x-logrouter-from-text":true"#;
+        check(
+            &[("a", &format!("{{{ID},\"n\":{{\"type\":\"integer\"}}}}"))],
+            &[(
+                "a",
+                &format!("{{{ID},\"n\":{{\"type\":\"integer\",{FT}}}}}"),
+            )],
+            "",
+        );
+        check(
+            &[(
+                "a",
+                &format!("{{{ID},\"n\":{{\"type\":\"integer\",{FT}}}}}"),
+            )],
+            &[("a", &format!("{{{ID},\"n\":{{\"type\":\"integer\"}}}}"))],
+            "",
+        );
+        check(
+            &[("a", &format!("{{{ID}}}"))],
+            &[("a", &format!("{{{ID},\"n\":{{\"type\":\"number\",{FT}}}}}"))],
+            "add column a.n double",
+        );
+        check(
+            &[(
+                "a",
+                &format!("{{{ID},\"n\":{{\"type\":\"string\",\"maxLength\":20}}}}"),
+            )],
+            &[(
+                "a",
+                &format!("{{{ID},\"n\":{{\"type\":\"integer\",{FT}}}}}"),
+            )],
+            "refused: a.n: type changed from varchar(20) to bigint…",
+        );
+    }
+
     #[test]
     fn breaking_changes_are_refused_with_the_way_out() {
         check(
@@ -406,6 +445,7 @@ mod tests {
             ty: ColumnType::Boolean,
             nullable: false,
             comment: None,
+            from_text: false,
         });
         let e = diff(&lock, &new).unwrap_err().to_string();
         assert!(e.starts_with("a.r: a new required field"), "{e}");

@@ -921,6 +921,7 @@ mod tests {
     fn update_adds_only_optional_new_fields() {
         let mut doc: Value = serde_json::from_str(
             r#"{"type":"object","required":["id"],"properties":{"id":{"type":"integer","minimum":0,"maximum":9},
+                "n":{"type":"integer","x-logrouter-from-text":true},
                 "user":{"type":"object","properties":{"name":{"type":"string","maxLength":5}}},
                 "blob":{"type":"object"}}}"#,
         )
@@ -942,6 +943,7 @@ mod tests {
         );
         // What was there is unchanged; nothing new is required.
         assert_eq!(doc["properties"]["id"]["maximum"], 9);
+        assert_eq!(doc["properties"]["n"]["x-logrouter-from-text"], true);
         assert_eq!(
             doc["properties"]["user"]["properties"]["name"]["maxLength"],
             5

@@ -21,7 +21,10 @@
 //!   so a bound of n characters becomes 4n bytes there);
 //! - a column is NOT NULL only when it and every enclosing object are
 //!   `required` and `null` is not among its types;
-//! - `description` becomes the column comment.
+//! - `description` becomes the column comment;
+//! - `x-logrouter-from-text: true` on an `integer`, `number` or `boolean`
+//!   property: its values may arrive as JSON strings (`"200"`), parsed by
+//!   the loader ([`FROM_TEXT`]); it changes no column type.
 
 pub mod diff;
 pub mod infer;
@@ -59,7 +62,23 @@ pub struct Column {
     pub ty: ColumnType,
     pub nullable: bool,
     pub comment: Option<String>,
+    /// `x-logrouter-from-text`: the column's values may arrive as JSON
+    /// strings holding its type (`"200"` for an integer), which the loader
+    /// parses (see [`FROM_TEXT`]).
+    pub from_text: bool,
 }
+
+/// The schema keyword of a property (`integer`, `number` or `boolean`)
+/// whose values arrive as text: `{"type": "integer", "x-logrouter-from-text":
+/// true}`. A JSON string that parses fully as the column's type is that
+/// value (integers: an optional sign and ASCII digits; numbers: a finite
+/// decimal with optional fraction and exponent; booleans: `true` or
+/// `false`); any other string is `wrong_type`; a JSON value of the type is
+/// accepted as without it. Access logs need it: their routed values are all
+/// strings. Without it a string in such a column is `wrong_type`, since for
+/// JSON events it is a producer's bug. It changes no DDL (`schema diff` and
+/// the lock ignore it), only the rows.
+pub const FROM_TEXT: &str = "x-logrouter-from-text";
 
 /// The columns of one event type's table (without the standard columns).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -84,6 +103,10 @@ impl TableSchema {
             }
             h.update(c.ty.token().as_bytes());
             h.update([u8::from(c.nullable), 0]);
+            // Only when set, so the versions of schemas without it stay.
+            if c.from_text {
+                h.update(b"from_text\0");
+            }
         }
         h.finalize()
             .iter()
@@ -120,6 +143,7 @@ pub fn schemaless(table: &str) -> TableSchema {
             ty: ColumnType::Json,
             nullable: false,
             comment: Some("The whole event, as routed (no schema file for this type).".to_owned()),
+            from_text: false,
         }],
     }
 }
@@ -133,6 +157,7 @@ pub fn standard_columns(dialect: Dialect) -> Vec<Column> {
         ty,
         nullable: false,
         comment: Some(comment.to_owned()),
+        from_text: false,
     };
     vec![
         col(
@@ -394,6 +419,93 @@ pub(crate) mod tests {
         .unwrap_err()
         .to_string();
         assert!(e.contains("rename it"), "{e}");
+    }
+
+    /// `x-logrouter-from-text`: on integer, number and boolean properties
+    /// only; it changes no type, and the version only where it is set.
+    #[test]
+    fn from_text_keyword() {
+        let t = parse_schema(
+            "t",
+            r#"{"type":"object","properties":{
+                "a":{"type":"integer","x-logrouter-from-text":true,"minimum":0,"maximum":999},
+                "b":{"type":["number","null"],"x-logrouter-from-text":true},
+                "c":{"type":"boolean","x-logrouter-from-text":false},
+                "d":{"type":"integer","minimum":0,"maximum":999}}}"#,
+            "t.json",
+        )
+        .unwrap();
+        let got: Vec<(String, bool)> = t
+            .columns
+            .iter()
+            .map(|c| (c.ty.token(), c.from_text))
+            .collect();
+        let want = [
+            ("smallint", true),
+            ("double", true),
+            ("boolean", false),
+            ("smallint", false),
+        ];
+        assert_eq!(got, want.map(|(t, f)| (t.to_owned(), f)));
+        let plain = parse_schema(
+            "t",
+            r#"{"type":"object","properties":{"a":{"type":"integer"}}}"#,
+            "t.json",
+        )
+        .unwrap();
+        let opted = parse_schema(
+            "t",
+            r#"{"type":"object","properties":{"a":{"type":"integer","x-logrouter-from-text":true}}}"#,
+            "t.json",
+        )
+        .unwrap();
+        let off = parse_schema(
+            "t",
+            r#"{"type":"object","properties":{"a":{"type":"integer","x-logrouter-from-text":false}}}"#,
+            "t.json",
+        )
+        .unwrap();
+        assert_eq!(plain.version(), off.version());
+        assert_ne!(plain.version(), opted.version());
+        assert_eq!(
+            create_table_sql(&plain, Dialect::Postgres, "events"),
+            create_table_sql(&opted, Dialect::Postgres, "events")
+        );
+        for (prop, needle) in [
+            (
+                r#"{"type":"string","x-logrouter-from-text":true}"#,
+                "/a: x-logrouter-from-text applies to a property of type integer, number or boolean (with or without null), not string",
+            ),
+            (
+                r#"{"type":"string","format":"date-time","x-logrouter-from-text":true}"#,
+                "not string",
+            ),
+            (
+                r#"{"type":["integer","string"],"x-logrouter-from-text":true}"#,
+                "not integer or string",
+            ),
+            (
+                r#"{"type":"object","properties":{"x":{"type":"integer"}},"x-logrouter-from-text":true}"#,
+                "not object",
+            ),
+            (
+                r#"{"type":"integer","x-logrouter-from-text":"yes"}"#,
+                "/a: x-logrouter-from-text must be true or false, not \"yes\"",
+            ),
+            (
+                r#"{"type":"integer","x-logrouter-fromtext":true}"#,
+                "unsupported keyword \"x-logrouter-fromtext\"",
+            ),
+        ] {
+            check_err(
+                &format!(r#"{{"type":"object","properties":{{"a":{prop}}}}}"#),
+                needle,
+            );
+        }
+        check_err(
+            r#"{"type":"object","x-logrouter-from-text":true,"properties":{"a":{"type":"integer"}}}"#,
+            "the top level: x-logrouter-from-text belongs on an integer, number or boolean property",
+        );
     }
 
     #[test]

@@ -1,5 +1,16 @@
 //! Parsing `schemas/<event_type>.json` (the JSON Schema subset described
 //! in [`crate::schema`]) into a [`TableSchema`].
+//!
+//! One keyword of the loader's own, namespaced as JSON Schema allows
+//! (validators ignore `x-…` keywords): `"x-logrouter-from-text": true` on a
+//! property of type `integer`, `number` or `boolean` (or that and `null`)
+//! says its values arrive as JSON strings and are to be parsed
+//! (`"sc_bytes": "392"` → 392). A string that is not fully a value of the
+//! type is `wrong_type`, an integer outside the column's range
+//! `out_of_range`; JSON numbers and booleans still load. Without it a
+//! string in such a column is `wrong_type` (for JSON events, a producer's
+//! bug). It is refused on any other type (a date-time, a string: text
+//! already). See [`crate::schema::FROM_TEXT`].
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -7,9 +18,11 @@ use std::path::Path;
 use logrouter::normalize::{normalize_event_type, validate_name};
 use serde_json::{Map, Value};
 
-use super::{Column, ColumnType, SchemaError, TableSchema};
+use super::{Column, ColumnType, SchemaError, TableSchema, FROM_TEXT};
 
-const KNOWN: [&str; 15] = [
+/// The keywords a schema may have; the first 10 and the last are named in
+/// errors (the others are ignored).
+const KNOWN: [&str; 16] = [
     "type",
     "properties",
     "required",
@@ -25,6 +38,7 @@ const KNOWN: [&str; 15] = [
     "title",
     "examples",
     "additionalProperties",
+    FROM_TEXT,
 ];
 
 /// Parses the schema of `table` (a normalised event type); `file` names it in
@@ -48,6 +62,11 @@ pub fn parse_schema(table: &str, json: &str, file: &str) -> Result<TableSchema, 
         return Err(fail(
             "the top level must be {\"type\": \"object\", \"properties\": {…}}".into(),
         ));
+    }
+    if obj.contains_key(FROM_TEXT) {
+        return Err(fail(format!(
+            "the top level: {FROM_TEXT} belongs on an integer, number or boolean property"
+        )));
     }
     let mut columns = Vec::new();
     flatten(obj, &mut Vec::new(), &mut Vec::new(), true, &mut columns).map_err(&fail)?;
@@ -143,7 +162,7 @@ fn flatten(
     for key in obj.keys() {
         if !KNOWN.contains(&key.as_str()) {
             return Err(format!(
-                "{}: unsupported keyword {key:?} (supported: {})",
+                "{}: unsupported keyword {key:?} (supported: {}, {FROM_TEXT})",
                 pointer(&at),
                 KNOWN[..10].join(", ")
             ));
@@ -181,6 +200,17 @@ fn flatten(
         let is_required = required_here && required.contains(&prop.as_str());
         let nullable = !is_required || types.contains(&"null");
         let structured = non_null == ["object"] && schema.contains_key("properties");
+        let from_text = match schema.get(FROM_TEXT) {
+            None | Some(Value::Bool(false)) => false,
+            Some(Value::Bool(true)) if !structured && matches!(non_null[..], ["integer"] | ["number"] | ["boolean"]) => true,
+            Some(Value::Bool(true)) => {
+                return Err(format!(
+                    "/{here}: {FROM_TEXT} applies to a property of type integer, number or boolean (with or without null), not {}",
+                    types.join(" or ")
+                ))
+            }
+            Some(v) => return Err(format!("/{here}: {FROM_TEXT} must be true or false, not {v}")),
+        };
         if structured {
             flatten(schema, path, names, !nullable, out)?;
         } else {
@@ -190,6 +220,7 @@ fn flatten(
                 name,
                 path: path.clone(),
                 ty: column_type(&non_null, schema, &here)?,
+                from_text,
                 nullable,
                 comment: schema
                     .get("description")

@@ -16,6 +16,10 @@
 //! - the input of the `bench/router` throughput benchmark (about 1 GB,
 //!   `--types 50`, gzipped).
 //!
+//! `--format cloudfront|s3_access|alb` writes AWS access logs instead (see
+//! `access.rs`: CloudFront standard logs, S3 server access logs with an
+//! optional `--payload` event in the query string, ALB access logs).
+//!
 //! The output is deterministic: the same arguments give byte-identical output
 //! on every machine and with every run (plain or gzipped). It uses its own
 //! seeded PRNG (splitmix64) and integer arithmetic only (floats are produced as
@@ -33,6 +37,9 @@ use flate2::write::GzEncoder;
 use flate2::Compression;
 use serde::ser::{SerializeMap, Serializer as _};
 use serde::Serialize;
+
+mod access;
+use access::{AccessGen, Format};
 
 /// Lines written when neither `--lines` nor `--bytes` is given.
 const DEFAULT_LINES: u64 = 10_000;
@@ -82,6 +89,23 @@ struct Args {
     /// Write to FILE instead of stdout (and print a summary line on stderr).
     #[arg(long, value_name = "FILE")]
     out: Option<PathBuf>,
+
+    /// What to write: JSON lines of analytics events, or an AWS access log
+    /// (with --lines N: N records; CloudFront's two header lines come first).
+    #[arg(long, value_enum, default_value_t = Format::Json)]
+    format: Format,
+
+    /// Access logs: write the first N of the format's documented fields
+    /// (CloudFront 24, 26 or 33 [default]; s3_access 18 to 26 [default];
+    /// alb 17 to 30 [default]), as files of that vintage have.
+    #[arg(long, value_name = "N")]
+    fields: Option<usize>,
+
+    /// s3_access: every request is a GET of the object `tick` carrying one
+    /// event as the pipe-delimited `data` query value
+    /// (|event_timestamp|event_guid|user_id|user_type|consumer|country|event_type|video_type|content_id|start|end|).
+    #[arg(long)]
+    payload: bool,
 }
 
 /// The validated `--start` hour, kept as the timestamp prefix `YYYY-MM-DDTHH:`.
@@ -1299,9 +1323,16 @@ fn generate<W: Write>(args: &Args, out: &mut W) -> io::Result<Stats> {
         limits => limits,
     };
     const HOUR_MS: u128 = 3_600_000;
-    let mut gen = Gen::new(args);
+    let mut access = access_gen(args).map_err(io::Error::other)?;
+    // JSON lines need the user pool; access logs do not.
+    let mut gen = access.is_none().then(|| Gen::new(args));
     let mut line = Vec::with_capacity(4096);
     let mut stats = Stats::default();
+    if let Some(a) = &access {
+        a.header(&mut line);
+        out.write_all(&line)?;
+        stats.bytes += line.len() as u64;
+    }
     loop {
         // Timestamps advance with the fraction of the output written so far,
         // so that they span the hour whatever the limit.
@@ -1319,8 +1350,14 @@ fn generate<W: Write>(args: &Args, out: &mut W) -> io::Result<Stats> {
             ts_ms = ts_ms.max(u128::from(stats.bytes) * HOUR_MS / u128::from(b));
         }
         line.clear();
-        if let Some(ty) = gen.next_line(&mut line, ts_ms as u64) {
-            stats.types_seen |= 1 << ty;
+        match (&mut gen, &mut access) {
+            (Some(gen), _) => {
+                if let Some(ty) = gen.next_line(&mut line, ts_ms as u64) {
+                    stats.types_seen |= 1 << ty;
+                }
+            }
+            (None, Some(a)) => a.record(&mut line, ts_ms as u64),
+            (None, None) => unreachable!("one generator"),
         }
         line.push(b'\n');
         out.write_all(&line)?;
@@ -1328,6 +1365,30 @@ fn generate<W: Write>(args: &Args, out: &mut W) -> io::Result<Stats> {
         stats.bytes += line.len() as u64;
     }
     Ok(stats)
+}
+
+/// The access-log generator `args` ask for, if any; the error is a usage error.
+fn access_gen(args: &Args) -> Result<Option<AccessGen>, String> {
+    if args.format == Format::Json {
+        if args.fields.is_some() || args.payload {
+            return Err(
+                "--fields and --payload are for access logs (--format cloudfront|s3_access|alb)"
+                    .into(),
+            );
+        }
+        return Ok(None);
+    }
+    if args.dirty {
+        return Err("--dirty is for --format json".into());
+    }
+    AccessGen::new(
+        args.format,
+        args.fields,
+        args.payload,
+        args.seed,
+        args.start,
+    )
+    .map(Some)
 }
 
 /// Writes the output to `sink`, gzipped if asked, and flushes it.
@@ -1350,17 +1411,22 @@ fn write_output<W: Write>(args: &Args, sink: W) -> io::Result<Stats> {
 }
 
 fn run(args: &Args) -> Result<()> {
+    // Usage errors before any output file is created.
+    access_gen(args).map_err(anyhow::Error::msg)?;
     match &args.out {
         Some(path) => {
             let file =
                 File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
             let stats = write_output(args, file)
                 .with_context(|| format!("cannot write {}", path.display()))?;
+            let what = match args.format {
+                Format::Json => format!("{} event types", stats.types_seen.count_ones()),
+                f => format!("{f:?} access log records"),
+            };
             eprintln!(
-                "gen-events: wrote {} lines, {} bytes (uncompressed), {} event types to {}{}",
+                "gen-events: wrote {} lines, {} bytes (uncompressed), {what} to {}{}",
                 stats.lines,
                 stats.bytes,
-                stats.types_seen.count_ones(),
                 path.display(),
                 if args.gzip { " (gzip)" } else { "" }
             );
@@ -1394,11 +1460,11 @@ mod tests {
     use std::collections::BTreeSet;
     use std::io::Read;
 
-    fn args(extra: &[&str]) -> Args {
+    pub(super) fn args(extra: &[&str]) -> Args {
         Args::try_parse_from(std::iter::once("gen-events").chain(extra.iter().copied())).unwrap()
     }
 
-    fn output(extra: &[&str]) -> Vec<u8> {
+    pub(super) fn output(extra: &[&str]) -> Vec<u8> {
         let mut out = Vec::new();
         write_output(&args(extra), &mut out).unwrap();
         out
