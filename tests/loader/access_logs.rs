@@ -247,3 +247,180 @@ async fn issue12_access_log_strings_load_typed_on_redshift() {
     // By name: c_port, sc_bytes, sc_status, time_taken.
     assert_eq!(types, ["integer", "bigint", "smallint", "double precision"]);
 }
+
+/// A CloudFront standard log of hour `hour`: AWS's documented example
+/// (its `#Version`/`#Fields` header and 33 fields) as `n` requests whose
+/// `sc-bytes` is 1000 + i, then one record with a field missing (the router
+/// quarantines it) and one whose `sc-bytes` is no number (the loader
+/// rejects it).
+fn cloudfront_log(hour: u32, n: u32) -> String {
+    let example = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../tests/data/logs/cloudfront-EMLARXS9EXAMPLE.2019-12-04-21.example"),
+    )
+    .unwrap();
+    let mut lines = example.lines();
+    let mut out = format!("{}\n{}\n", lines.next().unwrap(), lines.next().unwrap());
+    let record: Vec<&str> = lines.next().unwrap().split('\t').collect();
+    assert_eq!(record.len(), 33);
+    let with = |i: u32, bytes: &str| {
+        let mut r = record.clone();
+        let (date, time) = (
+            "2015-01-20".to_owned(),
+            format!("{hour:02}:{:02}:00", i % 60),
+        );
+        r[0] = &date;
+        r[1] = &time;
+        r[3] = bytes;
+        r.join("\t")
+    };
+    for i in 0..n {
+        out += &with(i, &(1000 + i).to_string());
+        out.push('\n');
+    }
+    out += &record[..32].join("\t");
+    out.push('\n');
+    out += &with(n, "12x");
+    out.push('\n');
+    out
+}
+
+/// Issue #12 end to end on real protocols: CloudFront logs land in (moto)
+/// S3 → bucket notifications → `router run --format cloudfront --type
+/// cloudfront` (in process) → parts and manifests in S3 → `loader load` into
+/// PostgreSQL and SQLite with the shipped `schemas/cloudfront.json`: typed
+/// rows, as many as the manifests say less the rejects, every line
+/// accounted for; a second load adds nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue12_cloudfront_logs_in_s3_become_typed_rows_in_postgres_and_sqlite() {
+    use aws_sdk_s3::types::NotificationConfiguration;
+    use logrouter::manifest::Manifest;
+    use logrouter::queue::RunStats;
+
+    let s3 = s3().await;
+    let sqs = sqs().await;
+    let bucket = unique("cf");
+    s3.create_bucket().bucket(&bucket).send().await.unwrap();
+    let queue = create_queue(&sqs, "cf").await;
+    s3.put_bucket_notification_configuration()
+        .bucket(&bucket)
+        .notification_configuration(
+            NotificationConfiguration::builder()
+                .queue_configurations(on_prefix(queue_arn(&sqs, &queue).await, "cf/"))
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    for hour in [13, 14] {
+        s3.put_object()
+            .bucket(&bucket)
+            .key(format!("cf/EMLARXS9EXAMPLE.2015-01-20-{hour}.a1b2c3d4.gz"))
+            .body(ByteStream::from(gzip(cloudfront_log(hour, 40).as_bytes())))
+            .send()
+            .await
+            .unwrap();
+    }
+
+    let mut config = logrouter::config::Config::default();
+    config.aws.force_path_style = true;
+    config.queue.wait_time_secs = 1;
+    config.queue.visibility_timeout_secs = 30;
+    config.route.format = logrouter::config::LineFormat::Cloudfront;
+    config.route.fixed_type = Some("cloudfront".into());
+    config.validate().unwrap();
+    let stats = router::service::run(
+        &config,
+        queue.clone(),
+        &Location::S3 {
+            bucket: bucket.clone(),
+            key: "routed".into(),
+        },
+        true,
+        std::future::pending(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(RunStats::get(&stats.objects_done), 2);
+    let mut manifests = 0;
+    for key in list_keys(&s3, &bucket).await {
+        if key.starts_with("routed/_manifests/") {
+            let m: Manifest = serde_json::from_slice(&get(&s3, &bucket, &key).await).unwrap();
+            // 2 header lines (blank), 41 routed, 1 quarantined.
+            assert_eq!(
+                (
+                    m.lines.read,
+                    m.lines.routed,
+                    m.lines.quarantined,
+                    m.lines.blank
+                ),
+                (44, 41, 1, 2),
+                "{key}"
+            );
+            assert_eq!(m.types.keys().collect::<Vec<_>>(), ["cloudfront"], "{key}");
+            assert_eq!(m.quarantine.by_reason.get("malformed_record"), Some(&1));
+            manifests += 1;
+        }
+    }
+    assert_eq!(manifests, 2);
+
+    let schema = unique_schema("cfe2e");
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite = format!("sqlite:{}", dir.path().join("w.db").display());
+    let root = format!("s3://{bucket}/routed");
+    for url in [database_url(), sqlite.clone()] {
+        let mut cmd = loader_in(&schema);
+        cmd.env("AWS_ENDPOINT_URL", moto())
+            .env("LOGROUTER_AWS__FORCE_PATH_STYLE", "true");
+        let out = run(&mut cmd, &["load", "--warehouse", &url, &root]);
+        assert!(
+            out.status.success()
+                && text(&out).contains("loaded 2 files (80 rows)")
+                && text(&out).contains("2 lines rejected"),
+            "{url}: {}",
+            text(&out)
+        );
+        let table = if url == sqlite {
+            "cloudfront".to_owned()
+        } else {
+            format!("\"{schema}\".cloudfront")
+        };
+        let typed = if url == sqlite {
+            "SELECT typeof(sc_bytes) || ' ' || typeof(sc_status) || ' ' || typeof(time_taken)"
+        } else {
+            "SELECT pg_typeof(sc_bytes)::text || ' ' || pg_typeof(sc_status)::text || ' ' || pg_typeof(time_taken)::text"
+        };
+        let got = query(
+            &mut loader_in(&schema),
+            &url,
+            &format!(
+                "{typed}, count(*), sum(sc_bytes), min(cs_user_agent) FROM {table} GROUP BY 1"
+            ),
+        );
+        let want_types = if url == sqlite {
+            "integer integer real"
+        } else {
+            "bigint smallint double precision"
+        };
+        // Two hours of sc-bytes 1000..=1039; the user agent percent-decoded.
+        assert_eq!(
+            got,
+            [format!("{want_types}\t80\t{}\tMozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/78.0.3904.108 Safari/537.36", 2 * (1000..1040).sum::<u32>())],
+            "{url}"
+        );
+        let mut cmd = loader_in(&schema);
+        cmd.env("AWS_ENDPOINT_URL", moto())
+            .env("LOGROUTER_AWS__FORCE_PATH_STYLE", "true");
+        let out = run(&mut cmd, &["load", "--warehouse", &url, &root]);
+        assert!(
+            text(&out).contains("loaded 0 files (0 rows), 2 already loaded"),
+            "{url}: {}",
+            text(&out)
+        );
+        let mut cmd = loader_in(&schema);
+        cmd.env("AWS_ENDPOINT_URL", moto())
+            .env("LOGROUTER_AWS__FORCE_PATH_STYLE", "true");
+        let out = run(&mut cmd, &["verify", "--warehouse", &url, &root]);
+        assert!(out.status.success(), "{url}: {}", text(&out));
+    }
+}
