@@ -103,7 +103,7 @@ impl Format for Cloudfront {
                 "no #Fields: header before this record, so its fields are unknown: route CloudFront log files whole, as CloudFront writes them (#Version, #Fields, then records), or choose another --format".into(),
             ));
         }
-        let mut values = line.split('\t');
+        let mut values = Tabs(Some(line));
         for (i, c) in self.columns.iter().enumerate() {
             let Some(text) = values.next() else {
                 return Err(self.miscounted(i));
@@ -136,6 +136,29 @@ impl Cloudfront {
                 self.columns.len()
             ),
         )
+    }
+}
+
+/// The tab-separated values of a record, found with memchr (faster than
+/// `str::split` on a char, which shows in profiles of this format).
+struct Tabs<'l>(Option<&'l str>);
+
+impl<'l> Iterator for Tabs<'l> {
+    type Item = &'l str;
+
+    fn next(&mut self) -> Option<&'l str> {
+        let rest = self.0?;
+        Some(match memchr::memchr(b'\t', rest.as_bytes()) {
+            // A tab is ASCII, so both sides are on character boundaries.
+            Some(i) => {
+                self.0 = Some(&rest[i + 1..]);
+                &rest[..i]
+            }
+            None => {
+                self.0 = None;
+                rest
+            }
+        })
     }
 }
 

@@ -162,22 +162,38 @@ pub fn find<'l>(fields: &[Field<'_, 'l>], key: &str) -> Option<Cow<'l, str>> {
 /// the caller then keeps the value as written, so nothing is lost.
 pub fn percent_decode(text: &str, plus_is_space: bool) -> Option<Cow<'_, str>> {
     let b = text.as_bytes();
-    if !b.iter().any(|&c| c == b'%' || (plus_is_space && c == b'+')) {
+    let special = |rest: &[u8]| {
+        if plus_is_space {
+            memchr::memchr2(b'%', b'+', rest)
+        } else {
+            memchr::memchr(b'%', rest)
+        }
+    };
+    let Some(first) = special(b) else {
         return Some(Cow::Borrowed(text));
-    }
+    };
     let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
+    out.extend_from_slice(&b[..first]);
+    let mut i = first;
     while i < b.len() {
         match b[i] {
             b'%' if i + 2 < b.len() && hex(b[i + 1]).is_some() && hex(b[i + 2]).is_some() => {
                 out.push(hex(b[i + 1]).unwrap_or(0) << 4 | hex(b[i + 2]).unwrap_or(0));
                 i += 3;
-                continue;
             }
-            b'+' if plus_is_space => out.push(b' '),
-            c => out.push(c),
+            b'+' if plus_is_space => {
+                out.push(b' ');
+                i += 1;
+            }
+            c => {
+                out.push(c);
+                i += 1;
+            }
         }
-        i += 1;
+        // Copy the run up to the next `%` (or `+`) at once.
+        let run = special(&b[i..]).unwrap_or(b.len() - i);
+        out.extend_from_slice(&b[i..i + run]);
+        i += run;
     }
     String::from_utf8(out).ok().map(Cow::Owned)
 }
