@@ -19,7 +19,7 @@ use serde::Serialize;
 use tokio::sync::mpsc;
 
 use crate::format::Converter;
-use crate::parts::{FinishedPart, PartWriter};
+use crate::parts::{Compressor, FinishedPart, PartWriter};
 use crate::reason::Reason;
 
 const BOM: &[u8] = b"\xEF\xBB\xBF";
@@ -221,6 +221,8 @@ enum Sink<'a> {
         out: &'a OutputStore,
         spool: &'a PathBuf,
         finished: mpsc::Sender<FinishedPart>,
+        /// Started with the first part.
+        compressor: Option<Compressor>,
     },
     /// One stream (`router backfill --out -`): each routed line is written
     /// to it as it is read; quarantined lines are only counted.
@@ -274,6 +276,7 @@ impl<'a> LineRouter<'a> {
                 out,
                 spool,
                 finished,
+                compressor: None,
             },
         )
     }
@@ -512,8 +515,8 @@ impl<'a> LineRouter<'a> {
             );
             return self.quarantine(Reason::TooManyEventTypes, &detail, raw);
         }
-        let routed: &[u8] = if converted { &self.object } else { line };
         if let Sink::Pipe(pipe) = &mut self.sink {
+            let routed: &[u8] = if converted { &self.object } else { line };
             pipe.write_all(routed)
                 .and_then(|()| pipe.write_all(b"\n"))
                 .map_err(|e| io::Error::other(PipeWriteError(e)))?;
@@ -548,7 +551,7 @@ impl<'a> LineRouter<'a> {
             self.open.insert(name.clone(), (next, writer));
         }
         let (part_no, writer) = self.open.get_mut(&name).expect("opened above");
-        writer.write_line(routed, line_no)?;
+        writer.write_line(if converted { &self.object } else { line }, line_no)?;
         let rolled = writer.compressed_len() >= self.rules.part_size;
         self.result.counts.routed += 1;
         if rolled {
@@ -563,17 +566,27 @@ impl<'a> LineRouter<'a> {
         Ok(())
     }
 
-    fn new_part(&self, key: String, quarantine: bool) -> io::Result<PartWriter> {
-        let Sink::Parts { out, spool, .. } = &self.sink else {
-            unreachable!("a pipe has no parts");
-        };
-        let temp = out.temp_path(&key, spool);
+    fn new_part(&mut self, key: String, quarantine: bool) -> io::Result<PartWriter> {
         let (compression, level) = if quarantine {
             (OutputCompression::Gzip, 6)
         } else {
             (self.rules.compression, self.rules.level)
         };
-        PartWriter::create(temp, key, compression, level)
+        let Sink::Parts {
+            out,
+            spool,
+            compressor,
+            ..
+        } = &mut self.sink
+        else {
+            unreachable!("a pipe has no parts");
+        };
+        let temp = out.temp_path(&key, spool);
+        let compressor = match compressor {
+            Some(c) => c,
+            None => compressor.insert(Compressor::start()?),
+        };
+        PartWriter::create(compressor, temp, key, compression, level)
     }
 
     /// Hands a finished part to the committer and returns its record.

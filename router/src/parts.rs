@@ -6,9 +6,12 @@
 //! which makes it durable under its final key. A writer dropped unfinished
 //! (the source failed) removes its temporary file.
 
+use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::PathBuf;
+use std::sync::mpsc::{Receiver, SyncSender};
+use std::sync::{Arc, Condvar, Mutex};
 
 use logrouter::config::OutputCompression;
 use logrouter::manifest::PartOutput;
@@ -81,16 +84,155 @@ impl Write for Encoder {
     }
 }
 
-/// Writes one part file.
+/// Uncompressed bytes gathered before a block goes to the compressor.
+const BLOCK: usize = 64 * 1024;
+/// Blocks queued to the compressor thread at most (with one block being
+/// filled per open part, this bounds the blocks in flight).
+const QUEUE: usize = 8;
+
+/// The compressor thread's view of one part.
+struct PartState {
+    progress: Mutex<Progress>,
+    changed: Condvar,
+}
+
+#[derive(Default)]
+struct Progress {
+    /// Blocks compressed so far.
+    done: u64,
+    /// Compressed bytes written after those blocks.
+    compressed: u64,
+    error: Option<io::Error>,
+    /// The compressor thread is gone (it panicked): nothing more will be done.
+    stopped: bool,
+}
+
+enum Job {
+    Open {
+        id: u64,
+        encoder: Box<Encoder>,
+        state: Arc<PartState>,
+    },
+    Data {
+        id: u64,
+        block: Vec<u8>,
+    },
+    Finish {
+        id: u64,
+        reply: std::sync::mpsc::Sender<io::Result<u64>>,
+    },
+    Abort {
+        id: u64,
+    },
+}
+
+/// Compresses the parts of one source on a thread of its own, so that
+/// classifying and converting lines (the routing thread) and compressing
+/// them overlap on two cores instead of taking turns on one. Each part
+/// keeps at most one block in flight and learns its compressed size when it
+/// hands over the next, so a part rolls over at the same line on every run
+/// (deterministic keys) whatever the threads' timing.
+pub struct Compressor {
+    jobs: SyncSender<Job>,
+    next: u64,
+}
+
+impl Compressor {
+    pub fn start() -> io::Result<Self> {
+        let (jobs, rx) = std::sync::mpsc::sync_channel::<Job>(QUEUE);
+        std::thread::Builder::new()
+            .name("compress".into())
+            .spawn(move || compress(rx))?;
+        Ok(Self { jobs, next: 0 })
+    }
+}
+
+/// The parts the compressor thread holds; if the thread ends (a panic),
+/// their writers are told instead of waiting forever.
+struct Held(HashMap<u64, (Box<Encoder>, Arc<PartState>)>);
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        for (_, state) in self.0.values() {
+            lock(state).stopped = true;
+            state.changed.notify_all();
+        }
+    }
+}
+
+fn lock(state: &PartState) -> std::sync::MutexGuard<'_, Progress> {
+    state.progress.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn compress(jobs: Receiver<Job>) {
+    let mut held = Held(HashMap::new());
+    for job in jobs {
+        match job {
+            Job::Open { id, encoder, state } => {
+                held.0.insert(id, (encoder, state));
+            }
+            Job::Data { id, block } => {
+                if let Some((encoder, state)) = held.0.get_mut(&id) {
+                    let failed = lock(state).error.is_some();
+                    let written = if failed {
+                        Ok(())
+                    } else {
+                        encoder.write_all(&block)
+                    };
+                    let mut p = lock(state);
+                    p.done += 1;
+                    p.compressed = encoder.counted();
+                    if let Err(e) = written {
+                        p.error.get_or_insert(e);
+                    }
+                    drop(p);
+                    state.changed.notify_all();
+                }
+            }
+            Job::Finish { id, reply } => {
+                let result = match held.0.remove(&id) {
+                    None => Err(io::Error::other("a part finished twice")),
+                    Some((encoder, state)) => match lock(&state).error.take() {
+                        Some(e) => Err(e),
+                        None => encoder.finish().and_then(|mut file| {
+                            file.inner.flush()?;
+                            Ok(file.written)
+                        }),
+                    },
+                };
+                let _ = reply.send(result);
+            }
+            Job::Abort { id } => {
+                held.0.remove(&id);
+            }
+        }
+    }
+}
+
+fn stopped() -> io::Error {
+    io::Error::other("the compressor thread stopped")
+}
+
+/// Writes one part file: lines are gathered into blocks here and
+/// compressed by the source's [`Compressor`].
 pub struct PartWriter {
-    /// Lines are gathered here so the compressor sees large blocks.
-    encoder: Option<BufWriter<Encoder>>,
+    id: u64,
+    jobs: SyncSender<Job>,
+    state: Arc<PartState>,
+    /// Lines gathered for the next block.
+    block: Vec<u8>,
+    /// Blocks handed to the compressor.
+    sent: u64,
+    /// Compressed bytes after all blocks but the last one sent.
+    compressed: u64,
+    finished: bool,
     temp: PathBuf,
     output: PartOutput,
 }
 
 impl PartWriter {
     pub fn create(
+        compressor: &mut Compressor,
         temp: PathBuf,
         key: String,
         compression: OutputCompression,
@@ -117,33 +259,80 @@ impl PartWriter {
                 Encoder::Zstd(zstd::stream::write::Encoder::new(file, level)?)
             }
         };
-        Ok(Self {
-            encoder: Some(BufWriter::with_capacity(64 * 1024, encoder)),
+        let id = compressor.next;
+        compressor.next += 1;
+        let state = Arc::new(PartState {
+            progress: Mutex::new(Progress::default()),
+            changed: Condvar::new(),
+        });
+        let writer = Self {
+            id,
+            jobs: compressor.jobs.clone(),
+            state: state.clone(),
+            block: Vec::with_capacity(BLOCK + 1024),
+            sent: 0,
+            compressed: 0,
+            finished: false,
             temp,
             output: PartOutput {
                 key,
                 ..Default::default()
             },
-        })
+        };
+        writer
+            .jobs
+            .send(Job::Open {
+                id,
+                encoder: Box::new(encoder),
+                state,
+            })
+            .map_err(|_| stopped())?;
+        Ok(writer)
     }
 
-    fn encoder(&mut self) -> &mut BufWriter<Encoder> {
-        self.encoder.as_mut().expect("part already finished")
+    /// Hands the gathered block over once the previous one is compressed
+    /// (so `compressed_len` is the same on every run).
+    fn send_block(&mut self) -> io::Result<()> {
+        {
+            let mut p = lock(&self.state);
+            while p.done < self.sent && !p.stopped && p.error.is_none() {
+                p = self
+                    .state
+                    .changed
+                    .wait(p)
+                    .unwrap_or_else(|e| e.into_inner());
+            }
+            if let Some(e) = p.error.take() {
+                return Err(e);
+            }
+            if p.done < self.sent {
+                return Err(stopped());
+            }
+            self.compressed = p.compressed;
+        }
+        let block = std::mem::replace(&mut self.block, Vec::with_capacity(BLOCK + 1024));
+        self.jobs
+            .send(Job::Data { id: self.id, block })
+            .map_err(|_| stopped())?;
+        self.sent += 1;
+        Ok(())
     }
 
     /// Appends one line (without terminator) and a `\n`.
     pub fn write_line(&mut self, line: &[u8], line_no: u64) -> io::Result<()> {
-        let enc = self.encoder();
-        enc.write_all(line)?;
-        enc.write_all(b"\n")?;
+        self.block.extend_from_slice(line);
+        self.block.push(b'\n');
         self.count_line(line.len() as u64 + 1, line_no);
+        if self.block.len() >= BLOCK {
+            self.send_block()?;
+        }
         Ok(())
     }
 
     /// Direct access for records written in pieces (a streamed long line);
     /// call [`PartWriter::count_line`] once the record is complete.
     pub fn writer(&mut self) -> &mut impl Write {
-        self.encoder()
+        self
     }
 
     pub fn count_line(&mut self, bytes: u64, line_no: u64) {
@@ -156,28 +345,53 @@ impl PartWriter {
         o.uncompressed_bytes += bytes;
     }
 
-    /// Compressed bytes written so far (lags the input by the buffers).
+    /// Compressed bytes written so far (lags the input by up to two blocks).
     pub fn compressed_len(&self) -> u64 {
-        self.encoder.as_ref().map_or(0, |e| e.get_ref().counted())
+        self.compressed
     }
 
     pub fn finish(mut self) -> io::Result<FinishedPart> {
-        let encoder = self.encoder.take().expect("part finished twice");
-        let encoder = encoder.into_inner().map_err(|e| e.into_error())?;
-        let mut file = encoder.finish()?;
-        file.inner.flush()?;
-        self.output.bytes = file.written;
+        if !self.block.is_empty() {
+            let block = std::mem::take(&mut self.block);
+            self.jobs
+                .send(Job::Data { id: self.id, block })
+                .map_err(|_| stopped())?;
+        }
+        let (reply, result) = std::sync::mpsc::channel();
+        self.jobs
+            .send(Job::Finish { id: self.id, reply })
+            .map_err(|_| stopped())?;
+        self.finished = true;
+        let written = result.recv().map_err(|_| stopped())??;
+        self.output.bytes = written;
         Ok(FinishedPart {
             temp: std::mem::take(&mut self.temp),
             output: std::mem::take(&mut self.output),
         })
-        // (`self` is dropped here with no encoder: its Drop removes nothing.)
+        // (`self` is dropped here with its temporary path taken: its Drop
+        // removes nothing. After a failure above, Drop removes the file.)
+    }
+}
+
+impl Write for PartWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.block.extend_from_slice(buf);
+        if self.block.len() >= BLOCK {
+            self.send_block()?;
+        }
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
     }
 }
 
 impl Drop for PartWriter {
     fn drop(&mut self) {
-        if self.encoder.is_some() {
+        if !self.finished {
+            let _ = self.jobs.send(Job::Abort { id: self.id });
+        }
+        if !self.temp.as_os_str().is_empty() {
             let _ = std::fs::remove_file(&self.temp);
         }
     }
