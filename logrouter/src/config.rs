@@ -227,6 +227,14 @@ fn default_payload_key() -> String {
     "access_log".to_owned()
 }
 
+/// `field_N`: the key of a value that no name describes (a payload value
+/// past `fields`, a field appended to a format later), so no configured
+/// name may take that form.
+fn is_extra_key(name: &str) -> bool {
+    name.strip_prefix("field_")
+        .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+}
+
 /// How lines are routed and written.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -452,6 +460,12 @@ impl Config {
                 if *f == p.key || p.fields[..i].contains(f) {
                     return invalid("route.payload.fields", format!("{f:?} appears twice (or is route.payload.key): each key of the routed object must be unique"));
                 }
+                if is_extra_key(f) {
+                    return invalid("route.payload.fields", format!("{f:?} is how values past the named fields are kept (field_N): choose another name"));
+                }
+            }
+            if is_extra_key(&p.key) {
+                return invalid("route.payload.key", format!("{:?} is how values past the named fields are kept (field_N): choose another name, e.g. \"access_log\"", p.key));
             }
         }
         if r.max_line_bytes == 0 {
@@ -724,6 +738,14 @@ mod tests {
             (
                 "[route]\nformat = \"s3_access\"\n[route.payload]\nfield = \"/request_uri\"\nquery_param = \"data\"\ndelimiter = \"|\"\nfields = [\"a\", \"Event Type\"]\n",
                 "route.payload.fields",
+            ),
+            (
+                "[route]\nformat = \"s3_access\"\n[route.payload]\nfield = \"/request_uri\"\nquery_param = \"data\"\ndelimiter = \"|\"\nfields = [\"field_3\", \"b\"]\n",
+                "route.payload.fields",
+            ),
+            (
+                "[route]\nformat = \"s3_access\"\n[route.payload]\nfield = \"/request_uri\"\nquery_param = \"data\"\ndelimiter = \"|\"\nfields = [\"a\"]\nkey = \"field_4\"\n",
+                "route.payload.key",
             ),
             (
                 "[route]\nformat = \"s3_access\"\n[route.payload]\nfield = \"/request_uri\"\nquery_param = \"data\"\ndelimiter = \"|\"\nfields = [\"a\", \"access_log\"]\n",

@@ -10,6 +10,7 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender};
 use std::sync::{Arc, Condvar, Mutex};
 
@@ -135,24 +136,38 @@ enum Job {
 pub struct Compressor {
     jobs: SyncSender<Job>,
     next: u64,
+    /// Cleared when the thread ends (after a panic), so that a writer whose
+    /// jobs it never received does not wait for it.
+    alive: Arc<AtomicBool>,
 }
 
 impl Compressor {
     pub fn start() -> io::Result<Self> {
         let (jobs, rx) = std::sync::mpsc::sync_channel::<Job>(QUEUE);
+        let alive = Arc::new(AtomicBool::new(true));
+        let flag = alive.clone();
         std::thread::Builder::new()
             .name("compress".into())
-            .spawn(move || compress(rx))?;
-        Ok(Self { jobs, next: 0 })
+            .spawn(move || compress(rx, flag))?;
+        Ok(Self {
+            jobs,
+            next: 0,
+            alive,
+        })
     }
 }
 
 /// The parts the compressor thread holds; if the thread ends (a panic),
-/// their writers are told instead of waiting forever.
-struct Held(HashMap<u64, (Box<Encoder>, Arc<PartState>)>);
+/// their writers are told instead of waiting forever (and `alive` tells
+/// the writers of parts it had not heard of yet).
+struct Held(
+    HashMap<u64, (Box<Encoder>, Arc<PartState>)>,
+    Arc<AtomicBool>,
+);
 
 impl Drop for Held {
     fn drop(&mut self) {
+        self.1.store(false, Ordering::SeqCst);
         for (_, state) in self.0.values() {
             lock(state).stopped = true;
             state.changed.notify_all();
@@ -164,8 +179,8 @@ fn lock(state: &PartState) -> std::sync::MutexGuard<'_, Progress> {
     state.progress.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-fn compress(jobs: Receiver<Job>) {
-    let mut held = Held(HashMap::new());
+fn compress(jobs: Receiver<Job>, alive: Arc<AtomicBool>) {
+    let mut held = Held(HashMap::new(), alive);
     for job in jobs {
         match job {
             Job::Open { id, encoder, state } => {
@@ -218,6 +233,7 @@ fn stopped() -> io::Error {
 pub struct PartWriter {
     id: u64,
     jobs: SyncSender<Job>,
+    alive: Arc<AtomicBool>,
     state: Arc<PartState>,
     /// Lines gathered for the next block.
     block: Vec<u8>,
@@ -268,6 +284,7 @@ impl PartWriter {
         let writer = Self {
             id,
             jobs: compressor.jobs.clone(),
+            alive: compressor.alive.clone(),
             state: state.clone(),
             block: Vec::with_capacity(BLOCK + 1024),
             sent: 0,
@@ -296,14 +313,20 @@ impl PartWriter {
         {
             let mut p = lock(&self.state);
             while p.done < self.sent && !p.stopped && p.error.is_none() {
+                if !self.alive.load(Ordering::SeqCst) {
+                    break;
+                }
                 p = self
                     .state
                     .changed
-                    .wait(p)
-                    .unwrap_or_else(|e| e.into_inner());
+                    .wait_timeout(p, std::time::Duration::from_millis(100))
+                    .unwrap_or_else(|e| e.into_inner())
+                    .0;
             }
-            if let Some(e) = p.error.take() {
-                return Err(e);
+            // The error stays recorded: the compressor skips this part's
+            // later blocks and its finish reports it too.
+            if let Some(e) = &p.error {
+                return Err(io::Error::new(e.kind(), e.to_string()));
             }
             if p.done < self.sent {
                 return Err(stopped());
@@ -374,11 +397,13 @@ impl PartWriter {
 }
 
 impl Write for PartWriter {
+    /// A full block is handed over before `buf` is taken, so an error
+    /// consumes nothing of `buf` (as `Write` requires).
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.block.extend_from_slice(buf);
         if self.block.len() >= BLOCK {
             self.send_block()?;
         }
+        self.block.extend_from_slice(buf);
         Ok(buf.len())
     }
     fn flush(&mut self) -> io::Result<()> {
@@ -394,5 +419,96 @@ impl Drop for PartWriter {
         if !self.temp.as_os_str().is_empty() {
             let _ = std::fs::remove_file(&self.temp);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Read;
+
+    use super::*;
+
+    /// Writes `lines` lines to one part among `others` interleaved parts and
+    /// returns the compressed length seen after each line, and the part.
+    fn write(dir: &std::path::Path, lines: u64, others: usize) -> (Vec<u64>, FinishedPart) {
+        let mut compressor = Compressor::start().unwrap();
+        let mut part = |name: &str| {
+            PartWriter::create(
+                &mut compressor,
+                dir.join(name),
+                name.into(),
+                OutputCompression::Gzip,
+                1,
+            )
+            .unwrap()
+        };
+        let mut main = part("main");
+        let mut rest: Vec<PartWriter> = (0..others).map(|i| part(&format!("o{i}"))).collect();
+        let mut seen = Vec::new();
+        for i in 0..lines {
+            let line = format!(
+                "{{\"i\":{i},\"pad\":\"{}\"}}",
+                "x".repeat((i % 97) as usize)
+            );
+            main.write_line(line.as_bytes(), i + 1).unwrap();
+            for o in &mut rest {
+                o.write_line(line.as_bytes(), i + 1).unwrap();
+            }
+            seen.push(main.compressed_len());
+        }
+        for o in rest {
+            o.finish().unwrap();
+        }
+        (seen, main.finish().unwrap())
+    }
+
+    /// The compressed length a part reports after each line (what rolls it
+    /// over) is the same on every run, whatever the compressor thread's
+    /// timing, and the part holds every line in order.
+    #[test]
+    fn compressed_length_is_deterministic_and_the_part_is_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = dir.path().join("a");
+        let b = dir.path().join("b");
+        std::fs::create_dir_all(&a).unwrap();
+        std::fs::create_dir_all(&b).unwrap();
+        let (first, part) = write(&a, 20_000, 0);
+        let (second, other) = write(&b, 20_000, 3);
+        assert_eq!(first, second);
+        assert!(first.last().copied().unwrap() > 0, "blocks were compressed");
+        assert_eq!(part.output.lines, 20_000);
+        assert_eq!(part.output.bytes, other.output.bytes);
+        let mut text = String::new();
+        flate2::read::GzDecoder::new(std::fs::File::open(&part.temp).unwrap())
+            .read_to_string(&mut text)
+            .unwrap();
+        assert_eq!(text.lines().count(), 20_000);
+        assert!(text
+            .lines()
+            .enumerate()
+            .all(|(i, l)| l.starts_with(&format!("{{\"i\":{i},"))));
+        assert_eq!(text.len() as u64, part.output.uncompressed_bytes);
+    }
+
+    /// A writer dropped unfinished removes its temporary file.
+    #[test]
+    fn an_unfinished_part_leaves_no_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut compressor = Compressor::start().unwrap();
+        let temp = dir.path().join("t");
+        let mut w = PartWriter::create(
+            &mut compressor,
+            temp.clone(),
+            "k".into(),
+            OutputCompression::Gzip,
+            1,
+        )
+        .unwrap();
+        for i in 0..10_000u64 {
+            w.write_line(b"some line of text that is long enough", i + 1)
+                .unwrap();
+        }
+        drop(w);
+        assert!(!temp.exists());
     }
 }

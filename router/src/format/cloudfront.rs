@@ -55,12 +55,19 @@ pub struct Cloudfront {
 
 impl Cloudfront {
     fn set_fields(&mut self, names: &str, line_no: u64) {
-        let mut used: Vec<String> = Vec::new();
+        // A set: a hostile header may name a million fields.
+        let mut used: std::collections::HashSet<String> = Default::default();
         let mut unique = |key: Option<String>, position: usize| -> String {
-            let key = key
+            let mut key = key
                 .filter(|k| !used.contains(k))
                 .unwrap_or_else(|| super::extra_key(position).into_owned());
-            used.push(key.clone());
+            // `field_N` may itself be a name the header used.
+            let mut n = 2;
+            while used.contains(&key) {
+                key = format!("field_{position}_{n}");
+                n += 1;
+            }
+            used.insert(key.clone());
             key
         };
         self.columns = names
@@ -236,5 +243,19 @@ mod tests {
             got[0].as_ref().unwrap(),
             &serde_json::json!({"cs_user_agent": "%FF%20x", "date": "d1", "field_3": "d2"})
         );
+        // A header that names the position key of another field: every key
+        // of the object is still unique (serde_json would keep the last of
+        // two, so the object's length says).
+        for header in [
+            "field_2 field_2",
+            "field_2 field_2 field_2_2",
+            "a a field_2",
+        ] {
+            let names = header.split(' ').count();
+            let line = vec!["v"; names].join("\t");
+            let got = objects(&format!("#Fields: {header}\n{line}\n"));
+            let object = got[0].as_ref().unwrap().as_object().unwrap().clone();
+            assert_eq!(object.len(), names, "{header}: {object:?}");
+        }
     }
 }

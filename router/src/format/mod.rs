@@ -142,7 +142,9 @@ impl Converter {
             }
             Some(p) => p.write(&fields, type_path, out)?,
         };
-        self.fields = self.fields.max(n);
+        // A capacity hint for the next line, capped: one hostile line of a
+        // million fields must not make every later line allocate for it.
+        self.fields = self.fields.max(n.min(256));
         Ok(found)
     }
 }
