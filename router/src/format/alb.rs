@@ -53,6 +53,11 @@ pub const FIELDS: [&str; 30] = [
     "conn_trace_id",
 ];
 
+/// Positions of the fields ALB writes in quotes: request, user_agent,
+/// trace_id, domain_name, chosen_cert_arn, then actions_executed to the
+/// end (conn_trace_id too, which some writers quote).
+const QUOTED: [usize; 13] = [12, 13, 17, 18, 19, 22, 23, 24, 25, 26, 27, 28, 29];
+
 pub struct Alb(Documented);
 
 impl Alb {
@@ -63,6 +68,7 @@ impl Alb {
             // Every ALB line has at least the request and its user agent.
             min: 14,
             decoded: &[],
+            quoted: &QUOTED,
         })
     }
 }
@@ -84,6 +90,29 @@ mod tests {
     use super::*;
 
     const EXAMPLE: &str = include_str!("../../../tests/data/logs/alb-example.log");
+
+    #[test]
+    fn quoted_positions() {
+        let names: Vec<&str> = QUOTED.iter().map(|&i| FIELDS[i]).collect();
+        assert_eq!(
+            names,
+            [
+                "request",
+                "user_agent",
+                "trace_id",
+                "domain_name",
+                "chosen_cert_arn",
+                "actions_executed",
+                "redirect_url",
+                "error_reason",
+                "target:port_list",
+                "target_status_code_list",
+                "classification",
+                "classification_reason",
+                "conn_trace_id"
+            ]
+        );
+    }
 
     #[test]
     fn the_documented_example() {

@@ -54,6 +54,9 @@ pub const FIELDS: [&str; 26] = [
 /// Position of `Key`, which S3 URL-encodes.
 const KEY: usize = 7;
 
+/// Positions of the quoted fields: Request-URI, Referer, User-Agent.
+const QUOTED: [usize; 3] = [8, 15, 16];
+
 pub struct S3Access(Documented);
 
 impl S3Access {
@@ -64,7 +67,16 @@ impl S3Access {
             // The oldest logs end with User-Agent.
             min: 17,
             decoded: &[KEY],
+            quoted: &QUOTED,
         })
+    }
+}
+
+#[cfg(test)]
+impl S3Access {
+    /// The documented field count and quoted positions, for tests.
+    pub(crate) fn layout(&self) -> (usize, &'static [usize]) {
+        (self.0.keys.len(), self.0.quoted)
     }
 }
 
@@ -95,6 +107,12 @@ mod tests {
 
     const EXAMPLE: &str =
         include_str!("../../../tests/data/logs/s3-access-2019-02-06-00-01-57-EXAMPLE");
+
+    #[test]
+    fn quoted_positions() {
+        let names: Vec<&str> = QUOTED.iter().map(|&i| FIELDS[i]).collect();
+        assert_eq!(names, ["Request-URI", "Referer", "User-Agent"]);
+    }
 
     #[test]
     fn the_documented_example() {
