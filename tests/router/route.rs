@@ -656,41 +656,7 @@ mod issue12 {
 
     /// CloudFront's current 33 fields; real files hold the first 24 or 26
     /// of them too (and 34 with one more appended).
-    const CF_FIELDS: [&str; 33] = [
-        "date",
-        "time",
-        "x-edge-location",
-        "sc-bytes",
-        "c-ip",
-        "cs-method",
-        "cs(Host)",
-        "cs-uri-stem",
-        "sc-status",
-        "cs(Referer)",
-        "cs(User-Agent)",
-        "cs-uri-query",
-        "cs(Cookie)",
-        "x-edge-result-type",
-        "x-edge-request-id",
-        "x-host-header",
-        "cs-protocol",
-        "cs-bytes",
-        "time-taken",
-        "x-forwarded-for",
-        "ssl-protocol",
-        "ssl-cipher",
-        "x-edge-response-result-type",
-        "cs-protocol-version",
-        "fle-status",
-        "fle-encrypted-fields",
-        "c-port",
-        "time-to-first-byte",
-        "x-edge-detailed-result-type",
-        "sc-content-type",
-        "sc-content-len",
-        "sc-range-start",
-        "sc-range-end",
-    ];
+    use router::format::cloudfront::STANDARD_FIELDS as CF_FIELDS;
 
     fn config(format: LineFormat, type_field: &str) -> Config {
         let mut c = Config::default();

@@ -164,66 +164,8 @@ fn issue10_inferred_schemas_match_the_shipped_ones() {
 
 /// S3 server access log fields and ALB access log fields as AWS documents
 /// them, in order (CloudFront's come from each file's `#Fields` header).
-const S3_ACCESS_FIELDS: [&str; 26] = [
-    "Bucket Owner",
-    "Bucket",
-    "Time",
-    "Remote IP",
-    "Requester",
-    "Request ID",
-    "Operation",
-    "Key",
-    "Request-URI",
-    "HTTP status",
-    "Error Code",
-    "Bytes Sent",
-    "Object Size",
-    "Total Time",
-    "Turn-Around Time",
-    "Referer",
-    "User-Agent",
-    "Version Id",
-    "Host Id",
-    "Signature Version",
-    "Cipher Suite",
-    "Authentication Type",
-    "Host Header",
-    "TLS version",
-    "Access Point ARN",
-    "aclRequired",
-];
-const ALB_FIELDS: [&str; 30] = [
-    "type",
-    "time",
-    "elb",
-    "client:port",
-    "target:port",
-    "request_processing_time",
-    "target_processing_time",
-    "response_processing_time",
-    "elb_status_code",
-    "target_status_code",
-    "received_bytes",
-    "sent_bytes",
-    "request",
-    "user_agent",
-    "ssl_cipher",
-    "ssl_protocol",
-    "target_group_arn",
-    "trace_id",
-    "domain_name",
-    "chosen_cert_arn",
-    "matched_rule_priority",
-    "request_creation_time",
-    "actions_executed",
-    "redirect_url",
-    "error_reason",
-    "target:port_list",
-    "target_status_code_list",
-    "classification",
-    "classification_reason",
-    "conn_trace_id",
-];
+use router::format::alb::FIELDS as ALB_FIELDS;
+use router::format::s3_access::FIELDS as S3_ACCESS_FIELDS;
 
 fn percent_decode(v: &str) -> String {
     let b = v.as_bytes();

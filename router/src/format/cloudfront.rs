@@ -39,6 +39,45 @@ const DECODED: [&str; 5] = [
 /// written is kept too, under `<key>_raw`.
 const KEEP_RAW: [&str; 1] = ["cs-uri-query"];
 
+/// The fields of CloudFront's standard log since 2019-12, in order (what
+/// `gen-events --format cloudfront` writes; real files announce their own
+/// in `#Fields:`, and the router reads those).
+pub const STANDARD_FIELDS: [&str; 33] = [
+    "date",
+    "time",
+    "x-edge-location",
+    "sc-bytes",
+    "c-ip",
+    "cs-method",
+    "cs(Host)",
+    "cs-uri-stem",
+    "sc-status",
+    "cs(Referer)",
+    "cs(User-Agent)",
+    "cs-uri-query",
+    "cs(Cookie)",
+    "x-edge-result-type",
+    "x-edge-request-id",
+    "x-host-header",
+    "cs-protocol",
+    "cs-bytes",
+    "time-taken",
+    "x-forwarded-for",
+    "ssl-protocol",
+    "ssl-cipher",
+    "x-edge-response-result-type",
+    "cs-protocol-version",
+    "fle-status",
+    "fle-encrypted-fields",
+    "c-port",
+    "time-to-first-byte",
+    "x-edge-detailed-result-type",
+    "sc-content-type",
+    "sc-content-len",
+    "sc-range-start",
+    "sc-range-end",
+];
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Column {
     key: String,
