@@ -316,3 +316,29 @@ pub fn own_moto() -> (Service, String) {
     });
     (moto, format!("http://127.0.0.1:{port}"))
 }
+
+/// The `[route.payload]` of issue #12's tick pipeline: S3 access logs of
+/// signed GETs carrying the event as `?data=|…|`, 11 fields in a fixed order.
+pub fn tick_payload() -> logrouter::config::PayloadConfig {
+    logrouter::config::PayloadConfig {
+        field: "/request_uri".into(),
+        query_param: "data".into(),
+        delimiter: "|".into(),
+        fields: [
+            "event_timestamp",
+            "event_guid",
+            "user_id",
+            "user_type",
+            "consumer",
+            "country",
+            "event_type",
+            "video_type",
+            "content_id",
+            "start",
+            "end",
+        ]
+        .map(String::from)
+        .to_vec(),
+        key: "access_log".into(),
+    }
+}

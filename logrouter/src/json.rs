@@ -123,6 +123,34 @@ impl<'de> Visitor<'de> for Key {
 /// nothing: through `deserialize_any`, never `deserialize_ignored_any`.
 pub struct Skip;
 
+/// The scalar visits of a serde `Visitor` that only walks a line's
+/// structure: every boolean, number, string (borrowed ones forward to
+/// `visit_str`, so nothing is copied) and null is accepted as `$value`.
+/// Shared by [`Skip`] and the loader's row and inference visitors.
+#[macro_export]
+macro_rules! accept_scalars {
+    ($ty:ty, $value:expr) => {
+        fn visit_bool<E: ::serde::de::Error>(self, _: bool) -> Result<$ty, E> {
+            Ok($value)
+        }
+        fn visit_i64<E: ::serde::de::Error>(self, _: i64) -> Result<$ty, E> {
+            Ok($value)
+        }
+        fn visit_u64<E: ::serde::de::Error>(self, _: u64) -> Result<$ty, E> {
+            Ok($value)
+        }
+        fn visit_f64<E: ::serde::de::Error>(self, _: f64) -> Result<$ty, E> {
+            Ok($value)
+        }
+        fn visit_str<E: ::serde::de::Error>(self, _: &str) -> Result<$ty, E> {
+            Ok($value)
+        }
+        fn visit_unit<E: ::serde::de::Error>(self) -> Result<$ty, E> {
+            Ok($value)
+        }
+    };
+}
+
 impl<'de> DeserializeSeed<'de> for Skip {
     type Value = ();
     fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
@@ -135,26 +163,7 @@ impl<'de> Visitor<'de> for Skip {
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("any JSON value")
     }
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_i64<E: de::Error>(self, _: i64) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_u64<E: de::Error>(self, _: u64) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
-        Ok(())
-    }
-    // `visit_borrowed_str` forwards here: a string without escapes is only
-    // looked at, never copied.
-    fn visit_str<E: de::Error>(self, _: &str) -> Result<(), E> {
-        Ok(())
-    }
+    crate::accept_scalars!((), ());
     fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<(), A::Error> {
         skip_seq(seq)
     }

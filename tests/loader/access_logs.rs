@@ -322,10 +322,7 @@ async fn issue12_cloudfront_logs_in_s3_become_typed_rows_in_postgres_and_sqlite(
             .unwrap();
     }
 
-    let mut config = logrouter::config::Config::default();
-    config.aws.force_path_style = true;
-    config.queue.wait_time_secs = 1;
-    config.queue.visibility_timeout_secs = 30;
+    let mut config = test_config();
     config.route.format = logrouter::config::LineFormat::Cloudfront;
     config.route.fixed_type = Some("cloudfront".into());
     config.validate().unwrap();
@@ -368,11 +365,14 @@ async fn issue12_cloudfront_logs_in_s3_become_typed_rows_in_postgres_and_sqlite(
     let dir = tempfile::tempdir().unwrap();
     let sqlite = format!("sqlite:{}", dir.path().join("w.db").display());
     let root = format!("s3://{bucket}/routed");
-    for url in [database_url(), sqlite.clone()] {
+    let at_moto = || {
         let mut cmd = loader_in(&schema);
         cmd.env("AWS_ENDPOINT_URL", moto())
             .env("LOGROUTER_AWS__FORCE_PATH_STYLE", "true");
-        let out = run(&mut cmd, &["load", "--warehouse", &url, &root]);
+        cmd
+    };
+    for url in [database_url(), sqlite.clone()] {
+        let out = run(&mut at_moto(), &["load", "--warehouse", &url, &root]);
         assert!(
             out.status.success()
                 && text(&out).contains("loaded 2 files (80 rows)")
@@ -408,19 +408,13 @@ async fn issue12_cloudfront_logs_in_s3_become_typed_rows_in_postgres_and_sqlite(
             [format!("{want_types}\t80\t{}\tMozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/78.0.3904.108 Safari/537.36", 2 * (1000..1040).sum::<u32>())],
             "{url}"
         );
-        let mut cmd = loader_in(&schema);
-        cmd.env("AWS_ENDPOINT_URL", moto())
-            .env("LOGROUTER_AWS__FORCE_PATH_STYLE", "true");
-        let out = run(&mut cmd, &["load", "--warehouse", &url, &root]);
+        let out = run(&mut at_moto(), &["load", "--warehouse", &url, &root]);
         assert!(
             text(&out).contains("loaded 0 files (0 rows), 2 already loaded"),
             "{url}: {}",
             text(&out)
         );
-        let mut cmd = loader_in(&schema);
-        cmd.env("AWS_ENDPOINT_URL", moto())
-            .env("LOGROUTER_AWS__FORCE_PATH_STYLE", "true");
-        let out = run(&mut cmd, &["verify", "--warehouse", &url, &root]);
+        let out = run(&mut at_moto(), &["verify", "--warehouse", &url, &root]);
         assert!(out.status.success(), "{url}: {}", text(&out));
     }
 }

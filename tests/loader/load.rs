@@ -625,7 +625,7 @@ async fn issue13_output_into_a_closed_pipe_exits_quietly() {
 /// objects that `loader load` puts into one SQLite table per event type.
 #[tokio::test]
 async fn issue12_s3_access_payload_loads_into_sqlite() {
-    use logrouter::config::{LineFormat, PayloadConfig};
+    use logrouter::config::LineFormat;
     let dir = tempfile::tempdir().unwrap();
     let line = |data: &str| {
         format!("79a5 bucket1 [15/Jan/2014:19:33:24 +0000] 192.0.2.3 - REQ1 REST.GET.OBJECT tick \"GET /tick?data={data} HTTP/1.1\" 200 - 0 0 12 11 \"-\" \"Mozilla/5.0 \"x\" (X11)\" - host1 SigV4 ECDHE-RSA-AES128-SHA QueryString bucket1.s3.amazonaws.com TLSv1.2 - -\n")
@@ -641,27 +641,7 @@ async fn issue12_s3_access_payload_loads_into_sqlite() {
     std::fs::write(&src, log).unwrap();
     let mut config = Config::default();
     config.route.format = LineFormat::S3Access;
-    config.route.payload = Some(PayloadConfig {
-        field: "/request_uri".into(),
-        query_param: "data".into(),
-        delimiter: "|".into(),
-        fields: [
-            "event_timestamp",
-            "event_guid",
-            "user_id",
-            "user_type",
-            "consumer",
-            "country",
-            "event_type",
-            "video_type",
-            "content_id",
-            "start",
-            "end",
-        ]
-        .map(String::from)
-        .to_vec(),
-        key: "access_log".into(),
-    });
+    config.route.payload = Some(crate::support::tick_payload());
     config.validate().unwrap();
     let routed = dir.path().join("routed");
     let router = Router::new(

@@ -645,7 +645,7 @@ async fn issue10_router_never_routes_a_line_the_loader_cannot_parse() {
 /// Issue #12: access logs (CloudFront, S3 server access, ALB) become JSON
 /// objects, one per line, routed by a field of that object.
 mod issue12 {
-    use logrouter::config::{LineFormat, PayloadConfig};
+    use logrouter::config::LineFormat;
 
     use super::*;
 
@@ -670,27 +670,7 @@ mod issue12 {
     /// the event as `?data=|…|`.
     fn tick_config() -> Config {
         let mut c = config(LineFormat::S3Access, "/event_type");
-        c.route.payload = Some(PayloadConfig {
-            field: "/request_uri".into(),
-            query_param: "data".into(),
-            delimiter: "|".into(),
-            fields: [
-                "event_timestamp",
-                "event_guid",
-                "user_id",
-                "user_type",
-                "consumer",
-                "country",
-                "event_type",
-                "video_type",
-                "content_id",
-                "start",
-                "end",
-            ]
-            .map(String::from)
-            .to_vec(),
-            key: "access_log".into(),
-        });
+        c.route.payload = Some(crate::support::tick_payload());
         c.validate().unwrap();
         c
     }

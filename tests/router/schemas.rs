@@ -167,20 +167,11 @@ fn issue10_inferred_schemas_match_the_shipped_ones() {
 use router::format::alb::FIELDS as ALB_FIELDS;
 use router::format::s3_access::FIELDS as S3_ACCESS_FIELDS;
 
+/// CloudFront's percent-encoding decoded, as the router decodes it.
 fn percent_decode(v: &str) -> String {
-    let b = v.as_bytes();
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' && i + 3 <= b.len() {
-            out.push(u8::from_str_radix(&v[i + 1..i + 3], 16).unwrap());
-            i += 3;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).unwrap()
+    router::format::percent_decode(v, false)
+        .expect("UTF-8 once decoded")
+        .into_owned()
 }
 
 /// The routed object of a record: the documented names normalised, the

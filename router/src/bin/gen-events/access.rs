@@ -844,19 +844,9 @@ mod tests {
     }
 
     fn percent_decode(v: &str) -> String {
-        let b = v.as_bytes();
-        let mut out = Vec::new();
-        let mut i = 0;
-        while i < b.len() {
-            if b[i] == b'%' {
-                out.push(u8::from_str_radix(&v[i + 1..i + 3], 16).expect("hex escape"));
-                i += 3;
-            } else {
-                out.push(b[i]);
-                i += 1;
-            }
-        }
-        String::from_utf8(out).expect("UTF-8 once decoded")
+        router::format::percent_decode(v, false)
+            .expect("UTF-8 once decoded")
+            .into_owned()
     }
 
     /// S3 access log fields, by the documented layout: `[Time]`, quoted
