@@ -6,11 +6,10 @@
 //! which makes it durable under its final key. A writer dropped unfinished
 //! (the source failed) removes its temporary file.
 
-use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender};
 use std::sync::{Arc, Condvar, Mutex};
 
@@ -87,12 +86,15 @@ impl Write for Encoder {
 
 /// Uncompressed bytes gathered before a block goes to the compressor.
 const BLOCK: usize = 64 * 1024;
-/// Blocks queued to the compressor thread at most (with one block being
-/// filled per open part, this bounds the blocks in flight).
+/// Blocks queued to the compressor threads at most, per thread (with one
+/// block in flight per open part, this bounds the blocks in memory).
 const QUEUE: usize = 8;
 
-/// The compressor thread's view of one part.
+/// One part as the compressor threads see it: its encoder, and how far it
+/// has got. Any thread may compress a part's next block, because a part
+/// never has two in flight (see [`PartWriter::send_block`]).
 struct PartState {
+    encoder: Mutex<Option<Box<Encoder>>>,
     progress: Mutex<Progress>,
     changed: Condvar,
 }
@@ -104,136 +106,138 @@ struct Progress {
     /// Compressed bytes written after those blocks.
     compressed: u64,
     error: Option<io::Error>,
-    /// The compressor thread is gone (it panicked): nothing more will be done.
+    /// A compressor thread panicked on this part's block: nothing more will
+    /// be done for it.
     stopped: bool,
 }
 
-enum Job {
-    Open {
-        id: u64,
-        encoder: Box<Encoder>,
-        state: Arc<PartState>,
-    },
-    Data {
-        id: u64,
-        block: Vec<u8>,
-    },
-    Finish {
-        id: u64,
-        reply: std::sync::mpsc::Sender<io::Result<u64>>,
-    },
-    Abort {
-        id: u64,
-    },
+struct Job {
+    part: Arc<PartState>,
+    block: Vec<u8>,
 }
 
-/// Compresses the parts of one source on a thread of its own, so that
+/// Compresses the parts of one source on threads of their own, so that
 /// classifying and converting lines (the routing thread) and compressing
-/// them overlap on two cores instead of taking turns on one. Each part
-/// keeps at most one block in flight and learns its compressed size when it
-/// hands over the next, so a part rolls over at the same line on every run
-/// (deterministic keys) whatever the threads' timing.
+/// them overlap on all cores instead of taking turns on one. Compression is
+/// the largest share of the router's work (about half its CPU time on JSON
+/// lines), more than one thread does: with one compressor thread, the
+/// routing and decoding threads waited behind it while the other core sat
+/// idle. So there are [`threads`] of them, taking blocks from one queue,
+/// whichever part they belong to (sharding parts between threads left one
+/// thread with twice the other's work, since types differ in volume).
+///
+/// Each part keeps at most one block in flight and learns its compressed
+/// size when it hands over the next, so its blocks are compressed in order
+/// and a part rolls over at the same line on every run (deterministic keys)
+/// whatever the threads' timing and number.
 pub struct Compressor {
     jobs: SyncSender<Job>,
-    next: u64,
-    /// Cleared when the thread ends (after a panic), so that a writer whose
-    /// jobs it never received does not wait for it.
-    alive: Arc<AtomicBool>,
+    /// Compressor threads still running: a panic ends one (after marking the
+    /// part it was on), and a writer stops waiting once none is left.
+    running: Arc<AtomicUsize>,
+}
+
+/// How many compressor threads a source gets: one per core, at most four
+/// (a source's parts rarely keep more busy, and `router run` routes several
+/// sources at once).
+pub fn threads() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .clamp(1, 4)
 }
 
 impl Compressor {
     pub fn start() -> io::Result<Self> {
-        let (jobs, rx) = std::sync::mpsc::sync_channel::<Job>(QUEUE);
-        let alive = Arc::new(AtomicBool::new(true));
-        let flag = alive.clone();
-        std::thread::Builder::new()
-            .name("compress".into())
-            .spawn(move || compress(rx, flag))?;
-        Ok(Self {
-            jobs,
-            next: 0,
-            alive,
-        })
+        Self::with_threads(threads())
     }
-}
 
-/// The parts the compressor thread holds; if the thread ends (a panic),
-/// their writers are told instead of waiting forever (and `alive` tells
-/// the writers of parts it had not heard of yet).
-struct Held(
-    HashMap<u64, (Box<Encoder>, Arc<PartState>)>,
-    Arc<AtomicBool>,
-);
-
-impl Drop for Held {
-    fn drop(&mut self) {
-        self.1.store(false, Ordering::SeqCst);
-        for (_, state) in self.0.values() {
-            lock(state).stopped = true;
-            state.changed.notify_all();
-        }
-    }
-}
-
-fn lock(state: &PartState) -> std::sync::MutexGuard<'_, Progress> {
-    state.progress.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn compress(jobs: Receiver<Job>, alive: Arc<AtomicBool>) {
-    let mut held = Held(HashMap::new(), alive);
-    for job in jobs {
-        match job {
-            Job::Open { id, encoder, state } => {
-                held.0.insert(id, (encoder, state));
-            }
-            Job::Data { id, block } => {
-                if let Some((encoder, state)) = held.0.get_mut(&id) {
-                    let failed = lock(state).error.is_some();
-                    let written = if failed {
-                        Ok(())
-                    } else {
-                        encoder.write_all(&block)
-                    };
-                    let mut p = lock(state);
-                    p.done += 1;
-                    p.compressed = encoder.counted();
-                    if let Err(e) = written {
-                        p.error.get_or_insert(e);
-                    }
-                    drop(p);
-                    state.changed.notify_all();
+    pub fn with_threads(n: usize) -> io::Result<Self> {
+        let n = n.max(1);
+        let (jobs, rx) = std::sync::mpsc::sync_channel::<Job>(QUEUE * n);
+        let rx = Arc::new(Mutex::new(rx));
+        let running = Arc::new(AtomicUsize::new(0));
+        for i in 0..n {
+            let (rx, running) = (rx.clone(), running.clone());
+            running.fetch_add(1, Ordering::SeqCst);
+            let spawned = std::thread::Builder::new()
+                .name(format!("compress-{i}"))
+                .spawn(move || compress(&rx, Running(running)));
+            if let Err(e) = spawned {
+                // The closure (and its count) is gone with the failed spawn.
+                if i == 0 {
+                    return Err(e);
                 }
-            }
-            Job::Finish { id, reply } => {
-                let result = match held.0.remove(&id) {
-                    None => Err(io::Error::other("a part finished twice")),
-                    Some((encoder, state)) => match lock(&state).error.take() {
-                        Some(e) => Err(e),
-                        None => encoder.finish().and_then(|mut file| {
-                            file.inner.flush()?;
-                            Ok(file.written)
-                        }),
-                    },
-                };
-                let _ = reply.send(result);
-            }
-            Job::Abort { id } => {
-                held.0.remove(&id);
+                break;
             }
         }
+        Ok(Self { jobs, running })
+    }
+}
+
+/// One running compressor thread: counted down when the thread ends, by
+/// return or by panic.
+struct Running(Arc<AtomicUsize>);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// The part a compressor thread is working on: if the thread panics, its
+/// writer is told instead of waiting for a block that never completes.
+struct OnPart<'a>(&'a PartState);
+
+impl Drop for OnPart<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            lock(&self.0.progress).stopped = true;
+            self.0.changed.notify_all();
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn compress(jobs: &Mutex<Receiver<Job>>, _running: Running) {
+    loop {
+        // Held only while waiting for a job, not while compressing one.
+        let job = lock(jobs).recv();
+        let Ok(Job { part, block }) = job else {
+            return; // every writer and the compressor are gone
+        };
+        let _on = OnPart(&part);
+        let failed = lock(&part.progress).error.is_some();
+        let mut encoder = lock(&part.encoder);
+        let (written, counted) = match encoder.as_mut() {
+            Some(e) if !failed => (e.write_all(&block), e.counted()),
+            Some(e) => (Ok(()), e.counted()),
+            None => (Err(io::Error::other("a block after its part finished")), 0),
+        };
+        drop(encoder);
+        let mut p = lock(&part.progress);
+        p.done += 1;
+        p.compressed = counted;
+        if let Err(e) = written {
+            p.error.get_or_insert(e);
+        }
+        drop(p);
+        part.changed.notify_all();
     }
 }
 
 fn stopped() -> io::Error {
-    io::Error::other("the compressor thread stopped")
+    io::Error::other("the compressor threads stopped")
 }
 
 /// Writes one part file: lines are gathered into blocks here and
 /// compressed by the source's [`Compressor`].
 pub struct PartWriter {
-    id: u64,
     jobs: SyncSender<Job>,
-    alive: Arc<AtomicBool>,
+    running: Arc<AtomicUsize>,
     state: Arc<PartState>,
     /// Lines gathered for the next block.
     block: Vec<u8>,
@@ -241,7 +245,6 @@ pub struct PartWriter {
     sent: u64,
     /// Compressed bytes after all blocks but the last one sent.
     compressed: u64,
-    finished: bool,
     temp: PathBuf,
     output: PartOutput,
 }
@@ -275,67 +278,62 @@ impl PartWriter {
                 Encoder::Zstd(zstd::stream::write::Encoder::new(file, level)?)
             }
         };
-        let id = compressor.next;
-        compressor.next += 1;
-        let state = Arc::new(PartState {
-            progress: Mutex::new(Progress::default()),
-            changed: Condvar::new(),
-        });
-        let writer = Self {
-            id,
+        Ok(Self {
             jobs: compressor.jobs.clone(),
-            alive: compressor.alive.clone(),
-            state: state.clone(),
+            running: compressor.running.clone(),
+            state: Arc::new(PartState {
+                encoder: Mutex::new(Some(Box::new(encoder))),
+                progress: Mutex::new(Progress::default()),
+                changed: Condvar::new(),
+            }),
             block: Vec::with_capacity(BLOCK + 1024),
             sent: 0,
             compressed: 0,
-            finished: false,
             temp,
             output: PartOutput {
                 key,
                 ..Default::default()
             },
-        };
-        writer
-            .jobs
-            .send(Job::Open {
-                id,
-                encoder: Box::new(encoder),
-                state,
-            })
-            .map_err(|_| stopped())?;
-        Ok(writer)
+        })
+    }
+
+    /// Waits until every block sent is compressed, and returns the
+    /// compressed size after them (or the part's first error).
+    fn wait_compressed(&self) -> io::Result<u64> {
+        let mut p = lock(&self.state.progress);
+        while p.done < self.sent && !p.stopped && p.error.is_none() {
+            if self.running.load(Ordering::SeqCst) == 0 {
+                break;
+            }
+            p = self
+                .state
+                .changed
+                .wait_timeout(p, std::time::Duration::from_millis(100))
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+        // The error stays recorded: the compressor skips this part's later
+        // blocks and its finish reports it too.
+        if let Some(e) = &p.error {
+            return Err(io::Error::new(e.kind(), e.to_string()));
+        }
+        if p.done < self.sent {
+            return Err(stopped());
+        }
+        Ok(p.compressed)
     }
 
     /// Hands the gathered block over once the previous one is compressed
-    /// (so `compressed_len` is the same on every run).
+    /// (so `compressed_len` is the same on every run, and a part's blocks
+    /// are compressed in order whichever thread takes them).
     fn send_block(&mut self) -> io::Result<()> {
-        {
-            let mut p = lock(&self.state);
-            while p.done < self.sent && !p.stopped && p.error.is_none() {
-                if !self.alive.load(Ordering::SeqCst) {
-                    break;
-                }
-                p = self
-                    .state
-                    .changed
-                    .wait_timeout(p, std::time::Duration::from_millis(100))
-                    .unwrap_or_else(|e| e.into_inner())
-                    .0;
-            }
-            // The error stays recorded: the compressor skips this part's
-            // later blocks and its finish reports it too.
-            if let Some(e) = &p.error {
-                return Err(io::Error::new(e.kind(), e.to_string()));
-            }
-            if p.done < self.sent {
-                return Err(stopped());
-            }
-            self.compressed = p.compressed;
-        }
+        self.compressed = self.wait_compressed()?;
         let block = std::mem::replace(&mut self.block, Vec::with_capacity(BLOCK + 1024));
         self.jobs
-            .send(Job::Data { id: self.id, block })
+            .send(Job {
+                part: self.state.clone(),
+                block,
+            })
             .map_err(|_| stopped())?;
         self.sent += 1;
         Ok(())
@@ -373,20 +371,18 @@ impl PartWriter {
         self.compressed
     }
 
+    /// Compresses the last block here, on the calling thread, after the
+    /// blocks in flight, and closes the stream.
     pub fn finish(mut self) -> io::Result<FinishedPart> {
+        self.wait_compressed()?;
+        let encoder = lock(&self.state.encoder).take();
+        let mut encoder = encoder.ok_or_else(|| io::Error::other("a part finished twice"))?;
         if !self.block.is_empty() {
-            let block = std::mem::take(&mut self.block);
-            self.jobs
-                .send(Job::Data { id: self.id, block })
-                .map_err(|_| stopped())?;
+            encoder.write_all(&std::mem::take(&mut self.block))?;
         }
-        let (reply, result) = std::sync::mpsc::channel();
-        self.jobs
-            .send(Job::Finish { id: self.id, reply })
-            .map_err(|_| stopped())?;
-        self.finished = true;
-        let written = result.recv().map_err(|_| stopped())??;
-        self.output.bytes = written;
+        let mut file = encoder.finish()?;
+        file.inner.flush()?;
+        self.output.bytes = file.written;
         Ok(FinishedPart {
             temp: std::mem::take(&mut self.temp),
             output: std::mem::take(&mut self.output),
@@ -412,10 +408,9 @@ impl Write for PartWriter {
 }
 
 impl Drop for PartWriter {
+    /// An unfinished part (the source failed) leaves no file: its encoder
+    /// goes with the last block in flight, its temporary file here.
     fn drop(&mut self) {
-        if !self.finished {
-            let _ = self.jobs.send(Job::Abort { id: self.id });
-        }
         if !self.temp.as_os_str().is_empty() {
             let _ = std::fs::remove_file(&self.temp);
         }
@@ -430,8 +425,13 @@ mod tests {
 
     /// Writes `lines` lines to one part among `others` interleaved parts and
     /// returns the compressed length seen after each line, and the part.
-    fn write(dir: &std::path::Path, lines: u64, others: usize) -> (Vec<u64>, FinishedPart) {
-        let mut compressor = Compressor::start().unwrap();
+    fn write(
+        dir: &std::path::Path,
+        lines: u64,
+        others: usize,
+        threads: usize,
+    ) -> (Vec<u64>, FinishedPart) {
+        let mut compressor = Compressor::with_threads(threads).unwrap();
         let mut part = |name: &str| {
             PartWriter::create(
                 &mut compressor,
@@ -464,7 +464,8 @@ mod tests {
 
     /// The compressed length a part reports after each line (what rolls it
     /// over) is the same on every run, whatever the compressor thread's
-    /// timing, and the part holds every line in order.
+    /// timing and however many threads compress, and the part holds every
+    /// line in order.
     #[test]
     fn compressed_length_is_deterministic_and_the_part_is_whole() {
         let dir = tempfile::tempdir().unwrap();
@@ -472,8 +473,8 @@ mod tests {
         let b = dir.path().join("b");
         std::fs::create_dir_all(&a).unwrap();
         std::fs::create_dir_all(&b).unwrap();
-        let (first, part) = write(&a, 20_000, 0);
-        let (second, other) = write(&b, 20_000, 3);
+        let (first, part) = write(&a, 20_000, 0, 1);
+        let (second, other) = write(&b, 20_000, 3, 3);
         assert_eq!(first, second);
         assert!(first.last().copied().unwrap() > 0, "blocks were compressed");
         assert_eq!(part.output.lines, 20_000);

@@ -100,8 +100,7 @@ impl Payload {
         out.push(b'{');
         object::write_members(out, &payload);
         out.push(b',');
-        object::write_str(out, &self.nest);
-        out.push(b':');
+        object::write_key(out, &self.nest);
         object::write_object(out, fields);
         out.push(b'}');
         Ok(match type_path {
