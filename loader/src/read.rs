@@ -27,34 +27,130 @@ pub enum RawLine<'a> {
 pub fn for_each_line(
     name: &str,
     raw: Box<dyn Read + Send>,
-    mut f: impl FnMut(u64, RawLine<'_>) -> ControlFlow<()>,
+    f: impl FnMut(u64, RawLine<'_>) -> ControlFlow<()>,
 ) -> std::io::Result<u64> {
     let reader = decoder(name, raw)?;
-    let mut reader = BufReader::with_capacity(256 * 1024, reader);
+    split_lines(
+        BufReader::with_capacity(256 * 1024, reader),
+        MAX_LINE_BYTES,
+        f,
+    )
+}
+
+/// The lines of `reader`, for [`for_each_line`]; lines over `max` bytes
+/// are [`RawLine::TooLong`].
+fn split_lines(
+    mut reader: impl BufRead,
+    max: u64,
+    mut f: impl FnMut(u64, RawLine<'_>) -> ControlFlow<()>,
+) -> std::io::Result<u64> {
+    // A line split across two reads of the buffer is gathered here (up to
+    // one byte past the limit); one inside the buffer is handed over where
+    // it is, without a copy.
     let mut buf = Vec::with_capacity(4096);
+    // The length of the line being gathered, which may pass `buf`'s.
+    let mut len = 0u64;
     let mut line_no = 0u64;
-    loop {
-        buf.clear();
-        let n = (&mut reader)
-            .take(MAX_LINE_BYTES + 1)
-            .read_until(b'\n', &mut buf)?;
-        if n == 0 {
-            return Ok(line_no);
-        }
-        line_no += 1;
-        let line = if buf.last() == Some(&b'\n') {
-            buf.pop();
-            RawLine::Line(&buf)
-        } else if buf.len() as u64 > MAX_LINE_BYTES {
-            // Skip the rest of the line without holding it.
-            reader.skip_until(b'\n')?;
-            RawLine::TooLong(&buf[..4096])
+    fn gathered(buf: &[u8], len: u64, max: u64) -> RawLine<'_> {
+        if len > max {
+            RawLine::TooLong(&buf[..buf.len().min(4096)])
         } else {
-            // The last line, without a terminator.
-            RawLine::Line(&buf)
-        };
-        if f(line_no, line).is_break() {
+            RawLine::Line(buf)
+        }
+    }
+    loop {
+        let avail = reader.fill_buf()?;
+        if avail.is_empty() {
+            // The end; the last line may have no terminator.
+            if len > 0 {
+                line_no += 1;
+                let _ = f(line_no, gathered(&buf, len, max));
+            }
             return Ok(line_no);
         }
+        let (take, end) = match memchr::memchr(b'\n', avail) {
+            Some(i) => (i, Some(i + 1)),
+            None => (avail.len(), None),
+        };
+        if let (Some(end), 0) = (end, len) {
+            line_no += 1;
+            let flow = f(line_no, gathered(&avail[..take], take as u64, max));
+            reader.consume(end);
+            if flow.is_break() {
+                return Ok(line_no);
+            }
+            continue;
+        }
+        let room = (max + 1).saturating_sub(buf.len() as u64) as usize;
+        buf.extend_from_slice(&avail[..take.min(room)]);
+        len += take as u64;
+        reader.consume(end.unwrap_or(take));
+        if end.is_some() {
+            line_no += 1;
+            let flow = f(line_no, gathered(&buf, len, max));
+            buf.clear();
+            len = 0;
+            if flow.is_break() {
+                return Ok(line_no);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `(line number, text)` of every line; a line too long is given as
+    /// `TOO LONG` after checking that its head is the start of the line.
+    fn lines(data: &[u8], capacity: usize, max: u64, stop_after: u64) -> Vec<(u64, String)> {
+        let text: Vec<&[u8]> = data.split(|&b| b == b'\n').collect();
+        let mut got = Vec::new();
+        let read = split_lines(BufReader::with_capacity(capacity, data), max, |n, line| {
+            got.push(match line {
+                RawLine::Line(b) => (n, String::from_utf8_lossy(b).into_owned()),
+                RawLine::TooLong(head) => {
+                    let whole = text[n as usize - 1];
+                    assert!(whole.len() as u64 > max);
+                    assert!(whole.starts_with(head) && !head.is_empty(), "{head:?}");
+                    (n, "TOO LONG".to_string())
+                }
+            });
+            if n == stop_after {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
+        })
+        .unwrap();
+        assert_eq!(read, got.len() as u64);
+        got
+    }
+
+    /// Lines inside one buffer and across any number of them, an empty
+    /// line, a last line without `\n`, lines at and past the limit: the same
+    /// whatever the buffer's size.
+    #[test]
+    fn lines_are_split_the_same_across_buffer_boundaries() {
+        let data = b"first\n\nexactly10!\neleven byte\na much longer line than that\nlast";
+        let want: Vec<(u64, String)> = ["first", "", "exactly10!", "TOO LONG", "TOO LONG", "last"]
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (i as u64 + 1, s.to_string()))
+            .collect();
+        for capacity in [1, 2, 3, 7, 10, 11, 64, 4096] {
+            assert_eq!(
+                lines(data, capacity, 10, u64::MAX),
+                want,
+                "buffer of {capacity}"
+            );
+        }
+        assert_eq!(
+            lines(b"a\nb\n", 4, 10, u64::MAX).len(),
+            2,
+            "no empty last line"
+        );
+        assert_eq!(lines(b"", 4, 10, u64::MAX).len(), 0);
+        assert_eq!(lines(b"a\nb\nc\n", 3, 10, 2).len(), 2, "stops when told");
     }
 }

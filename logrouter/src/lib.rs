@@ -13,6 +13,7 @@
 //!   locally or in S3;
 //! - [`queue`]: the SQS worker loop both services share;
 //! - [`aws`]: lazily built AWS clients;
+//! - [`scan`]: finding the bytes an escaper acts on, 16 at a time;
 //! - [`process`]: logging and signals, the same in both binaries;
 //! - [`telemetry`]: Prometheus metrics, readiness and liveness of the
 //!   services.
@@ -28,5 +29,6 @@ pub mod notification;
 pub mod pointer;
 pub mod process;
 pub mod queue;
+pub mod scan;
 pub mod store;
 pub mod telemetry;

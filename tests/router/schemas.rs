@@ -286,12 +286,13 @@ fn issue12_access_log_schemas_load_every_generated_record() {
             assert_eq!(got, want, "{format}: the columns are the documented fields");
         }
         let maker = RowMaker::new(table);
-        let (mut values, mut unknown) = (Vec::new(), Vec::new());
+        let mut unknown = Vec::new();
         let names: Vec<&str> = names.iter().map(String::as_str).collect();
         // Typed values seen per column, to prove each typed column is used.
         let mut typed: BTreeMap<&str, u64> = BTreeMap::new();
         for r in records {
             let line = routed_object(&names, r);
+            let mut values = Vec::new();
             maker.read(&line, &mut values, &mut unknown).unwrap();
             assert!(unknown.is_empty(), "{format}: drift {unknown:?}");
             let mut cells = Vec::new();

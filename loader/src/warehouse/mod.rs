@@ -483,8 +483,9 @@ pub fn for_each_row(
     let maker = RowMaker::new(table);
     let width = table.columns.len();
     let whole_line = maker.whole_line();
-    // Reused from line to line.
-    let (mut values, mut unknown) = (Vec::with_capacity(width), Vec::new());
+    // Reused from line to line (the values borrow from each line, so they
+    // are the line's own, like its cells).
+    let mut unknown = Vec::new();
     let mut out = FileRows::default();
     let mut failure: Option<LoadError> = None;
     let read = for_each_line(&file.uri, raw, |line_no, line| {
@@ -520,6 +521,7 @@ pub fn for_each_row(
             }
         };
         let not_an_object = || (RejectReason::NotAnObject, "is not a JSON object".to_owned());
+        let mut values = Vec::new();
         let parsed: Result<(), (RejectReason, String)> = if whole_line {
             // The line is stored as it is: check it is one JSON object the
             // way the router did, without building it.

@@ -50,8 +50,8 @@ pub fn write_key(out: &mut Vec<u8>, key: &str) {
 
 /// Appends `s` as a JSON string. `"`, `\` and control characters are
 /// escaped; everything else (UTF-8 included) is copied in runs, found 16
-/// bytes at a time (most values have nothing to escape, and this is the
-/// converted formats' hottest loop).
+/// bytes at a time ([`logrouter::scan`]: most values have nothing to
+/// escape, and this is the converted formats' hottest loop).
 pub fn write_str(out: &mut Vec<u8>, s: &str) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let b = s.as_bytes();
@@ -59,7 +59,7 @@ pub fn write_str(out: &mut Vec<u8>, s: &str) {
     out.push(b'"');
     let mut start = 0;
     loop {
-        let i = start + next_escape(&b[start..]);
+        let i = start + logrouter::scan::JSON_STRING.find(&b[start..]);
         out.extend_from_slice(&b[start..i]);
         let Some(&c) = b.get(i) else { break };
         let short: &[u8] = match c {
@@ -82,56 +82,6 @@ pub fn write_str(out: &mut Vec<u8>, s: &str) {
         start = i + 1;
     }
     out.push(b'"');
-}
-
-/// The offset of the first byte of `b` that JSON escapes (a control
-/// character, `"` or `\`), or `b.len()`. Bytes of 0x80 and over never
-/// match, so UTF-8 passes.
-fn next_escape(b: &[u8]) -> usize {
-    let mut i = 0;
-    #[cfg(target_arch = "x86_64")]
-    while i + 16 <= b.len() {
-        // SSE2 is part of x86_64, so this needs no run-time detection.
-        use std::arch::x86_64::*;
-        // SAFETY: `i + 16 <= b.len()`, so the unaligned 16-byte load stays
-        // inside `b`; the other intrinsics only compute on registers.
-        let mask = unsafe {
-            let v = _mm_loadu_si128(b.as_ptr().add(i) as *const __m128i);
-            let quote = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'"' as i8));
-            let backslash = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'\\' as i8));
-            // Unsigned v < 0x20 exactly when min(v, 0x1f) == v.
-            let control = _mm_cmpeq_epi8(_mm_min_epu8(v, _mm_set1_epi8(0x1f)), v);
-            _mm_movemask_epi8(_mm_or_si128(_mm_or_si128(quote, backslash), control))
-        };
-        if mask != 0 {
-            return i + mask.trailing_zeros() as usize;
-        }
-        i += 16;
-    }
-    while i + 8 <= b.len() {
-        let word = u64::from_le_bytes(b[i..i + 8].try_into().expect("eight bytes"));
-        if needs_escape(word) {
-            break;
-        }
-        i += 8;
-    }
-    i + b[i..]
-        .iter()
-        .position(|&c| c < 0x20 || c == b'"' || c == b'\\')
-        .unwrap_or(b.len() - i)
-}
-
-/// Whether any of the eight bytes of `word` is a control character, `"` or
-/// `\` (the classic "has a zero byte" test on `word`, `word ^ '"'` and
-/// `word ^ '\'`; bytes of 0x80 and over never match, so UTF-8 passes).
-fn needs_escape(word: u64) -> bool {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
-    let below_space = word.wrapping_sub(ONES * 0x20) & !word;
-    let quote = (word ^ (ONES * b'"' as u64)).wrapping_sub(ONES) & !(word ^ (ONES * b'"' as u64));
-    let backslash =
-        (word ^ (ONES * b'\\' as u64)).wrapping_sub(ONES) & !(word ^ (ONES * b'\\' as u64));
-    (below_space | quote | backslash) & HIGH != 0
 }
 
 #[cfg(test)]
