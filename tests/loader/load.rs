@@ -681,3 +681,79 @@ async fn issue12_s3_access_payload_loads_into_sqlite() {
     assert_eq!(event["access_log"]["user_agent"], "Mozilla/5.0 \"x\" (X11)");
     assert_eq!(event["access_log"]["time"], "15/Jan/2014:19:33:24 +0000");
 }
+
+/// Issue #14: rows go to PostgreSQL in COPY's binary format when every
+/// column's type allows it, and as text when one does not (here a column a
+/// hand-written migration made `numeric`); both give the same rows, typed
+/// and JSON columns, NULLs, escapes and timestamps alike.
+#[tokio::test]
+async fn issue14_binary_and_text_copy_load_the_same_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    route_local(dir.path(), "app-2015-01-20-13.log.gz", &events(2000, 1)).await;
+    let routed = dir.path().join("routed");
+    let url = database_url();
+    let load = |schema: &str| {
+        let mut cmd = loader();
+        cmd.env("LOGROUTER_LOAD__DB_SCHEMA", schema);
+        let out = run(
+            &mut cmd,
+            &["load", "--warehouse", &url, routed.to_str().unwrap()],
+        );
+        assert!(out.status.success(), "{}", text(&out));
+    };
+    let (binary, textual) = (unique_schema("bin"), unique_schema("txt"));
+    load(&binary);
+    // The same tables, emptied, one column made numeric: a text COPY.
+    load(&textual);
+    let c = pg().await;
+    c.batch_execute(&format!(
+        "TRUNCATE \"{textual}\".play, \"{textual}\".click, \"{textual}\"._logrouter_ledger;
+         ALTER TABLE \"{textual}\".play ALTER COLUMN id TYPE numeric"
+    ))
+    .await
+    .unwrap();
+    load(&textual);
+    assert_eq!(pg_counts(&textual).await, pg_counts(&binary).await);
+    let type_of_id = |schema: &str| {
+        format!("SELECT data_type FROM information_schema.columns WHERE table_schema = '{schema}' AND table_name = 'play' AND column_name = 'id'")
+    };
+    let id_type: String = c
+        .query_one(&type_of_id(&textual), &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(id_type, "numeric", "the text path really ran");
+    for (table, columns) in [
+        (
+            "play",
+            "id::bigint, ts, user_name, user_tags::text, _routed_file, _routed_line",
+        ),
+        ("click", "event::text, _routed_file, _routed_line"),
+    ] {
+        let differ: i64 = c
+            .query_one(
+                &format!(
+                    "SELECT count(*) FROM (
+                       (SELECT {columns} FROM \"{binary}\".{table} EXCEPT ALL SELECT {columns} FROM \"{textual}\".{table})
+                       UNION ALL
+                       (SELECT {columns} FROM \"{textual}\".{table} EXCEPT ALL SELECT {columns} FROM \"{binary}\".{table})
+                     ) d"
+                ),
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(differ, 0, "{table}: binary and text rows differ");
+    }
+    // Loaded-at stamps are whole microseconds either way.
+    let stamps: i64 = c
+        .query_one(
+            &format!("SELECT count(DISTINCT _loaded_at) FROM \"{binary}\".play"),
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(stamps, 1);
+}

@@ -1,8 +1,9 @@
 //! PostgreSQL through tokio-postgres. Rows stream in with `COPY … FROM
-//! STDIN` (text format): a blocking thread decompresses and converts lines
-//! into COPY text in 256 KiB chunks, and the connection sends them as they
-//! come, so a file is never held in memory and there is never one INSERT
-//! per row.
+//! STDIN`, in the binary format when every column's type allows it
+//! ([`binary`]: about half the server's work of text) and as text
+//! otherwise: a blocking thread decompresses and converts lines into 256 KiB
+//! chunks, and the connection sends them as they come, so a file is never
+//! held in memory and there is never one INSERT per row.
 //!
 //! A load is one transaction that first takes an advisory lock on the file
 //! (`pg_advisory_xact_lock`), then reads the ledger: a second loader on the
@@ -14,6 +15,8 @@ use std::fmt::Write as _;
 use bytes::{BufMut, Bytes, BytesMut};
 use futures_util::SinkExt;
 use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
+
+mod binary;
 
 use crate::reject::REJECTS_TABLE;
 use crate::rows::Cell;
@@ -213,8 +216,29 @@ impl PgWarehouse {
         };
         let loaded_at = chrono::Utc::now().naive_utc();
         let stamp = loaded_at.format("%Y-%m-%d %H:%M:%S%.6f").to_string();
+        // The columns as the database has them now, in this transaction.
+        let db_types: Vec<(String, String)> = tx
+            .query(
+                "SELECT a.attname::text, format_type(a.atttypid, NULL) FROM pg_attribute a
+                 WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped",
+                &[&name],
+            )
+            .await
+            .map_err(|e| LoadError::db(&doing("reading the columns of"), describe(&e)))?
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect();
+        let plan = binary::plan(table, &db_types);
+        let format = if plan.is_some() {
+            " (FORMAT binary)"
+        } else {
+            ""
+        };
         let sink = tx
-            .copy_in::<_, Bytes>(&format!("COPY {name} ({}) FROM STDIN", column_list(table)))
+            .copy_in::<_, Bytes>(&format!(
+                "COPY {name} ({}) FROM STDIN{format}",
+                column_list(table)
+            ))
             .await
             .map_err(|e| {
                 LoadError::db(
@@ -234,20 +258,47 @@ impl PgWarehouse {
             tokio::task::spawn_blocking(move || -> Result<_, LoadError> {
                 let mut buf = BytesMut::with_capacity(CHUNK + 64 * 1024);
                 let mut itoa = itoa_buf();
-                // The same on every row: escaped once.
+                // The same on every row: encoded once.
                 let mut uri = BytesMut::new();
-                escape(&mut uri, &job.file.uri);
-                let read = for_each_row(&job, opened.raw, |line, cells| {
-                    for c in cells {
-                        encode(&mut buf, c, &mut itoa);
-                        buf.put_u8(b'\t');
+                let mut stamp_field = BytesMut::new();
+                match &plan {
+                    Some(_) => {
+                        binary::header(&mut buf);
+                        binary::cell(
+                            &mut uri,
+                            &Cell::Text(job.file.uri.as_str().into()),
+                            binary::Field::Text,
+                        )
+                        .map_err(LoadError::Database)?;
+                        binary::timestamp(&mut stamp_field, &loaded_at);
                     }
-                    buf.put_slice(&uri);
-                    buf.put_u8(b'\t');
-                    buf.put_slice(itoa_fmt(&mut itoa, line as i64));
-                    buf.put_u8(b'\t');
-                    buf.put_slice(stamp.as_bytes());
-                    buf.put_u8(b'\n');
+                    None => {
+                        escape(&mut uri, &job.file.uri);
+                        stamp_field.put_slice(stamp.as_bytes());
+                    }
+                }
+                let read = for_each_row(&job, opened.raw, |line, cells| {
+                    if let Some(fields) = &plan {
+                        binary::row(&mut buf, fields.len());
+                        for (c, f) in cells.iter().zip(fields) {
+                            binary::cell(&mut buf, c, *f)?;
+                        }
+                        buf.put_slice(&uri);
+                        buf.put_i32(8);
+                        buf.put_i64(line as i64);
+                        buf.put_slice(&stamp_field);
+                    } else {
+                        for c in cells {
+                            encode(&mut buf, c, &mut itoa);
+                            buf.put_u8(b'\t');
+                        }
+                        buf.put_slice(&uri);
+                        buf.put_u8(b'\t');
+                        buf.put_slice(itoa_fmt(&mut itoa, line as i64));
+                        buf.put_u8(b'\t');
+                        buf.put_slice(&stamp_field);
+                        buf.put_u8(b'\n');
+                    }
                     if buf.len() >= CHUNK {
                         let chunk = buf.split().freeze();
                         tx_chunks
@@ -256,6 +307,9 @@ impl PgWarehouse {
                     }
                     Ok(())
                 })?;
+                if plan.is_some() {
+                    binary::trailer(&mut buf);
+                }
                 if !buf.is_empty() {
                     let _ = tx_chunks.blocking_send(buf.freeze());
                 }
