@@ -19,7 +19,7 @@ use serde::Serialize;
 use tokio::sync::mpsc;
 
 use crate::format::Converter;
-use crate::parts::{Compressor, FinishedPart, PartWriter};
+use crate::parts::{Compressor, FinishedPart, Keep, PartWriter};
 use crate::reason::Reason;
 
 const BOM: &[u8] = b"\xEF\xBB\xBF";
@@ -57,6 +57,7 @@ impl RouteRules {
             max_line_bytes: r.max_line_bytes as usize,
             allowed_types: r.allowed_types.clone(),
             max_types_per_source: r.max_types_per_source,
+            max_open_compressors: r.max_open_compressors,
             compression: r.output_compression,
             level: config.compression_level(),
             part_size: r.part_size_bytes,
@@ -172,6 +173,7 @@ pub struct RouteRules {
     pub max_line_bytes: usize,
     pub allowed_types: Option<Vec<String>>,
     pub max_types_per_source: usize,
+    pub max_open_compressors: usize,
     pub compression: OutputCompression,
     pub level: i32,
     pub part_size: u64,
@@ -248,7 +250,8 @@ pub struct LineRouter<'a> {
     name: &'a SourceName,
     source_uri: &'a str,
     sink: Sink<'a>,
-    open: HashMap<Arc<str>, (u32, PartWriter)>,
+    /// Open parts by type: part number, writer, line last written.
+    open: HashMap<Arc<str>, (u32, PartWriter, u64)>,
     quarantine: Option<(u32, PartWriter)>,
     type_cache: HashMap<String, CachedType>,
     result: LinesResult,
@@ -548,21 +551,31 @@ impl<'a> LineRouter<'a> {
                 self.name.part_key(&name, next, self.rules.compression),
                 false,
             )?;
-            self.open.insert(name.clone(), (next, writer));
+            self.open.insert(name.clone(), (next, writer, line_no));
         }
-        let (part_no, writer) = self.open.get_mut(&name).expect("opened above");
+        let (_, writer, last) = self.open.get_mut(&name).expect("opened above");
         writer.write_line(if converted { &self.object } else { line }, line_no)?;
+        *last = line_no;
         let rolled = writer.compressed_len() >= self.rules.part_size;
         self.result.counts.routed += 1;
         if rolled {
-            let part_no = *part_no;
-            let (_, full) = self.open.remove(&name).expect("just written");
-            let output = self.commit(full)?;
-            let entry = self.result.types.get_mut(&*name).expect("opened above");
-            entry.lines += output.lines;
-            entry.parts.push(output);
-            debug_assert_eq!(entry.parts.len() as u32, part_no + 1);
+            self.close_part(&name)?;
         }
+        Ok(())
+    }
+
+    /// Finishes the open part of `name` and records it with its type.
+    fn close_part(&mut self, name: &str) -> io::Result<()> {
+        let (part_no, writer, _) = self.open.remove(name).expect("an open part");
+        let output = self.commit(writer)?;
+        let entry = self
+            .result
+            .types
+            .get_mut(name)
+            .expect("opened type is recorded");
+        entry.lines += output.lines;
+        entry.parts.push(output);
+        debug_assert_eq!(entry.parts.len() as u32, part_no + 1);
         Ok(())
     }
 
@@ -586,7 +599,17 @@ impl<'a> LineRouter<'a> {
             Some(c) => c,
             None => compressor.insert(Compressor::start()?),
         };
-        PartWriter::create(compressor, temp, key, compression, level)
+        // Past `route.max_open_compressors` open parts, a new part keeps no
+        // compressor between its blocks (see `parts::Keep`): the count of
+        // open parts follows the lines, so the choice is the same on every
+        // run.
+        let open = self.open.len() + usize::from(self.quarantine.is_some());
+        let keep = if open < self.rules.max_open_compressors {
+            Keep::Compressor
+        } else {
+            Keep::BlockMembers
+        };
+        PartWriter::create(compressor, temp, key, compression, level, keep)
     }
 
     /// Hands a finished part to the committer and returns its record.
@@ -759,17 +782,10 @@ impl<'a> LineRouter<'a> {
             pipe.flush()
                 .map_err(|e| io::Error::other(PipeWriteError(e)))?;
         }
-        let mut open: Vec<_> = std::mem::take(&mut self.open).into_iter().collect();
-        open.sort_by(|a, b| a.0.cmp(&b.0));
-        for (name, (_, writer)) in open {
-            let output = self.commit(writer)?;
-            let entry = self
-                .result
-                .types
-                .get_mut(&*name)
-                .expect("opened type is recorded");
-            entry.lines += output.lines;
-            entry.parts.push(output);
+        let mut open: Vec<Arc<str>> = self.open.keys().cloned().collect();
+        open.sort();
+        for name in open {
+            self.close_part(&name)?;
         }
         if let Some((_, w)) = self.quarantine.take() {
             let output = self.commit(w)?;

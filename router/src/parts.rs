@@ -90,11 +90,72 @@ const BLOCK: usize = 64 * 1024;
 /// block in flight per open part, this bounds the blocks in memory).
 const QUEUE: usize = 8;
 
-/// One part as the compressor threads see it: its encoder, and how far it
+/// What a part keeps between its blocks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Keep {
+    /// A compressor over the whole part: one gzip member (zstd frame), the
+    /// window carried from block to block. About 300 KB of state.
+    Compressor,
+    /// Only the file: each block is compressed as a member (frame) of its
+    /// own, by a compressor made for it and dropped after. For the parts of
+    /// a source past `route.max_open_compressors`, so that a source of a
+    /// thousand types does not hold a thousand compressors.
+    BlockMembers,
+}
+
+/// A part's output between blocks.
+enum Stream {
+    Compressing(Box<Encoder>),
+    Between(CountingFile),
+}
+
+fn encoder(file: CountingFile, compression: OutputCompression, level: i32) -> io::Result<Encoder> {
+    Ok(match compression {
+        OutputCompression::Gzip => Encoder::Gzip(flate2::write::GzEncoder::new(
+            file,
+            flate2::Compression::new(level as u32),
+        )),
+        OutputCompression::Zstd => Encoder::Zstd(zstd::stream::write::Encoder::new(file, level)?),
+    })
+}
+
+impl Stream {
+    /// Compresses `block` (as a member of its own for a part between
+    /// members) and returns the compressed bytes written so far; an error
+    /// leaves no stream.
+    fn write(
+        slot: &mut Option<Stream>,
+        block: &[u8],
+        compression: OutputCompression,
+        level: i32,
+    ) -> io::Result<u64> {
+        match slot.take() {
+            Some(Stream::Compressing(mut e)) => {
+                e.write_all(block)?;
+                let counted = e.counted();
+                *slot = Some(Stream::Compressing(e));
+                Ok(counted)
+            }
+            Some(Stream::Between(file)) => {
+                let mut e = encoder(file, compression, level)?;
+                e.write_all(block)?;
+                let file = e.finish()?;
+                let counted = file.written;
+                *slot = Some(Stream::Between(file));
+                Ok(counted)
+            }
+            None => Err(io::Error::other("a block after its part finished")),
+        }
+    }
+}
+
+/// One part as the compressor threads see it: its stream, and how far it
 /// has got. Any thread may compress a part's next block, because a part
 /// never has two in flight (see [`PartWriter::send_block`]).
 struct PartState {
-    encoder: Mutex<Option<Box<Encoder>>>,
+    stream: Mutex<Option<Stream>>,
+    compression: OutputCompression,
+    level: i32,
     progress: Mutex<Progress>,
     changed: Condvar,
 }
@@ -211,18 +272,20 @@ fn compress(jobs: &Mutex<Receiver<Job>>, _running: Running) {
         };
         let _on = OnPart(&part);
         let failed = lock(&part.progress).error.is_some();
-        let mut encoder = lock(&part.encoder);
-        let (written, counted) = match encoder.as_mut() {
-            Some(e) if !failed => (e.write_all(&block), e.counted()),
-            Some(e) => (Ok(()), e.counted()),
-            None => (Err(io::Error::other("a block after its part finished")), 0),
+        let written = if failed {
+            Ok(None)
+        } else {
+            let mut stream = lock(&part.stream);
+            Stream::write(&mut stream, &block, part.compression, part.level).map(Some)
         };
-        drop(encoder);
         let mut p = lock(&part.progress);
         p.done += 1;
-        p.compressed = counted;
-        if let Err(e) = written {
-            p.error.get_or_insert(e);
+        match written {
+            Ok(Some(counted)) => p.compressed = counted,
+            Ok(None) => {}
+            Err(e) => {
+                p.error.get_or_insert(e);
+            }
         }
         drop(p);
         part.changed.notify_all();
@@ -241,6 +304,7 @@ pub struct PartWriter {
     state: Arc<PartState>,
     /// Lines gathered for the next block.
     block: Vec<u8>,
+    keep: Keep,
     /// Blocks handed to the compressor.
     sent: u64,
     /// Compressed bytes after all blocks but the last one sent.
@@ -256,6 +320,7 @@ impl PartWriter {
         key: String,
         compression: OutputCompression,
         level: i32,
+        keep: Keep,
     ) -> io::Result<Self> {
         if let Some(dir) = temp.parent() {
             std::fs::create_dir_all(dir)?;
@@ -265,28 +330,32 @@ impl PartWriter {
             .write(true)
             .create_new(true)
             .open(&temp)?;
+        // A member's compressor writes in 32 KiB pieces already: a part
+        // between members holds no buffer of its own.
+        let buffer = match keep {
+            Keep::Compressor => 64 * 1024,
+            Keep::BlockMembers => 0,
+        };
         let file = CountingFile {
-            inner: BufWriter::with_capacity(64 * 1024, file),
+            inner: BufWriter::with_capacity(buffer, file),
             written: 0,
         };
-        let encoder = match compression {
-            OutputCompression::Gzip => Encoder::Gzip(flate2::write::GzEncoder::new(
-                file,
-                flate2::Compression::new(level as u32),
-            )),
-            OutputCompression::Zstd => {
-                Encoder::Zstd(zstd::stream::write::Encoder::new(file, level)?)
-            }
+        let stream = match keep {
+            Keep::Compressor => Stream::Compressing(Box::new(encoder(file, compression, level)?)),
+            Keep::BlockMembers => Stream::Between(file),
         };
         Ok(Self {
             jobs: compressor.jobs.clone(),
             running: compressor.running.clone(),
             state: Arc::new(PartState {
-                encoder: Mutex::new(Some(Box::new(encoder))),
+                stream: Mutex::new(Some(stream)),
+                compression,
+                level,
                 progress: Mutex::new(Progress::default()),
                 changed: Condvar::new(),
             }),
-            block: Vec::with_capacity(BLOCK + 1024),
+            block: Self::new_block(keep),
+            keep,
             sent: 0,
             compressed: 0,
             temp,
@@ -328,7 +397,7 @@ impl PartWriter {
     /// are compressed in order whichever thread takes them).
     fn send_block(&mut self) -> io::Result<()> {
         self.compressed = self.wait_compressed()?;
-        let block = std::mem::replace(&mut self.block, Vec::with_capacity(BLOCK + 1024));
+        let block = std::mem::replace(&mut self.block, Self::new_block(self.keep));
         self.jobs
             .send(Job {
                 part: self.state.clone(),
@@ -337,6 +406,16 @@ impl PartWriter {
             .map_err(|_| stopped())?;
         self.sent += 1;
         Ok(())
+    }
+
+    /// A part that keeps its compressor is written to often (it is one of
+    /// the first types of its source): its block is allocated whole once;
+    /// one between members grows its block as lines come.
+    fn new_block(keep: Keep) -> Vec<u8> {
+        match keep {
+            Keep::Compressor => Vec::with_capacity(BLOCK + 1024),
+            Keep::BlockMembers => Vec::new(),
+        }
     }
 
     /// Appends one line (without terminator) and a `\n`.
@@ -375,12 +454,22 @@ impl PartWriter {
     /// blocks in flight, and closes the stream.
     pub fn finish(mut self) -> io::Result<FinishedPart> {
         self.wait_compressed()?;
-        let encoder = lock(&self.state.encoder).take();
-        let mut encoder = encoder.ok_or_else(|| io::Error::other("a part finished twice"))?;
-        if !self.block.is_empty() {
-            encoder.write_all(&std::mem::take(&mut self.block))?;
-        }
-        let mut file = encoder.finish()?;
+        let stream = lock(&self.state.stream).take();
+        let block = std::mem::take(&mut self.block);
+        let mut file = match stream {
+            None => return Err(io::Error::other("a part finished twice")),
+            Some(Stream::Compressing(mut e)) => {
+                e.write_all(&block)?;
+                e.finish()?
+            }
+            // A part of no member yet still gets one: an empty file is no gzip.
+            Some(Stream::Between(file)) if !block.is_empty() || self.sent == 0 => {
+                let mut e = encoder(file, self.state.compression, self.state.level)?;
+                e.write_all(&block)?;
+                e.finish()?
+            }
+            Some(Stream::Between(file)) => file,
+        };
         file.inner.flush()?;
         self.output.bytes = file.written;
         Ok(FinishedPart {
@@ -430,6 +519,7 @@ mod tests {
         lines: u64,
         others: usize,
         threads: usize,
+        keep: Keep,
     ) -> (Vec<u64>, FinishedPart) {
         let mut compressor = Compressor::with_threads(threads).unwrap();
         let mut part = |name: &str| {
@@ -439,6 +529,7 @@ mod tests {
                 name.into(),
                 OutputCompression::Gzip,
                 1,
+                keep,
             )
             .unwrap()
         };
@@ -473,8 +564,8 @@ mod tests {
         let b = dir.path().join("b");
         std::fs::create_dir_all(&a).unwrap();
         std::fs::create_dir_all(&b).unwrap();
-        let (first, part) = write(&a, 20_000, 0, 1);
-        let (second, other) = write(&b, 20_000, 3, 3);
+        let (first, part) = write(&a, 20_000, 0, 1, Keep::Compressor);
+        let (second, other) = write(&b, 20_000, 3, 3, Keep::Compressor);
         assert_eq!(first, second);
         assert!(first.last().copied().unwrap() > 0, "blocks were compressed");
         assert_eq!(part.output.lines, 20_000);
@@ -503,6 +594,7 @@ mod tests {
             "k".into(),
             OutputCompression::Gzip,
             1,
+            Keep::BlockMembers,
         )
         .unwrap();
         for i in 0..10_000u64 {
@@ -511,5 +603,41 @@ mod tests {
         }
         drop(w);
         assert!(!temp.exists());
+    }
+
+    /// A part past `route.max_open_compressors` is one gzip member per
+    /// block: the same lines, a deterministic size, and not much larger
+    /// than one member.
+    #[test]
+    fn block_members_hold_the_same_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let read = |part: &FinishedPart| {
+            let mut text = String::new();
+            flate2::read::MultiGzDecoder::new(std::fs::File::open(&part.temp).unwrap())
+                .read_to_string(&mut text)
+                .unwrap();
+            text
+        };
+        let mut parts = Vec::new();
+        for (name, keep, threads) in [
+            ("one", Keep::Compressor, 1),
+            ("members", Keep::BlockMembers, 1),
+            ("members-again", Keep::BlockMembers, 3),
+        ] {
+            let d = dir.path().join(name);
+            std::fs::create_dir_all(&d).unwrap();
+            parts.push(write(&d, 20_000, 2, threads, keep));
+        }
+        let (one, members, again) = (&parts[0], &parts[1], &parts[2]);
+        assert_eq!(read(&one.1), read(&members.1));
+        assert_eq!(members.0, again.0, "sizes do not depend on the threads");
+        assert_eq!(members.1.output.bytes, again.1.output.bytes);
+        let (a, b) = (one.1.output.bytes as f64, members.1.output.bytes as f64);
+        assert!(b < a * 1.25, "one member {a} bytes, block members {b}");
+        // A part of one short line is still a valid gzip file.
+        let d = dir.path().join("short");
+        std::fs::create_dir_all(&d).unwrap();
+        let (_, short) = write(&d, 1, 0, 1, Keep::BlockMembers);
+        assert_eq!(read(&short), "{\"i\":0,\"pad\":\"\"}\n");
     }
 }
