@@ -272,11 +272,11 @@ pub struct RouteConfig {
     /// compressor's window and tables take about 300 KB, so a source of
     /// 1,000 types needed 400 MB; a part opened while this many are open
     /// compresses each 64 KiB block as a gzip member (zstd frame) of its
-    /// own instead, and holds only its block in between (a part is then
-    /// standard multi-member gzip, which gzip, zcat, the loader and
-    /// Redshift's COPY read; members restart the compressor's window, so
-    /// such parts are a few percent larger). The default, 128, keeps the
-    /// router under 200 MB however many types a source holds.
+    /// own instead, and holds only its block in between (such a part is
+    /// multi-member gzip, as RFC 1952 allows and gzip, zcat, Python and the
+    /// loader read; within a few percent of one member's size). The
+    /// default, 128, keeps the router under 200 MB however many types a
+    /// source holds.
     pub max_open_compressors: usize,
     /// Where parts bound for S3 are spooled before upload (default: the
     /// system temporary directory).
