@@ -219,13 +219,15 @@ impl Compressor {
         let rx = Arc::new(Mutex::new(rx));
         let running = Arc::new(AtomicUsize::new(0));
         for i in 0..n {
-            let (rx, running) = (rx.clone(), running.clone());
             running.fetch_add(1, Ordering::SeqCst);
+            // Counted down when the thread ends, or here if it never starts
+            // (the closure that holds it is dropped with the failed spawn).
+            let counted = Running(running.clone());
+            let rx = rx.clone();
             let spawned = std::thread::Builder::new()
                 .name(format!("compress-{i}"))
-                .spawn(move || compress(&rx, Running(running)));
+                .spawn(move || compress(&rx, counted));
             if let Err(e) = spawned {
-                // The closure (and its count) is gone with the failed spawn.
                 if i == 0 {
                     return Err(e);
                 }
