@@ -4,7 +4,9 @@
 //! A [`PartWriter`] writes to a temporary file; [`PartWriter::finish`] closes
 //! the compressed stream and returns a [`FinishedPart`] for the committer,
 //! which makes it durable under its final key. A writer dropped unfinished
-//! (the source failed) removes its temporary file.
+//! (the source failed) removes its temporary file. A part keeps a
+//! compressor of its own, or (past `route.max_open_compressors`) only its
+//! file, each block then a gzip member of its own ([`Keep`]).
 
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
@@ -181,9 +183,9 @@ struct Job {
 /// classifying and converting lines (the routing thread) and compressing
 /// them overlap on all cores instead of taking turns on one. Compression is
 /// the largest share of the router's work (about half its CPU time on JSON
-/// lines), more than one thread does: with one compressor thread, the
-/// routing and decoding threads waited behind it while the other core sat
-/// idle. So there are [`threads`] of them, taking blocks from one queue,
+/// lines): with one compressor thread, the routing and decoding threads
+/// waited behind it while the other core sat idle. So there are
+/// [`threads`] of them, taking blocks from one queue,
 /// whichever part they belong to (sharding parts between threads left one
 /// thread with twice the other's work, since types differ in volume).
 ///
