@@ -250,8 +250,8 @@ pub struct LineRouter<'a> {
     name: &'a SourceName,
     source_uri: &'a str,
     sink: Sink<'a>,
-    /// Open parts by type: part number, writer, line last written.
-    open: HashMap<Arc<str>, (u32, PartWriter, u64)>,
+    /// Open parts by type: part number, writer.
+    open: HashMap<Arc<str>, (u32, PartWriter)>,
     quarantine: Option<(u32, PartWriter)>,
     type_cache: HashMap<String, CachedType>,
     result: LinesResult,
@@ -551,11 +551,10 @@ impl<'a> LineRouter<'a> {
                 self.name.part_key(&name, next, self.rules.compression),
                 false,
             )?;
-            self.open.insert(name.clone(), (next, writer, line_no));
+            self.open.insert(name.clone(), (next, writer));
         }
-        let (_, writer, last) = self.open.get_mut(&name).expect("opened above");
+        let (_, writer) = self.open.get_mut(&name).expect("opened above");
         writer.write_line(if converted { &self.object } else { line }, line_no)?;
-        *last = line_no;
         let rolled = writer.compressed_len() >= self.rules.part_size;
         self.result.counts.routed += 1;
         if rolled {
@@ -566,7 +565,7 @@ impl<'a> LineRouter<'a> {
 
     /// Finishes the open part of `name` and records it with its type.
     fn close_part(&mut self, name: &str) -> io::Result<()> {
-        let (part_no, writer, _) = self.open.remove(name).expect("an open part");
+        let (part_no, writer) = self.open.remove(name).expect("an open part");
         let output = self.commit(writer)?;
         let entry = self
             .result

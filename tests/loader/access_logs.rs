@@ -293,7 +293,6 @@ fn cloudfront_log(hour: u32, n: u32) -> String {
 /// accounted for; a second load adds nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn issue12_cloudfront_logs_in_s3_become_typed_rows_in_postgres_and_sqlite() {
-    use aws_sdk_s3::types::NotificationConfiguration;
     use logrouter::manifest::Manifest;
     use logrouter::queue::RunStats;
 
@@ -302,16 +301,7 @@ async fn issue12_cloudfront_logs_in_s3_become_typed_rows_in_postgres_and_sqlite(
     let bucket = unique("cf");
     s3.create_bucket().bucket(&bucket).send().await.unwrap();
     let queue = create_queue(&sqs, "cf").await;
-    s3.put_bucket_notification_configuration()
-        .bucket(&bucket)
-        .notification_configuration(
-            NotificationConfiguration::builder()
-                .queue_configurations(on_prefix(queue_arn(&sqs, &queue).await, "cf/"))
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
+    notify_on_prefixes(&s3, &sqs, &bucket, &[(&queue, "cf/")]).await;
     for hour in [13, 14] {
         s3.put_object()
             .bucket(&bucket)

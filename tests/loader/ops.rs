@@ -8,7 +8,6 @@
 
 use std::collections::BTreeMap;
 
-use aws_sdk_s3::types::NotificationConfiguration;
 use logrouter::location::Location;
 
 use crate::support::*;
@@ -44,17 +43,7 @@ async fn issue5_loader_metrics_count_the_load_and_readiness_follows_the_warehous
     let bucket = unique("ops");
     s3.create_bucket().bucket(&bucket).send().await.unwrap();
     let queue = create_queue(&sqs, "loader-ops").await;
-    let on_manifests = on_prefix(queue_arn(&sqs, &queue).await, "routed/_manifests/");
-    s3.put_bucket_notification_configuration()
-        .bucket(&bucket)
-        .notification_configuration(
-            NotificationConfiguration::builder()
-                .queue_configurations(on_manifests)
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
+    notify_on_prefixes(&s3, &sqs, &bucket, &[(&queue, "routed/_manifests/")]).await;
     let at = |key: &str| Location::S3 {
         bucket: bucket.clone(),
         key: key.to_owned(),

@@ -7,7 +7,6 @@
 use std::collections::BTreeMap;
 
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::NotificationConfiguration;
 use logrouter::location::Location;
 use logrouter::manifest::Manifest;
 use logrouter::queue::RunStats;
@@ -35,20 +34,13 @@ async fn logs_in_s3_end_up_in_postgres_and_sqlite_exactly_once() {
     s3.create_bucket().bucket(&bucket).send().await.unwrap();
     let router_q = create_queue(&sqs, "router").await;
     let loader_q = create_queue(&sqs, "loader").await;
-    s3.put_bucket_notification_configuration()
-        .bucket(&bucket)
-        .notification_configuration(
-            NotificationConfiguration::builder()
-                .queue_configurations(on_prefix(queue_arn(&sqs, &router_q).await, "logs/"))
-                .queue_configurations(on_prefix(
-                    queue_arn(&sqs, &loader_q).await,
-                    "routed/_manifests/",
-                ))
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
+    notify_on_prefixes(
+        &s3,
+        &sqs,
+        &bucket,
+        &[(&router_q, "logs/"), (&loader_q, "routed/_manifests/")],
+    )
+    .await;
     for h in 13..16 {
         s3.put_object()
             .bucket(&bucket)

@@ -551,25 +551,12 @@ async fn issue11_many_files_per_commit_and_a_bad_file_fails_alone() {
 /// files committed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn issue11_loader_run_gathers_notifications_into_batches() {
-    use aws_sdk_s3::types::NotificationConfiguration;
     let s3 = s3().await;
     let sqs = sqs().await;
     let bucket = unique("rsrun");
     s3.create_bucket().bucket(&bucket).send().await.unwrap();
     let queue = create_queue(&sqs, "rsrun").await;
-    s3.put_bucket_notification_configuration()
-        .bucket(&bucket)
-        .notification_configuration(
-            NotificationConfiguration::builder()
-                .queue_configurations(on_prefix(
-                    queue_arn(&sqs, &queue).await,
-                    "routed/_manifests/",
-                ))
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
+    notify_on_prefixes(&s3, &sqs, &bucket, &[(&queue, "routed/_manifests/")]).await;
     for h in 0..10 {
         put_and_route(&bucket, &format!("{h:02}"), &events(20, h)).await;
     }

@@ -173,6 +173,27 @@ pub async fn pg_counts(schema: &str) -> BTreeMap<String, i64> {
     out
 }
 
+/// Sends S3 event notifications of new objects in `bucket` under each
+/// prefix to its queue (by URL): the bucket notification set-up of every
+/// end-to-end test.
+pub async fn notify_on_prefixes(
+    s3: &aws_sdk_s3::Client,
+    sqs: &aws_sdk_sqs::Client,
+    bucket: &str,
+    routes: &[(&str, &str)],
+) {
+    let mut config = aws_sdk_s3::types::NotificationConfiguration::builder();
+    for (queue, prefix) in routes {
+        config = config.queue_configurations(on_prefix(queue_arn(sqs, queue).await, prefix));
+    }
+    s3.put_bucket_notification_configuration()
+        .bucket(bucket)
+        .notification_configuration(config.build())
+        .send()
+        .await
+        .unwrap();
+}
+
 /// S3 event notifications of new objects under `prefix` to the queue `arn`.
 pub fn on_prefix(arn: String, prefix: &str) -> aws_sdk_s3::types::QueueConfiguration {
     aws_sdk_s3::types::QueueConfiguration::builder()
