@@ -12,3 +12,4 @@ mod pipeline;
 mod redshift;
 mod rejects;
 mod support;
+mod tls;

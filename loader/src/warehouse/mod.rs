@@ -25,7 +25,7 @@ use crate::rows::{Cell, LineError, RowMaker};
 use crate::schema::{Dialect, TableSchema};
 use crate::source::RoutedFile;
 use logrouter::aws::AwsClients;
-use postgres::PgWarehouse;
+use postgres::{PgTarget, PgWarehouse};
 use redshift::{RedshiftTarget, RedshiftWarehouse};
 use sqlite::SqliteWarehouse;
 use std::time::Duration;
@@ -90,8 +90,9 @@ pub enum WarehouseUrl {
     /// `sqlite:PATH`: the embedded default.
     Sqlite(PathBuf),
     /// `postgres://user:password@host:port/db` (or `postgresql://`, or a
-    /// `host=… dbname=…` string after `postgres:`).
-    Postgres(String),
+    /// `host=… dbname=…` string after `postgres:`), with libpq's `sslmode`
+    /// and `sslrootcert`.
+    Postgres(Box<PgTarget>),
     /// `redshift://CLUSTER/DB?db_user=…&iam_role=…` or
     /// `redshift-serverless://WORKGROUP/DB?iam_role=…`, through the Data API.
     Redshift(RedshiftTarget),
@@ -107,10 +108,10 @@ impl WarehouseUrl {
             return Ok(WarehouseUrl::Sqlite(PathBuf::from(path)));
         }
         if text.starts_with("postgres://") || text.starts_with("postgresql://") {
-            return Ok(WarehouseUrl::Postgres(text.to_owned()));
+            return PgTarget::parse(text).map(|t| WarehouseUrl::Postgres(Box::new(t)));
         }
         if let Some(conninfo) = text.strip_prefix("postgres:") {
-            return Ok(WarehouseUrl::Postgres(conninfo.to_owned()));
+            return PgTarget::parse(conninfo).map(|t| WarehouseUrl::Postgres(Box::new(t)));
         }
         if text.starts_with("redshift") {
             return RedshiftTarget::parse(text).map(WarehouseUrl::Redshift);
@@ -314,8 +315,8 @@ impl Warehouse {
             WarehouseUrl::Sqlite(path) => {
                 Warehouse::Sqlite(SqliteWarehouse::open(path.clone()).await?)
             }
-            WarehouseUrl::Postgres(conninfo) => {
-                Warehouse::Postgres(Box::new(PgWarehouse::connect(conninfo, db_schema).await?))
+            WarehouseUrl::Postgres(target) => {
+                Warehouse::Postgres(Box::new(PgWarehouse::connect(target, db_schema).await?))
             }
         };
         Ok(w)

@@ -14,9 +14,13 @@ use std::fmt::Write as _;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use futures_util::SinkExt;
-use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
+use tokio_postgres::{Client, SimpleQueryMessage};
 
 mod binary;
+mod target;
+mod tls;
+
+pub use target::{redact, PgTarget, RootCerts, SslMode};
 
 use crate::reject::REJECTS_TABLE;
 use crate::rows::Cell;
@@ -53,18 +57,38 @@ pub fn describe(e: &tokio_postgres::Error) -> String {
             }
             s
         }
-        None => e.to_string(),
+        // tokio-postgres's own text is only its kind ("error performing
+        // TLS handshake"): the cause says what actually failed.
+        None => {
+            let mut s = e.to_string();
+            let mut cause = std::error::Error::source(e);
+            while let Some(c) = cause {
+                let _ = write!(s, ": {c}");
+                cause = c.source();
+            }
+            s
+        }
     }
 }
 
 impl PgWarehouse {
-    pub async fn connect(conninfo: &str, schema: &str) -> Result<Self, LoadError> {
-        let (client, conn) = tokio_postgres::connect(conninfo, NoTls)
+    pub async fn connect(target: &PgTarget, schema: &str) -> Result<Self, LoadError> {
+        let (client, conn) = target
+            .config
+            .connect(target.tls.clone())
             .await
             .map_err(|e| {
+                let mut why = describe(&e);
+                if why.starts_with("error performing TLS handshake") {
+                    let _ = write!(why, " ({})", target.tls_hint());
+                }
                 LoadError::db(
-                    &format!("connecting to PostgreSQL ({})", redact(conninfo)),
-                    describe(&e),
+                    &format!(
+                        "connecting to PostgreSQL ({}, sslmode={})",
+                        target.shown,
+                        target.mode.name()
+                    ),
+                    why,
                 )
             })?;
         tokio::spawn(async move {
@@ -540,30 +564,6 @@ impl PgWarehouse {
     }
 }
 
-/// Hides a password in a connection string for messages.
-fn redact(conninfo: &str) -> String {
-    match (conninfo.find("://"), conninfo.rfind('@')) {
-        (Some(s), Some(at)) if at > s => {
-            let userinfo = &conninfo[s + 3..at];
-            match userinfo.split_once(':') {
-                Some((user, _)) => format!("{}{user}:***{}", &conninfo[..s + 3], &conninfo[at..]),
-                None => conninfo.to_owned(),
-            }
-        }
-        _ => conninfo
-            .split_whitespace()
-            .map(|kv| {
-                if kv.starts_with("password=") {
-                    "password=***"
-                } else {
-                    kv
-                }
-            })
-            .collect::<Vec<_>>()
-            .join(" "),
-    }
-}
-
 /// Integers as text through `itoa` (already in the build through
 /// serde_json): `fmt`'s machinery showed in profiles of every row.
 type ItoaBuf = itoa::Buffer;
@@ -629,14 +629,5 @@ mod tests {
             buf.put_u8(b'|');
         }
         assert_eq!(&buf[..], b"\\N|t|-42|1.5|a\\tb\\\\c\\nd\\re|".as_slice());
-    }
-
-    #[test]
-    fn passwords_are_hidden() {
-        assert_eq!(
-            redact("postgres://u:secret@h:5432/db"),
-            "postgres://u:***@h:5432/db"
-        );
-        assert_eq!(redact("host=h password=secret"), "host=h password=***");
     }
 }

@@ -1,0 +1,343 @@
+//! A PostgreSQL warehouse URL, parsed once at start-up: the connection
+//! settings for tokio-postgres plus the TLS settings it does not know.
+//!
+//! tokio-postgres understands `sslmode=disable|prefer|require` only and
+//! verifies nothing itself; managed PostgreSQL (RDS, Aurora, Cloud SQL)
+//! wants TLS, and a production loader wants the server's certificate
+//! checked. So `sslmode` (libpq's five values) and `sslrootcert` are taken
+//! out of the URL here, with libpq's meanings, and [`super::tls`] makes the
+//! rustls connector that enforces them.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use super::tls;
+
+/// libpq's `sslmode` values, with libpq's meanings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SslMode {
+    /// Plain TCP.
+    Disable,
+    /// TLS when the server offers it, unverified; plain TCP otherwise
+    /// (libpq's default, and ours).
+    Prefer,
+    /// TLS or no connection; the certificate is verified like `verify-ca`
+    /// when `sslrootcert` is given (as libpq does), not otherwise.
+    Require,
+    /// TLS, and the server's certificate chains to a trusted CA.
+    VerifyCa,
+    /// `verify-ca`, and the certificate names the host connected to.
+    VerifyFull,
+}
+
+impl SslMode {
+    const NAMES: [(&'static str, SslMode); 5] = [
+        ("disable", SslMode::Disable),
+        ("prefer", SslMode::Prefer),
+        ("require", SslMode::Require),
+        ("verify-ca", SslMode::VerifyCa),
+        ("verify-full", SslMode::VerifyFull),
+    ];
+
+    fn parse(value: &str) -> Result<Self, String> {
+        Self::NAMES
+            .iter()
+            .find(|(n, _)| *n == value)
+            .map(|(_, m)| *m)
+            .ok_or_else(|| {
+                format!("sslmode={value:?} is not a mode: write disable, prefer, require, verify-ca or verify-full")
+            })
+    }
+
+    pub fn name(self) -> &'static str {
+        Self::NAMES.iter().find(|(_, m)| *m == self).unwrap().0
+    }
+}
+
+/// Where the trusted CA certificates come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RootCerts {
+    /// The operating system's store (`sslrootcert=system`, and the default
+    /// of the verifying modes).
+    System,
+    /// A PEM file of one or more CA certificates (`sslrootcert=PATH`; for
+    /// RDS, the region's bundle).
+    File(PathBuf),
+}
+
+/// A parsed `postgres://…` (or `host=… dbname=…`) warehouse.
+#[derive(Clone)]
+pub struct PgTarget {
+    pub config: tokio_postgres::Config,
+    pub mode: SslMode,
+    pub roots: RootCerts,
+    /// The connector, built at parse time so that an unreadable CA file
+    /// fails at start-up, not at the first load.
+    pub tls: tls::MakeRustls,
+    /// The URL as given, password hidden: what messages show.
+    pub shown: String,
+}
+
+impl PartialEq for PgTarget {
+    fn eq(&self, other: &Self) -> bool {
+        (&self.config, self.mode, &self.roots) == (&other.config, other.mode, &other.roots)
+    }
+}
+
+impl Eq for PgTarget {}
+
+impl fmt::Debug for PgTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PgTarget")
+            .field("url", &self.shown)
+            .field("sslmode", &self.mode)
+            .field("roots", &self.roots)
+            .finish()
+    }
+}
+
+impl PgTarget {
+    /// Parses a URL (`postgres://user:pw@host:port/db?sslmode=…`) or a
+    /// key=value string (`host=… sslmode=…`). Every problem names the fix.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let shown = redact(text);
+        let (rest, mode, root) = take_tls_params(text)?;
+        let mut config = tokio_postgres::Config::from_str(&rest)
+            .map_err(|e| format!("{shown}: {}", super::describe(&e)))?;
+        let mode = mode.unwrap_or(SslMode::Prefer);
+        let roots = match root.as_deref() {
+            None | Some("system") => RootCerts::System,
+            Some(path) => RootCerts::File(PathBuf::from(path)),
+        };
+        // libpq: `require` with a root certificate verifies the chain.
+        let mode = match (mode, &roots) {
+            (SslMode::Require, RootCerts::File(_)) => SslMode::VerifyCa,
+            _ => mode,
+        };
+        config.ssl_mode(match mode {
+            SslMode::Disable => tokio_postgres::config::SslMode::Disable,
+            SslMode::Prefer => tokio_postgres::config::SslMode::Prefer,
+            _ => tokio_postgres::config::SslMode::Require,
+        });
+        let tls = tls::MakeRustls::new(mode, &roots).map_err(|e| format!("{shown}: {e}"))?;
+        Ok(PgTarget {
+            config,
+            mode,
+            roots,
+            tls,
+            shown,
+        })
+    }
+
+    /// What to try when a connection failed in the TLS handshake.
+    pub fn tls_hint(&self) -> String {
+        match (self.mode, &self.roots) {
+            (SslMode::VerifyCa | SslMode::VerifyFull, RootCerts::File(p)) => format!(
+                "sslmode={}: the server's certificate must be signed by a CA in sslrootcert={} \
+                 (for RDS, the region's certificate bundle){}; or write sslmode=require to \
+                 encrypt without verifying",
+                self.mode.name(),
+                p.display(),
+                if self.mode == SslMode::VerifyFull {
+                    " and name the host in the URL"
+                } else {
+                    ""
+                }
+            ),
+            (SslMode::VerifyCa | SslMode::VerifyFull, RootCerts::System) => format!(
+                "sslmode={}: the server's certificate must be signed by a CA the system trusts; \
+                 for a private CA (RDS, a self-signed server) add sslrootcert=PATH to its PEM file",
+                self.mode.name()
+            ),
+            _ => "the server must accept TLS (ssl = on in postgresql.conf); or write \
+                  sslmode=disable for a server that has none"
+                .to_owned(),
+        }
+    }
+}
+
+/// Takes `sslmode` and `sslrootcert` out of a connection string, returning
+/// what is left for tokio-postgres.
+fn take_tls_params(text: &str) -> Result<(String, Option<SslMode>, Option<String>), String> {
+    let mut mode = None;
+    let mut root = None;
+    let mut take = |key: &str, value: String| -> Result<bool, String> {
+        match key {
+            "sslmode" => mode = Some(SslMode::parse(&value)?),
+            "sslrootcert" if value.is_empty() => {
+                return Err("sslrootcert is empty: write sslrootcert=PATH to a PEM file of CA certificates, or sslrootcert=system".into())
+            }
+            "sslrootcert" => root = Some(value),
+            _ => return Ok(false),
+        }
+        Ok(true)
+    };
+    let rest = if text.contains("://") {
+        match text.split_once('?') {
+            None => text.to_owned(),
+            Some((base, query)) => {
+                let mut kept = Vec::new();
+                for pair in query.split('&').filter(|p| !p.is_empty()) {
+                    let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+                    let v = percent_encoding::percent_decode_str(v)
+                        .decode_utf8()
+                        .map_err(|_| format!("{k}: not UTF-8 once percent-decoded"))?;
+                    if !take(k, v.into_owned())? {
+                        kept.push(pair);
+                    }
+                }
+                if kept.is_empty() {
+                    base.to_owned()
+                } else {
+                    format!("{base}?{}", kept.join("&"))
+                }
+            }
+        }
+    } else {
+        let mut kept = Vec::new();
+        for kv in text.split_whitespace() {
+            let taken = match kv.split_once('=') {
+                Some((k, v)) => take(k, v.trim_matches('\'').to_owned())?,
+                None => false,
+            };
+            if !taken {
+                kept.push(kv);
+            }
+        }
+        kept.join(" ")
+    };
+    Ok((rest, mode, root))
+}
+
+/// Hides the password of a connection string: in the URL's user info, in a
+/// `password=` query parameter, or in a `password=` key.
+pub fn redact(conninfo: &str) -> String {
+    let hide_params = |s: &str, sep: char| -> String {
+        s.split(sep)
+            .map(|kv| {
+                if kv.starts_with("password=") {
+                    "password=***"
+                } else {
+                    kv
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(&sep.to_string())
+    };
+    let Some(scheme_end) = conninfo.find("://") else {
+        return hide_params(conninfo, ' ');
+    };
+    let (base, query) = match conninfo.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (conninfo, None),
+    };
+    let base = match base.rfind('@') {
+        Some(at) if at > scheme_end => {
+            let userinfo = &base[scheme_end + 3..at];
+            match userinfo.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &base[..scheme_end + 3], &base[at..]),
+                None => base.to_owned(),
+            }
+        }
+        _ => base.to_owned(),
+    };
+    match query {
+        Some(q) => format!("{base}?{}", hide_params(q, '&')),
+        None => base,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_are_hidden() {
+        for (given, shown) in [
+            (
+                "postgres://u:secret@h:5432/db",
+                "postgres://u:***@h:5432/db",
+            ),
+            (
+                "postgres://u@h/db?password=secret&sslmode=require",
+                "postgres://u@h/db?password=***&sslmode=require",
+            ),
+            ("host=h password=secret", "host=h password=***"),
+            ("postgres://h/db", "postgres://h/db"),
+        ] {
+            assert_eq!(redact(given), shown);
+        }
+    }
+
+    /// One check: what a connection string's TLS settings parse to, or the
+    /// start of its error.
+    fn check(text: &str, expected: Result<(SslMode, RootCerts, &str), &str>) {
+        match (take_tls_params(text), expected) {
+            (Ok(_), Ok((mode, roots, rest))) => {
+                let t = PgTarget::parse(text).unwrap();
+                assert_eq!((t.mode, &t.roots), (mode, &roots), "{text}");
+                assert_eq!(take_tls_params(text).unwrap().0, rest, "{text}");
+            }
+            (Err(e), Err(start)) => assert!(e.starts_with(start), "{text}: {e}"),
+            (got, want) => panic!("{text}: got {got:?}, want {want:?}"),
+        }
+    }
+
+    #[test]
+    fn sslmode_and_sslrootcert() {
+        use SslMode::*;
+        let pem = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/data/tls/any-ca.pem");
+        check(
+            "postgres://u@h/db",
+            Ok((Prefer, RootCerts::System, "postgres://u@h/db")),
+        );
+        check(
+            "postgres://u@h/db?sslmode=disable",
+            Ok((Disable, RootCerts::System, "postgres://u@h/db")),
+        );
+        check(
+            "postgres://u@h/db?connect_timeout=5&sslmode=verify-full",
+            Ok((
+                VerifyFull,
+                RootCerts::System,
+                "postgres://u@h/db?connect_timeout=5",
+            )),
+        );
+        check(
+            &format!("postgres://u@h/db?sslmode=require&sslrootcert={pem}"),
+            Ok((VerifyCa, RootCerts::File(pem.into()), "postgres://u@h/db")),
+        );
+        check(
+            &format!("host=h user=u sslmode=verify-ca sslrootcert={pem}"),
+            Ok((VerifyCa, RootCerts::File(pem.into()), "host=h user=u")),
+        );
+        check(
+            "host=h sslmode=verify-full sslrootcert=system",
+            Ok((VerifyFull, RootCerts::System, "host=h")),
+        );
+        check(
+            "postgres://h/db?sslmode=allow",
+            Err("sslmode=\"allow\" is not a mode"),
+        );
+        check("host=h sslrootcert=", Err("sslrootcert is empty"));
+    }
+
+    #[test]
+    fn a_bad_ca_file_fails_at_parse_naming_it() {
+        let e = PgTarget::parse("postgres://h/db?sslmode=verify-full&sslrootcert=/no/such.pem")
+            .unwrap_err();
+        assert!(
+            e.contains("/no/such.pem") && e.contains("cannot read"),
+            "{e}"
+        );
+        let not_pem = concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml");
+        let e = PgTarget::parse(&format!(
+            "postgres://h/db?sslmode=verify-full&sslrootcert={not_pem}"
+        ))
+        .unwrap_err();
+        assert!(e.contains("no PEM certificate"), "{e}");
+        let e = PgTarget::parse("postgres://u:hunter2@h/db?sslcert=x").unwrap_err();
+        assert!(!e.contains("hunter2") && e.contains("sslcert"), "{e}");
+    }
+}
