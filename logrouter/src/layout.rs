@@ -20,12 +20,40 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::config::OutputCompression;
+use crate::normalize::MAX_NAME_LEN;
 
 pub const REJECTED_DIR: &str = "_rejected";
 /// Selective replays live apart: `DEST/_replays/<tag>/…`, the same layout
 /// below, so type folders only ever hold full routes.
 pub const REPLAYS_DIR: &str = "_replays";
 pub const MANIFESTS_DIR: &str = "_manifests";
+
+/// S3's limit on the length of a key, in bytes of UTF-8.
+pub const S3_MAX_KEY_BYTES: usize = 1024;
+
+/// The longest key, relative to DEST, that the router can write, whatever
+/// the source's key: a replay's root (`_replays/replay-` + 8 hex + `/`, 25),
+/// the longest type name (63), `/`, a partition (`dt=…/hour=…`, 21), `/`, the
+/// longest slug (a stem cut at 80 + `-` + 12 hex, 93), the longest part
+/// suffix (`.part-` + u32 digits + `.json.zst`, 25). Every name is bounded
+/// so that a destination prefix can be checked once at start-up: one of at
+/// most `S3_MAX_KEY_BYTES - MAX_RELATIVE_KEY_BYTES` bytes never yields a key
+/// S3 refuses (a test builds the longest name and checks this figure).
+pub const MAX_RELATIVE_KEY_BYTES: usize = 25 + MAX_NAME_LEN + 1 + 21 + 1 + 93 + 25;
+
+/// Refuses an S3 destination prefix under which some key could pass S3's
+/// limit; the message names the limit and the longest prefix allowed.
+pub fn check_dest_prefix(prefix: &str) -> Result<(), String> {
+    let longest = prefix.len() + MAX_RELATIVE_KEY_BYTES;
+    if longest > S3_MAX_KEY_BYTES {
+        return Err(format!(
+            "the destination prefix is {} bytes, and the router's keys under it can reach {longest} bytes, over S3's limit of {S3_MAX_KEY_BYTES} bytes per key: use a prefix of at most {} bytes",
+            prefix.len(),
+            S3_MAX_KEY_BYTES - MAX_RELATIVE_KEY_BYTES
+        ));
+    }
+    Ok(())
+}
 
 /// Key-time patterns recognised by default: `%Y %m %d %H` are 4/2/2/2 digits.
 pub const DEFAULT_KEY_TIME_PATTERNS: [&str; 4] = [
@@ -363,6 +391,36 @@ mod tests {
         assert_eq!(a.manifest_key(), b.manifest_key());
         assert!(a.manifest_key().starts_with("_manifests/undated/"));
         assert_eq!(a.time_from, TimeFrom::LastModified);
+    }
+
+    /// The longest name the router can make is exactly
+    /// `MAX_RELATIVE_KEY_BYTES`, however long the source's key.
+    #[test]
+    fn issue13_the_longest_key_is_bounded_whatever_the_source() {
+        let long_key = format!(
+            "s3://b/logs/dt=2015-01-20/hour=13/{}.log.gz",
+            "k".repeat(1000)
+        );
+        let t = key_time(&long_key, &defaults());
+        let name = SourceName::new(&long_key, t, None).variant("replay-0a1b2c3d");
+        let longest_type = "t".repeat(MAX_NAME_LEN);
+        let key = name.part_key(&longest_type, u32::MAX, OutputCompression::Zstd);
+        assert_eq!(key.len(), MAX_RELATIVE_KEY_BYTES, "{key}");
+        for k in [
+            name.part_key(&longest_type, u32::MAX, OutputCompression::Gzip),
+            name.rejected_key(u32::MAX),
+            name.manifest_key(),
+        ] {
+            assert!(k.len() <= MAX_RELATIVE_KEY_BYTES, "{k}");
+        }
+        let fits = "p".repeat(S3_MAX_KEY_BYTES - MAX_RELATIVE_KEY_BYTES);
+        assert!(check_dest_prefix(&fits).is_ok());
+        let e = check_dest_prefix(&format!("{fits}/")).unwrap_err();
+        assert!(
+            e.contains("1024 bytes per key")
+                && e.contains(&format!("at most {} bytes", fits.len())),
+            "{e}"
+        );
     }
 
     #[test]

@@ -77,7 +77,12 @@ impl Router {
         let out = match dest {
             Location::Local(p) => OutputStore::local(p.clone()),
             Location::S3 { bucket, key } => {
-                OutputStore::s3(clients.s3().await, bucket.clone(), key)
+                let out = OutputStore::s3(clients.s3().await, bucket.clone(), key);
+                if let OutputStore::S3 { prefix, .. } = &out {
+                    logrouter::layout::check_dest_prefix(prefix)
+                        .map_err(|e| format!("{}: {e}", out.uri()))?;
+                }
+                out
             }
             Location::Stdin => return Err("--out cannot be stdin".to_owned()),
         };

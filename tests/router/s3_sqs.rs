@@ -472,3 +472,91 @@ fn failed_upload_reports_its_cause() {
     assert!(err.contains("NoSuchBucket"), "{err}");
     assert!(!err.contains("committer stopped"), "{err}");
 }
+
+/// Issue 13: a source key of 1,000 bytes (S3 allows 1,024), announced on
+/// the queue and routed under a destination prefix as long as the router
+/// allows: every key it writes stays within S3's limit. One byte more of
+/// prefix is refused at start-up, naming the limit, by `route` and `run`
+/// alike, at once (not a retry loop against S3's KeyTooLongError).
+#[tokio::test]
+async fn issue13_a_1000_byte_source_key_under_the_longest_prefix() {
+    let st = stand(true).await;
+    let dir = "logs/dt=2015-01-20/hour=13/";
+    let key = format!("{dir}{}.json.gz", "k".repeat(1000 - dir.len() - 8));
+    assert_eq!(key.len(), 1000);
+    let long_type = "t".repeat(logrouter::normalize::MAX_NAME_LEN);
+    let lines = format!("{LINES}{{\"event_type\":\"{long_type}\"}}\n");
+    put(&st, &key, gzip(lines.as_bytes())).await;
+    let cfg = tempfile::tempdir().unwrap();
+    let cfg_file = cfg.path().join("c.toml");
+    std::fs::write(
+        &cfg_file,
+        "[queue]\nwait_time_secs = 1\n[aws]\nforce_path_style = true\n",
+    )
+    .unwrap();
+    let longest = logrouter::layout::S3_MAX_KEY_BYTES - logrouter::layout::MAX_RELATIVE_KEY_BYTES;
+    let run = |prefix: &str| {
+        let started = std::time::Instant::now();
+        let o = crate::support::router_at_moto()
+            .args(["run", "--drain", "--config", cfg_file.to_str().unwrap()])
+            .args(["--queue-url", &st.queue_url])
+            .args(["--out", &format!("s3://{}/{prefix}", st.out)])
+            .output()
+            .unwrap();
+        (o, started.elapsed())
+    };
+
+    // One byte too long (the trailing `/` counts): refused before any work.
+    let too_long = "p".repeat(longest);
+    let (o, took) = run(&too_long);
+    let said = String::from_utf8_lossy(&o.stderr).to_string();
+    assert_ne!(o.status.code(), Some(0), "{said}");
+    assert!(
+        said.contains("over S3's limit of 1024 bytes per key")
+            && said.contains(&format!("at most {longest} bytes")),
+        "{said}"
+    );
+    assert!(took < std::time::Duration::from_secs(20), "{took:?}");
+    let o = crate::support::router_at_moto()
+        .args(["route", "--config", cfg_file.to_str().unwrap()])
+        .args(["--out", &format!("s3://{}/{too_long}", st.out)])
+        .arg(format!("s3://{}/{key}", st.src))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "a usage error");
+    assert!(String::from_utf8_lossy(&o.stderr).contains("1024 bytes per key"));
+    assert!(list_keys(&st.s3, &st.out).await.is_empty());
+    assert!(messages_on_queue(&st.sqs, &st.queue_url).await >= 1, "kept");
+
+    // The longest prefix allowed: routed, every key within the limit.
+    let prefix = "p".repeat(longest - 1);
+    let (o, _) = run(&prefix);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let keys = list_keys(&st.s3, &st.out).await;
+    let manifests: Vec<_> = keys.iter().filter(|k| k.contains("/_manifests/")).collect();
+    assert_eq!(manifests.len(), 1, "{keys:?}");
+    let types: Vec<_> = keys
+        .iter()
+        .filter(|k| k.contains(".part-"))
+        .map(|k| k[prefix.len() + 1..].split('/').next().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        types,
+        ["_rejected", "page_view", long_type.as_str(), "video_play"],
+        "{keys:?}"
+    );
+    let longest_written = keys.iter().map(|k| k.len()).max().unwrap();
+    assert!(longest_written <= 1024, "{longest_written}");
+    assert!(
+        longest_written > 990,
+        "the test reaches the limit: {longest_written}"
+    );
+    let m: Value = serde_json::from_slice(&get(&st.s3, &st.out, manifests[0]).await).unwrap();
+    assert_eq!(m["source"]["uri"], format!("s3://{}/{key}", st.src), "{m}");
+    assert_eq!(messages_on_queue(&st.sqs, &st.queue_url).await, 0);
+}
