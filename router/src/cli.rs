@@ -153,11 +153,20 @@ fn load_config(common: &Common, metrics_addr: Option<&str>) -> Result<Config, Us
     if let Some(f) = &common.format {
         config.route.format = logrouter::config::LineFormat::parse(f).map_err(UsageError)?;
     }
+    // A flag stands for the file's whole way of typing: `--type` over a
+    // file's `type_pattern` (or the reverse) replaces it rather than making
+    // a conflict the user did not write. Both flags at once still conflict.
     if let Some(p) = &common.type_pattern {
         config.route.type_pattern = Some(p.clone());
+        if common.fixed_type.is_none() {
+            config.route.fixed_type = None;
+        }
     }
     if let Some(t) = &common.fixed_type {
         config.route.fixed_type = Some(t.clone());
+        if common.type_pattern.is_none() {
+            config.route.type_pattern = None;
+        }
     }
     logrouter::process::finish_config(&mut config, common.log_format.as_deref(), metrics_addr)
         .map_err(UsageError)?;

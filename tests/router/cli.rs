@@ -235,6 +235,35 @@ fn issue12_format_flags() {
     assert_eq!(types(&doc), ["pdf"], "{doc}");
     let doc = routed(&["--format", "s3_access", "--type", "s3_log"]);
     assert_eq!(types(&doc), ["s3_log"], "{doc}");
+    // A flag replaces the config file's way of typing instead of
+    // conflicting with it: --type over a file's type_pattern, and back.
+    let cfg = dir.path().join("typed.toml");
+    std::fs::write(
+        &cfg,
+        "[route]\nformat = \"s3_access\"\ntype_field = \"/request_uri\"\ntype_pattern = \"^PUT /[^/]+/[^.]+\\\\.(\\\\w+)\"\n",
+    )
+    .unwrap();
+    let cfg = cfg.to_str().unwrap();
+    assert_eq!(types(&routed(&["--config", cfg])), ["pdf"]);
+    assert_eq!(
+        types(&routed(&["--config", cfg, "--type", "s3_log"])),
+        ["s3_log"]
+    );
+    let fixed = dir.path().join("fixed.toml");
+    std::fs::write(
+        &fixed,
+        "[route]\nformat = \"s3_access\"\ntype = \"s3_log\"\n",
+    )
+    .unwrap();
+    let doc = routed(&[
+        "--config",
+        fixed.to_str().unwrap(),
+        "--type-field",
+        "/request_uri",
+        "--type-pattern",
+        "^PUT /[^/]+/[^.]+\\.(\\w+)",
+    ]);
+    assert_eq!(types(&doc), ["pdf"], "{doc}");
     // JSON is still the default: the access log is not JSON.
     let doc = routed(&[]);
     assert!(types(&doc).is_empty(), "{doc}");
