@@ -26,6 +26,7 @@ pub mod location;
 pub mod manifest;
 pub mod normalize;
 pub mod notification;
+pub mod percent;
 pub mod pointer;
 pub mod process;
 pub mod queue;

@@ -8,6 +8,8 @@
 //! else is [`Notification::Unknown`], which the queue worker must leave on
 //! the queue for its redrive policy instead of deleting it.
 
+use std::borrow::Cow;
+
 use serde_json::Value;
 
 /// One S3 object named by a notification.
@@ -164,23 +166,10 @@ fn finish(mut objects: Vec<ObjectRef>, skipped: Vec<String>) -> Notification {
 /// `%2F`; both decode to `/`. Returns `None` for a malformed escape or bytes
 /// that are not UTF-8.
 pub fn decode_key(raw: &str) -> Option<String> {
-    let b = raw.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'+' => out.push(b' '),
-            b'%' => {
-                let hex = b.get(i + 1..i + 3)?;
-                let hex = std::str::from_utf8(hex).ok()?;
-                out.push(u8::from_str_radix(hex, 16).ok()?);
-                i += 2;
-            }
-            c => out.push(c),
-        }
-        i += 1;
+    if !crate::percent::escapes_are_well_formed(raw) {
+        return None;
     }
-    String::from_utf8(out).ok()
+    crate::percent::decode(raw, true).map(Cow::into_owned)
 }
 
 /// The first [`EXCERPT_CHARS`] characters of a body, on one line, for logs.

@@ -169,7 +169,7 @@ use router::format::s3_access::FIELDS as S3_ACCESS_FIELDS;
 
 /// CloudFront's percent-encoding decoded, as the router decodes it.
 fn percent_decode(v: &str) -> String {
-    router::format::percent_decode(v, false)
+    logrouter::percent::decode(v, false)
         .expect("UTF-8 once decoded")
         .into_owned()
 }

@@ -156,7 +156,7 @@ impl Format for Cloudfront {
             };
             let value = super::value(text);
             let decoded = match (&value, c.decode) {
-                (Some(_), true) => super::percent_decode(text, false).or(value.clone()),
+                (Some(_), true) => logrouter::percent::decode(text, false).or(value.clone()),
                 _ => value.clone(),
             };
             out.push((Cow::Borrowed(c.key.as_str()), decoded));

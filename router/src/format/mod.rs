@@ -158,75 +158,9 @@ pub fn find<'l>(fields: &[Field<'_, 'l>], key: &str) -> Option<Cow<'l, str>> {
         .and_then(|(_, v)| v.clone())
 }
 
-/// Percent-decodes `text` (`%41` → `A`; with `plus_is_space`, `+` → space,
-/// as in an HTML form's query string). A `%` not followed by two hex
-/// digits is kept as written. `None` when the decoded bytes are not UTF-8:
-/// the caller then keeps the value as written, so nothing is lost.
-pub fn percent_decode(text: &str, plus_is_space: bool) -> Option<Cow<'_, str>> {
-    let b = text.as_bytes();
-    let special = |rest: &[u8]| {
-        if plus_is_space {
-            memchr::memchr2(b'%', b'+', rest)
-        } else {
-            memchr::memchr(b'%', rest)
-        }
-    };
-    let Some(first) = special(b) else {
-        return Some(Cow::Borrowed(text));
-    };
-    let mut out = Vec::with_capacity(b.len());
-    out.extend_from_slice(&b[..first]);
-    let mut i = first;
-    while i < b.len() {
-        match b[i] {
-            b'%' if i + 2 < b.len() && hex(b[i + 1]).is_some() && hex(b[i + 2]).is_some() => {
-                out.push(hex(b[i + 1]).unwrap_or(0) << 4 | hex(b[i + 2]).unwrap_or(0));
-                i += 3;
-            }
-            b'+' if plus_is_space => {
-                out.push(b' ');
-                i += 1;
-            }
-            c => {
-                out.push(c);
-                i += 1;
-            }
-        }
-        // Copy the run up to the next `%` (or `+`) at once.
-        let run = special(&b[i..]).unwrap_or(b.len() - i);
-        out.extend_from_slice(&b[i..i + run]);
-        i += run;
-    }
-    String::from_utf8(out).ok().map(Cow::Owned)
-}
-
-fn hex(c: u8) -> Option<u8> {
-    match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        b'A'..=b'F' => Some(c - b'A' + 10),
-        _ => None,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn percent_decoding() {
-        assert_eq!(percent_decode("a%20b", false).unwrap(), "a b");
-        assert_eq!(percent_decode("a+b", false).unwrap(), "a+b");
-        assert_eq!(percent_decode("a+b%2Bc", true).unwrap(), "a b+c");
-        assert_eq!(percent_decode("100%", false).unwrap(), "100%");
-        assert_eq!(percent_decode("%zz%4", false).unwrap(), "%zz%4");
-        assert_eq!(percent_decode("%C3%A9", false).unwrap(), "é");
-        assert!(percent_decode("%FF", false).is_none());
-        assert!(matches!(
-            percent_decode("plain", true),
-            Some(Cow::Borrowed("plain"))
-        ));
-    }
 
     #[test]
     fn keys_go_through_the_one_normalisation() {

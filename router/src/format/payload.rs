@@ -71,7 +71,7 @@ impl Payload {
                 self.field, self.param
             ))
         })?;
-        let decoded = super::percent_decode(raw, true).ok_or_else(|| {
+        let decoded = logrouter::percent::decode(raw, true).ok_or_else(|| {
             (
                 Reason::MalformedRecord,
                 format!(

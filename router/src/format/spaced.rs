@@ -181,7 +181,7 @@ impl Documented {
             };
             let mut value = super::value(t);
             if self.decoded.contains(&i) {
-                value = value.map(|v| super::percent_decode(t, false).unwrap_or(v));
+                value = value.map(|v| logrouter::percent::decode(t, false).unwrap_or(v));
             }
             out.push((key, value));
         })

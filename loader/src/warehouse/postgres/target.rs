@@ -180,9 +180,8 @@ fn take_tls_params(text: &str) -> Result<(String, Option<SslMode>, Option<String
                 let mut kept = Vec::new();
                 for pair in query.split('&').filter(|p| !p.is_empty()) {
                     let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-                    let v = percent_encoding::percent_decode_str(v)
-                        .decode_utf8()
-                        .map_err(|_| format!("{k}: not UTF-8 once percent-decoded"))?;
+                    let v = logrouter::percent::decode(v, false)
+                        .ok_or_else(|| format!("{k}: not UTF-8 once percent-decoded"))?;
                     if !take(k, v.into_owned())? {
                         kept.push(pair);
                     }

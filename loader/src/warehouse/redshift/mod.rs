@@ -92,7 +92,11 @@ impl RedshiftTarget {
         let mut params: HashMap<String, String> = HashMap::new();
         for kv in query.split('&').filter(|s| !s.is_empty()) {
             let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
-            params.insert(k.to_owned(), percent_decode(v));
+            params.insert(
+                k.to_owned(),
+                logrouter::percent::decode(v, false)
+                    .map_or_else(|| v.to_owned(), |d| d.into_owned()),
+            );
         }
         for k in params.keys() {
             if !["db_user", "secret_arn", "iam_role", "region"].contains(&k.as_str()) {
@@ -123,25 +127,6 @@ impl RedshiftTarget {
         }
         Ok(t)
     }
-}
-
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' && i + 2 < b.len() {
-            let hex = std::str::from_utf8(&b[i + 1..i + 3]).unwrap_or("");
-            if let Ok(v) = u8::from_str_radix(hex, 16) {
-                out.push(v);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// A SQL string literal. Backslashes are refused (Redshift and PostgreSQL

@@ -844,7 +844,7 @@ mod tests {
     }
 
     fn percent_decode(v: &str) -> String {
-        router::format::percent_decode(v, false)
+        logrouter::percent::decode(v, false)
             .expect("UTF-8 once decoded")
             .into_owned()
     }
