@@ -11,4 +11,5 @@ mod ops;
 mod pipeline;
 mod redshift;
 mod rejects;
+mod soak;
 mod support;
