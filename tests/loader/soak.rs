@@ -6,9 +6,9 @@
 //! AWS endpoint and warehouse (PostgreSQL) are the fault proxy
 //! (`tests/fault_proxy.py`: resets mid-request and mid-response, delays,
 //! outages that refuse connections). While the proxy injects faults, both
-//! services are SIGKILLed and restarted at random moments (a service that
-//! exits on its own, say a loader that cannot reach its warehouse at start,
-//! is restarted like a supervisor would). Then faults stop, both drain, and
+//! services (two processes of each) are SIGKILLed and restarted at random
+//! moments (a service that exits on its own, say a loader that cannot reach
+//! its warehouse at start, is restarted like a supervisor would). Then faults stop, both drain, and
 //! the end state is checked against the input:
 //! - exactly one manifest per source;
 //! - every line routed exactly once: per type, the multiset of lines in the
@@ -30,8 +30,9 @@
 //!
 //! Scale and replay through the environment: `SOAK_SEED` (else one from
 //! the clock, printed first), `SOAK_OBJECTS` (36), `SOAK_LINES` (lines per
-//! object, 1500), `SOAK_SECONDS` (of chaos, 25), `SOAK_DRAIN_SECS` (bound on
-//! the drain, 120), `SOAK_LOG_DIR` (keep the services' logs there; on a
+//! object, 2500), `SOAK_SECONDS` (of chaos, 25), `SOAK_DRAIN_SECS` (bound on
+//! the drain, 120), `SOAK_ROUTERS` and `SOAK_LOADERS` (processes of each
+//! at once, 2), `SOAK_LOG_DIR` (keep the services' logs there; on a
 //! failure they are kept anyway). A seed replays the same input, the same
 //! kill schedule and the same faults per connection; the interleaving of
 //! connections is still the scheduler's. `bench/soak` runs this test at
@@ -139,10 +140,11 @@ fn source(o: u64, lines: u64, rng: &mut Rng) -> Source {
                         rng.below(1000)
                     )
                 } else {
-                    format!(
-                        "{{\"event_type\":\"{ty}\",\"id\":{id},\"pad\":\"{}\"}}",
-                        "x".repeat(rng.below(200) as usize)
-                    )
+                    // Random hex, so that parts do not compress to nothing.
+                    let pad: String = (0..rng.below(40))
+                        .map(|_| format!("{:016x}", rng.next()))
+                        .collect();
+                    format!("{{\"event_type\":\"{ty}\",\"id\":{id},\"pad\":\"{pad}\"}}")
                 };
                 good.push((table, id, line.clone()));
                 text.push_str(&line);
@@ -235,26 +237,41 @@ impl Drop for Proxy {
 /// A service the soak keeps running: restarted whenever it exits, killed
 /// (SIGKILL) on the schedule. Its stderr is appended to one log.
 struct Supervised {
-    name: &'static str,
-    make: Box<dyn Fn() -> Command>,
+    /// `router` or `loader`.
+    kind: &'static str,
+    name: String,
+    make: std::rc::Rc<dyn Fn() -> Command>,
     log: PathBuf,
     child: Option<Child>,
     kills: u32,
     /// Exits on its own, by exit code.
     exits: BTreeMap<i32, u32>,
     starts: u32,
+    /// When the next SIGKILL is due (from the start of the chaos).
+    next_kill: Duration,
+    /// Not restarted before this (after a kill, or an exit of its own).
+    down_until: Option<Instant>,
 }
 
 impl Supervised {
-    fn new(name: &'static str, log: PathBuf, make: impl Fn() -> Command + 'static) -> Self {
+    fn new(
+        kind: &'static str,
+        n: usize,
+        logs: &Path,
+        make: std::rc::Rc<dyn Fn() -> Command>,
+        rng: &mut Rng,
+    ) -> Self {
         Supervised {
-            name,
-            make: Box::new(make),
-            log,
+            kind,
+            name: format!("{kind}-{n}"),
+            make,
+            log: logs.join(format!("{kind}-{n}.log")),
             child: None,
             kills: 0,
             exits: BTreeMap::new(),
             starts: 0,
+            next_kill: rng.secs(1.0, 5.0),
+            down_until: None,
         }
     }
 
@@ -274,16 +291,34 @@ impl Supervised {
         self.child = Some(child);
     }
 
-    /// Restarts it if it exited on its own; whether it is running.
+    /// Restarts it if it is down (half a second after an exit of its own,
+    /// as a supervisor would).
     fn keep_running(&mut self) {
         if let Some(c) = &mut self.child {
             if let Some(status) = c.try_wait().unwrap() {
                 *self.exits.entry(status.code().unwrap_or(-1)).or_default() += 1;
                 self.child = None;
+                self.down_until = Some(Instant::now() + Duration::from_millis(500));
             }
         }
+        if self.down_until.is_some_and(|t| Instant::now() < t) {
+            return;
+        }
+        self.down_until = None;
         if self.child.is_none() {
             self.start();
+        }
+    }
+
+    /// One tick of the chaos, `t` into it: killed when due, else kept
+    /// running.
+    fn chaos(&mut self, t: Duration, rng: &mut Rng) {
+        if self.down_until.is_none() && t >= self.next_kill {
+            self.kill();
+            self.down_until = Some(Instant::now() + rng.secs(0.0, 1.0));
+            self.next_kill = t + rng.secs(1.0, 6.0);
+        } else {
+            self.keep_running();
         }
     }
 
@@ -405,11 +440,13 @@ async fn issue13_fault_soak_loses_and_duplicates_nothing() {
             % 1_000_000_007,
     );
     let objects: u64 = env_or("SOAK_OBJECTS", 36);
-    let lines: u64 = env_or("SOAK_LINES", 1500);
+    let lines: u64 = env_or("SOAK_LINES", 2500);
     let chaos = Duration::from_secs(env_or("SOAK_SECONDS", 25));
     let drain_bound = Duration::from_secs(env_or("SOAK_DRAIN_SECS", 120));
+    let routers: usize = env_or("SOAK_ROUTERS", 2);
+    let loaders: usize = env_or("SOAK_LOADERS", 2);
     eprintln!(
-        "soak: seed {seed} (replay: SOAK_SEED={seed}), {objects} objects of {lines} lines, {} s of chaos",
+        "soak: seed {seed} (replay: SOAK_SEED={seed}), {objects} objects of {lines} lines, {} s of chaos, {routers} routers, {loaders} loaders",
         chaos.as_secs()
     );
     let mut rng = Rng(seed);
@@ -475,7 +512,7 @@ async fn issue13_fault_soak_loses_and_duplicates_nothing() {
         &format!("s3://{bucket}/routed"),
     ])
     .unwrap();
-    let mut router = Supervised::new("router", logs.join("router.log"), {
+    let router_cmd: std::rc::Rc<dyn Fn() -> Command> = std::rc::Rc::new({
         let common = common.clone();
         let spool = spool.clone();
         move || {
@@ -490,12 +527,16 @@ async fn issue13_fault_soak_loses_and_duplicates_nothing() {
                 "-q",
             ])
             .env("SOAK_ROUTER_ARGS", &router_args)
-            .env("LOGROUTER_ROUTE__SPOOL_DIR", &spool);
+            .env("LOGROUTER_ROUTE__SPOOL_DIR", &spool)
+            // Several parts per type and source, some of them uploaded by
+            // multipart upload: more requests for faults to cut.
+            .env("LOGROUTER_ROUTE__PART_SIZE_BYTES", "8192")
+            .env("LOGROUTER_ROUTE__MULTIPART_THRESHOLD_BYTES", "12288");
             common(&mut cmd);
             cmd
         }
     });
-    let mut loader_svc = Supervised::new("loader", logs.join("loader.log"), {
+    let loader_cmd: std::rc::Rc<dyn Fn() -> Command> = std::rc::Rc::new({
         let (schema, warehouse, loader_q) = (schema.clone(), warehouse.clone(), loader_q.clone());
         move || {
             let mut cmd = loader();
@@ -505,16 +546,34 @@ async fn issue13_fault_soak_loses_and_duplicates_nothing() {
             cmd
         }
     });
+    let mut services: Vec<Supervised> = Vec::new();
+    for n in 1..=routers {
+        services.push(Supervised::new(
+            "router",
+            n,
+            &logs,
+            router_cmd.clone(),
+            &mut rng,
+        ));
+    }
+    for n in 1..=loaders {
+        services.push(Supervised::new(
+            "loader",
+            n,
+            &logs,
+            loader_cmd.clone(),
+            &mut rng,
+        ));
+    }
 
     // Chaos: faults on, objects arriving over the first 60 %, kills.
     proxy.call("POST", "/faults/on");
-    router.start();
-    loader_svc.start();
+    for svc in &mut services {
+        svc.start();
+    }
     let chaos_start = Instant::now();
     let put_window = chaos.mul_f64(0.6);
     let mut next_put = 0usize;
-    let mut next_kill = [rng.secs(1.0, 5.0), rng.secs(1.0, 5.0)];
-    let mut down_until: [Option<Instant>; 2] = [None, None];
     while chaos_start.elapsed() < chaos {
         let t = chaos_start.elapsed();
         let due = ((t.as_secs_f64() / put_window.as_secs_f64()).min(1.0) * sources.len() as f64)
@@ -530,18 +589,8 @@ async fn issue13_fault_soak_loses_and_duplicates_nothing() {
                 .unwrap();
             next_put += 1;
         }
-        for (i, svc) in [&mut router, &mut loader_svc].into_iter().enumerate() {
-            if let Some(until) = down_until[i] {
-                if Instant::now() >= until {
-                    down_until[i] = None;
-                }
-            } else if t >= next_kill[i] {
-                svc.kill();
-                down_until[i] = Some(Instant::now() + rng.secs(0.0, 1.0));
-                next_kill[i] = t + rng.secs(1.0, 6.0);
-            } else {
-                svc.keep_running();
-            }
+        for svc in &mut services {
+            svc.chaos(t, &mut rng);
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -560,8 +609,9 @@ async fn issue13_fault_soak_loses_and_duplicates_nothing() {
     let drain_start = Instant::now();
     let mut empty_checks = 0;
     let drained = loop {
-        router.keep_running();
-        loader_svc.keep_running();
+        for svc in &mut services {
+            svc.keep_running();
+        }
         let pending =
             messages_on_queue(&sqs, &router_q).await + messages_on_queue(&sqs, &loader_q).await;
         empty_checks = if pending == 0 { empty_checks + 1 } else { 0 };
@@ -574,8 +624,10 @@ async fn issue13_fault_soak_loses_and_duplicates_nothing() {
         tokio::time::sleep(Duration::from_millis(500)).await;
     };
     let drain_took = drain_start.elapsed();
-    let router_stop = router.stop();
-    let loader_stop = loader_svc.stop();
+    let stops: Vec<(String, Option<i32>)> = services
+        .iter_mut()
+        .map(|svc| (svc.name.clone(), svc.stop()))
+        .collect();
 
     // The end state.
     let mut problems: Vec<String> = Vec::new();
@@ -587,7 +639,7 @@ async fn issue13_fault_soak_loses_and_duplicates_nothing() {
             messages_on_queue(&sqs, &loader_q).await
         ));
     }
-    for (what, code) in [("router", router_stop), ("loader", loader_stop)] {
+    for (what, code) in stops {
         if code != Some(0) {
             problems.push(format!(
                 "the {what} stopped on SIGTERM with {code:?}, not 0"
@@ -760,7 +812,7 @@ async fn issue13_fault_soak_loses_and_duplicates_nothing() {
     if rejects != 0 {
         problems.push(format!("{rejects} rejects, none expected"));
     }
-    for svc in [&router, &loader_svc] {
+    for svc in &services {
         let text = std::fs::read_to_string(&svc.log).unwrap_or_default();
         let panics = text.matches("panicked").count();
         if panics > 0 {
@@ -783,14 +835,18 @@ async fn issue13_fault_soak_loses_and_duplicates_nothing() {
         good + bad
     );
     println!("  parts              {parts}");
-    println!(
-        "  router kills       {} (exits on its own: {:?})",
-        router.kills, router.exits
-    );
-    println!(
-        "  loader kills       {} (exits on its own: {:?})",
-        loader_svc.kills, loader_svc.exits
-    );
+    for kind in ["router", "loader"] {
+        let of_kind = || services.iter().filter(|s| s.kind == kind);
+        let mut exits: BTreeMap<i32, u32> = BTreeMap::new();
+        for (code, n) in of_kind().flat_map(|s| s.exits.iter()) {
+            *exits.entry(*code).or_default() += n;
+        }
+        println!(
+            "  {kind} kills       {} ({} processes at once; exits on their own, by code: {exits:?})",
+            of_kind().map(|s| s.kills).sum::<u32>(),
+            of_kind().count(),
+        );
+    }
     println!(
         "  faults injected    {} connections through the proxy: reset_response {}, reset_request {}, delay {}, outage {} ({:.1} s), cut_by_outage {}",
         n("connections"),
@@ -811,7 +867,7 @@ async fn issue13_fault_soak_loses_and_duplicates_nothing() {
     );
     if !problems.is_empty() || lost != 0 || duplicated != 0 {
         let kept = dir.keep();
-        for svc in [&router, &loader_svc] {
+        for svc in &services {
             eprintln!("---- {} log, last lines ({}):", svc.name, svc.log.display());
             eprintln!("{}", tail(&svc.log, 40));
         }
