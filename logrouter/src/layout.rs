@@ -126,6 +126,21 @@ impl SourceName {
             self.slug
         )
     }
+
+    /// Key of the record a re-route keeps while it runs: the outputs that
+    /// earlier routes of this source wrote (a JSON list of keys), written
+    /// before their manifest is withdrawn and removed once those the new
+    /// manifest does not name are gone, so a re-route that fails or is
+    /// killed midway still knows which stale parts to remove when it is
+    /// retried. A hidden file beside the manifest: consumers ignore it.
+    pub fn withdrawn_key(&self) -> String {
+        format!(
+            "{}{MANIFESTS_DIR}/{}/.{}.json.withdrawn",
+            self.root,
+            self.partition(),
+            self.slug
+        )
+    }
 }
 
 impl SourceName {
