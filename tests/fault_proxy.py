@@ -23,7 +23,12 @@ Each connection draws from a generator of its own, seeded with
 a seed gives the same faults to the same connections; the interleaving of
 connections is still the scheduler's. Every fault is counted.
 
-  fault_proxy.py --seed 7 --upstream moto=127.0.0.1:5000 --upstream pg=127.0.0.1:5432
+  fault_proxy.py --seed 7 --upstream moto=127.0.0.1:5000 \
+      --upstream pg=127.0.0.1:5432,reset_response=0.01,outage_every=15
+
+(an upstream's own rates override the command line's, which apply to the
+others: a PostgreSQL session is many small round trips, an S3 request few
+large ones, so one per-chunk rate does not fit both)
 
 prints one JSON line on stdout once listening:
   {"control": PORT, "ports": {"moto": PORT, "pg": PORT}}
@@ -76,9 +81,18 @@ class Conn:
             w.transport.abort()
 
 
+RATES = ("reset_response", "reset_request", "delay", "max_delay", "outage_every", "outage_secs")
+
+
 class Upstream:
-    def __init__(self, proxy, name, host, port):
+    def __init__(self, proxy, name, host, port, rates):
         self.proxy = proxy
+        # The fault rates of this upstream: the command line's, or its own.
+        self.rates = argparse.Namespace(**{k: getattr(proxy.args, k) for k in RATES})
+        for k, v in rates.items():
+            if k not in RATES:
+                raise SystemExit(f"--upstream {name}: unknown rate {k!r} (one of {', '.join(RATES)})")
+            setattr(self.rates, k, float(v))
         self.name = name
         self.host, self.port = host, port
         self.listen_port = 0
@@ -90,6 +104,7 @@ class Upstream:
         self.counts["upstream_refused"] = 0
         self.counts["outage_secs"] = 0.0
         self.outage_end = None
+        self.outage_started = None
         self.rng = random.Random(f"{proxy.args.seed}:{name}:outages")
 
     async def listen(self):
@@ -104,7 +119,7 @@ class Upstream:
             self.server = None
 
     async def outages(self):
-        args = self.proxy.args
+        args = self.rates
         if args.outage_every <= 0:
             return
         while True:
@@ -118,13 +133,14 @@ class Upstream:
                 if not c.dead:
                     self.counts["cut_by_outage"] += 1
                     c.reset()
-            start = time.monotonic()
+            start = self.outage_started = time.monotonic()
             self.outage_end = asyncio.get_running_loop().create_future()
             try:
                 await asyncio.wait_for(asyncio.shield(self.outage_end), secs)
             except asyncio.TimeoutError:
                 pass
             self.outage_end = None
+            self.outage_started = None
             self.counts["outage_secs"] += time.monotonic() - start
             await self.listen()
 
@@ -157,7 +173,7 @@ class Upstream:
                 w.close()
 
     async def pump(self, conn, rng, reader, writer, reset_kind):
-        args = self.proxy.args
+        args = self.rates
         p_reset = args.reset_response if reset_kind == "reset_response" else args.reset_request
         try:
             while not conn.dead:
@@ -197,23 +213,30 @@ class Proxy:
         self.faults = args.faults_on
         self.upstreams = []
         for spec in args.upstream:
-            name, _, addr = spec.partition("=")
+            name, _, rest = spec.partition("=")
+            addr, *overrides = rest.split(",")
             host, _, port = addr.rpartition(":")
-            self.upstreams.append(Upstream(self, name, host, int(port)))
+            rates = dict(o.split("=", 1) for o in overrides)
+            self.upstreams.append(Upstream(self, name, host, int(port), rates))
 
     def stats(self):
         total = {k: 0 for k in KINDS}
         total["connections"] = 0
         total["upstream_refused"] = 0
         total["outage_secs"] = 0.0
+        upstreams = {}
         for u in self.upstreams:
-            for k, v in u.counts.items():
+            counts = dict(u.counts)
+            if u.outage_started is not None:
+                counts["outage_secs"] += time.monotonic() - u.outage_started
+            upstreams[u.name] = counts
+            for k, v in counts.items():
                 total[k] += v
         return {
             "seed": self.args.seed,
             "faults": self.faults,
             "total": total,
-            "upstreams": {u.name: u.counts for u in self.upstreams},
+            "upstreams": upstreams,
         }
 
     async def control(self, reader, writer):
@@ -262,7 +285,10 @@ class Proxy:
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--upstream", action="append", required=True, metavar="NAME=HOST:PORT")
+    p.add_argument("--upstream", action="append", required=True,
+                   metavar="NAME=HOST:PORT[,RATE=VALUE...]",
+                   help="an upstream, optionally with fault rates of its own "
+                   "(e.g. pg=127.0.0.1:5432,reset_response=0.01,outage_every=15)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--control-port", type=int, default=0)
     p.add_argument("--faults-on", action="store_true", help="inject faults from the start")
