@@ -154,6 +154,21 @@ impl SourceName {
             self.slug
         )
     }
+
+    /// Key of the record a re-route keeps while it runs: the outputs that
+    /// earlier routes of this source wrote (a JSON list of keys), written
+    /// before their manifest is withdrawn and removed once those the new
+    /// manifest does not name are gone, so a re-route that fails or is
+    /// killed midway still knows which stale parts to remove when it is
+    /// retried. A hidden file beside the manifest: consumers ignore it.
+    pub fn withdrawn_key(&self) -> String {
+        format!(
+            "{}{MANIFESTS_DIR}/{}/.{}.json.withdrawn",
+            self.root,
+            self.partition(),
+            self.slug
+        )
+    }
 }
 
 impl SourceName {
@@ -410,6 +425,7 @@ mod tests {
             name.part_key(&longest_type, u32::MAX, OutputCompression::Gzip),
             name.rejected_key(u32::MAX),
             name.manifest_key(),
+            name.withdrawn_key(),
         ] {
             assert!(k.len() <= MAX_RELATIVE_KEY_BYTES, "{k}");
         }

@@ -34,6 +34,8 @@ pub enum RouteError {
     Write { uri: String, source: StoreError },
     #[error("{uri}: line accounting failed, manifest not written (this is a bug): {message}")]
     Accounting { uri: String, message: String },
+    #[error("{uri}: routed (its manifest is written), but removing the parts of an earlier route it no longer writes failed: {source}; routing it again finishes the clean-up")]
+    Cleanup { uri: String, source: StoreError },
 }
 
 /// What happened to one source.
@@ -199,9 +201,32 @@ impl Router {
             },
             None => None,
         };
+        // Outputs of earlier routes a re-route that failed or was killed
+        // had not removed yet (see `SourceName::withdrawn_key`).
+        let withdrawn_key = name.withdrawn_key();
+        let mut withdrawn: Vec<String> = match self
+            .out
+            .get_small(&withdrawn_key)
+            .await
+            .map_err(write_err)?
+        {
+            Some(bytes) => serde_json::from_slice(&bytes).unwrap_or_else(|e| {
+                warn!(key = %withdrawn_key, error = %e, "record of an earlier route's outputs is unreadable; ignored");
+                Vec::new()
+            }),
+            None => Vec::new(),
+        };
         if skip_if_routed {
             if let (Some(prev), Some(etag)) = (&previous, &info.etag) {
                 if prev.source.object.etag.as_ref() == Some(etag) && prev.filter == self.filter {
+                    // Routed, but perhaps not cleaned up (stopped right
+                    // after the manifest was written): finish that first.
+                    self.remove_stale(prev, &withdrawn, &withdrawn_key)
+                        .await
+                        .map_err(|source| RouteError::Cleanup {
+                            uri: info.uri.clone(),
+                            source,
+                        })?;
                     return Ok(RouteOutcome::AlreadyRouted {
                         uri: info.uri.clone(),
                         manifest_key,
@@ -215,7 +240,19 @@ impl Router {
         // names. Withdraw that manifest first, so that no manifest ever names
         // a part holding data it does not describe; if this route fails
         // midway, the source simply has no manifest until a retry succeeds.
-        if previous.is_some() {
+        // What it named is recorded first: once it is gone, that record is
+        // how a retry knows which of its parts to remove.
+        if let Some(prev) = &previous {
+            for key in prev.output_keys() {
+                if !withdrawn.iter().any(|k| k == key) {
+                    withdrawn.push(key.to_owned());
+                }
+            }
+            let record = serde_json::to_vec(&withdrawn).expect("keys serialise");
+            self.out
+                .put_small(&withdrawn_key, record)
+                .await
+                .map_err(write_err)?;
             self.out.delete(&manifest_key).await.map_err(write_err)?;
         }
 
@@ -306,21 +343,43 @@ impl Router {
         }
         count_routed(&manifest, raw_bytes, started.elapsed());
 
-        // Parts of an earlier route of this source that this one did not
+        // Parts of earlier routes of this source that this one did not
         // write again (fewer parts now) are removed, after the new manifest.
-        if let Some(prev) = previous {
-            let now: std::collections::HashSet<&str> = manifest.output_keys().collect();
-            for stale in prev.output_keys().filter(|k| !now.contains(k)) {
-                if let Err(e) = self.out.delete(stale).await {
-                    warn!(key = stale, error = %e, "could not remove a stale part of an earlier route");
-                }
-            }
-        }
+        self.remove_stale(&manifest, &withdrawn, &withdrawn_key)
+            .await
+            .map_err(|source| RouteError::Cleanup {
+                uri: info.uri.clone(),
+                source,
+            })?;
         Ok(RouteOutcome::Routed {
             manifest: Box::new(manifest),
             manifest_key,
             first_errors: lines.first_errors,
         })
+    }
+}
+
+impl Router {
+    /// Removes the outputs of earlier routes (`withdrawn`) that `current`
+    /// does not name, then the record of them. On a failure the record
+    /// stays, so the next route of the source (or of a duplicate
+    /// notification) tries again.
+    async fn remove_stale(
+        &self,
+        current: &Manifest,
+        withdrawn: &[String],
+        withdrawn_key: &str,
+    ) -> Result<(), StoreError> {
+        if withdrawn.is_empty() {
+            return Ok(());
+        }
+        let now: std::collections::HashSet<&str> = current.output_keys().collect();
+        for stale in withdrawn.iter().filter(|k| !now.contains(k.as_str())) {
+            self.out.delete(stale).await.inspect_err(|e| {
+                warn!(key = %stale, error = %e, "could not remove a stale part of an earlier route");
+            })?;
+        }
+        self.out.delete(withdrawn_key).await
     }
 }
 

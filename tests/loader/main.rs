@@ -11,5 +11,6 @@ mod ops;
 mod pipeline;
 mod redshift;
 mod rejects;
+mod soak;
 mod support;
 mod tls;

@@ -435,6 +435,56 @@ async fn failed_reroute_withdraws_the_old_manifest() {
     );
 }
 
+/// Issue #13 (found by the fault soak): a re-route that failed after it
+/// withdrew the old manifest used to forget the old parts; retried, it
+/// removed none of those it no longer writes (here: all of type `c`), which
+/// stayed in the type folder forever, named by no manifest.
+#[tokio::test]
+async fn issue13_a_failed_re_route_removes_the_parts_it_no_longer_writes_when_retried() {
+    let dir = tempfile::tempdir().unwrap();
+    let name = "2015-01-20-13.jsonl";
+    route_file(
+        dir.path(),
+        name,
+        b"{\"event_type\":\"a\"}\n{\"event_type\":\"c\"}\n",
+        &Config::default(),
+    )
+    .await;
+    let out = dir.path().join("out");
+    assert!(files_under(&out).iter().any(|f| f.starts_with("c/")));
+    // The corrected source has no `c`; its first re-route fails midway (a
+    // file stands where a new type's folder goes), after the withdrawal.
+    std::fs::write(out.join("b"), "in the way").unwrap();
+    let v2 = b"{\"event_type\":\"a\",\"v\":2}\n{\"event_type\":\"b\"}\n";
+    std::fs::write(dir.path().join(name), v2).unwrap();
+    let router = Router::new(
+        &Config::default(),
+        &Location::Local(out.clone()),
+        Arc::new(AwsClients::default()),
+    )
+    .await
+    .unwrap();
+    let src = Location::Local(dir.path().join(name));
+    assert!(router.route_object(&src, false).await.is_err());
+    std::fs::remove_file(out.join("b")).unwrap();
+
+    let (m, _) = route_file(dir.path(), name, v2, &Config::default()).await;
+    assert_eq!(m.types.keys().collect::<Vec<_>>(), ["a", "b"]);
+    let mut named: Vec<String> = m.output_keys().map(str::to_owned).collect();
+    named.push(
+        files_under(&out)
+            .into_iter()
+            .find(|f| f.starts_with("_manifests/"))
+            .unwrap(),
+    );
+    named.sort();
+    assert_eq!(
+        files_under(&out),
+        named,
+        "only the manifest and what it names (no `c` part, no record of the withdrawal)"
+    );
+}
+
 /// Review finding: a CRLF line of exactly `max_line_bytes` (plus `\r`) that
 /// spans read buffers is routed, not quarantined.
 #[tokio::test]

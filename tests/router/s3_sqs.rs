@@ -560,3 +560,71 @@ async fn issue13_a_1000_byte_source_key_under_the_longest_prefix() {
     assert_eq!(m["source"]["uri"], format!("s3://{}/{key}", st.src), "{m}");
     assert_eq!(messages_on_queue(&st.sqs, &st.queue_url).await, 0);
 }
+
+/// Issue #13 (found by the fault soak): a re-route stopped after it wrote
+/// its manifest but before it removed the parts it no longer writes (a
+/// failed DeleteObject, a kill, a lost answer to the manifest's PUT) used
+/// to leave them for ever: the retry found the manifest of this ETag and
+/// skipped. Now the removal is retried until it is done, also by a route
+/// that finds the source already routed.
+#[tokio::test]
+async fn issue13_stale_parts_a_stopped_clean_up_left_are_removed_by_the_next_delivery() {
+    use logrouter::aws::AwsClients;
+    use router::route::{RouteOutcome, Router};
+    let st = stand(true).await;
+    let key = "logs/2015-01-20-15.json.gz";
+    put(
+        &st,
+        key,
+        gzip(b"{\"event_type\":\"a\"}\n{\"event_type\":\"c\"}\n"),
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let config = test_config();
+    let router = Router::new(
+        &config,
+        &Location::Local(out.clone()),
+        Arc::new(AwsClients::new(config.aws.clone())),
+    )
+    .await
+    .unwrap();
+    let src = Location::S3 {
+        bucket: st.src.clone(),
+        key: key.into(),
+    };
+    let RouteOutcome::Routed { manifest: v1, .. } = router.route_object(&src, true).await.unwrap()
+    else {
+        panic!("not routed")
+    };
+    let stale = out.join(&v1.types["c"].parts[0].key);
+
+    // The corrected object has no `c`. The stale part cannot be removed (a
+    // folder with something in it stands in its place): the route fails
+    // after its manifest is written.
+    put(&st, key, gzip(b"{\"event_type\":\"a\",\"v\":2}\n")).await;
+    std::fs::remove_file(&stale).unwrap();
+    std::fs::create_dir_all(stale.join("x")).unwrap();
+    let err = router.route_object(&src, true).await.unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("routing it again finishes the clean-up"),
+        "{err}"
+    );
+
+    // The part is back as it was; the message is delivered again.
+    std::fs::remove_dir_all(&stale).unwrap();
+    std::fs::write(&stale, "the stale part").unwrap();
+    let again = router.route_object(&src, true).await.unwrap();
+    assert!(
+        matches!(again, RouteOutcome::AlreadyRouted { .. }),
+        "{again:?}"
+    );
+    assert!(!stale.exists(), "the stale part is removed");
+    let files = crate::support::files_under(&out);
+    assert_eq!(
+        files.len(),
+        2,
+        "one part of `a` and the manifest: {files:?}"
+    );
+}
