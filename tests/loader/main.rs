@@ -11,6 +11,5 @@ mod ops;
 mod pipeline;
 mod redshift;
 mod rejects;
-mod soak;
 mod support;
 mod tls;

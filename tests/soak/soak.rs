@@ -20,13 +20,13 @@
 //! - both queues and both dead-letter queues empty;
 //! - no service panicked.
 //!
-//! The router process is this test binary run again as the ignored test
-//! [`router_process`], which calls the router's CLI (`router::cli`) with
-//! the arguments in `SOAK_ROUTER_ARGS`: exactly the router code this test
-//! was built with, whichever cargo command built it (a `target/debug/router`
-//! next to the loader may be stale: `cargo test -p loader` does not build
-//! it, and a test cannot run cargo while cargo holds the build lock). The
-//! loader is `CARGO_BIN_EXE_loader`.
+//! The router process is this test binary started again with
+//! `SOAK_ROUTER_ARGS`, which its `main` (main.rs) hands to the router's
+//! CLI (`router::cli`): exactly the router code this test was built with,
+//! whichever cargo command built it (a `target/debug/router` next to the
+//! loader may be stale: `cargo test -p loader` does not build it, and a
+//! test cannot run cargo while cargo holds the build lock). The loader is
+//! `CARGO_BIN_EXE_loader`.
 //!
 //! Scale and replay through the environment: `SOAK_SEED` (else one from
 //! the clock, printed first), `SOAK_OBJECTS` (36), `SOAK_LINES` (lines per
@@ -44,7 +44,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitCode, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use aws_sdk_s3::primitives::ByteStream;
@@ -52,28 +52,6 @@ use aws_sdk_sqs::types::QueueAttributeName;
 use logrouter::manifest::Manifest;
 
 use crate::support::*;
-
-/// The router's CLI, when this binary was started as the soak's router
-/// process; nothing otherwise.
-#[test]
-#[ignore = "the fault soak's router process: run by the soak, with SOAK_ROUTER_ARGS"]
-fn router_process() {
-    use clap::Parser;
-    let Ok(args) = std::env::var("SOAK_ROUTER_ARGS") else {
-        return;
-    };
-    let args: Vec<String> = serde_json::from_str(&args).expect("SOAK_ROUTER_ARGS: a JSON list");
-    let cli = router::cli::Cli::parse_from(std::iter::once("router".to_owned()).chain(args));
-    let code = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(router::cli::execute(cli));
-    let code = (0..=255u8)
-        .find(|n| format!("{:?}", ExitCode::from(*n)) == format!("{code:?}"))
-        .unwrap_or(1);
-    std::process::exit(code.into());
-}
 
 /// splitmix64: the soak's one source of randomness, from its seed.
 struct Rng(u64);
@@ -524,8 +502,7 @@ fn tail(path: &Path, lines: usize) -> String {
     all[all.len().saturating_sub(lines)..].join("\n")
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn issue13_fault_soak_loses_and_duplicates_nothing() {
+pub async fn issue13_fault_soak_loses_and_duplicates_nothing() {
     let started = Instant::now();
     let seed: u64 = env_or(
         "SOAK_SEED",
@@ -661,21 +638,12 @@ async fn issue13_fault_soak_loses_and_duplicates_nothing() {
         let spool = spool.clone();
         move || {
             let mut cmd = Command::new(std::env::current_exe().unwrap());
-            cmd.args([
-                "--exact",
-                "soak::router_process",
-                "--ignored",
-                "--nocapture",
-                "--test-threads",
-                "1",
-                "-q",
-            ])
-            .env("SOAK_ROUTER_ARGS", &router_args)
-            .env("LOGROUTER_ROUTE__SPOOL_DIR", &spool)
-            // Several parts per type and source, some of them uploaded by
-            // multipart upload: more requests for faults to cut.
-            .env("LOGROUTER_ROUTE__PART_SIZE_BYTES", "8192")
-            .env("LOGROUTER_ROUTE__MULTIPART_THRESHOLD_BYTES", "12288");
+            cmd.env("SOAK_ROUTER_ARGS", &router_args)
+                .env("LOGROUTER_ROUTE__SPOOL_DIR", &spool)
+                // Several parts per type and source, some of them uploaded by
+                // multipart upload: more requests for faults to cut.
+                .env("LOGROUTER_ROUTE__PART_SIZE_BYTES", "8192")
+                .env("LOGROUTER_ROUTE__MULTIPART_THRESHOLD_BYTES", "12288");
             common(&mut cmd);
             cmd
         }
