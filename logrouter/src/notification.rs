@@ -171,7 +171,11 @@ pub fn decode_key(raw: &str) -> Option<String> {
         match b[i] {
             b'+' => out.push(b' '),
             b'%' => {
-                let hex = b.get(i + 1..i + 3)?;
+                // Two hex digits: `from_str_radix` alone also takes a sign,
+                // so `%+3` would decode to a control character.
+                let hex = b
+                    .get(i + 1..i + 3)
+                    .filter(|h| h.iter().all(u8::is_ascii_hexdigit))?;
                 let hex = std::str::from_utf8(hex).ok()?;
                 out.push(u8::from_str_radix(hex, 16).ok()?);
                 i += 2;
@@ -215,6 +219,17 @@ mod tests {
         ] {
             assert_eq!(decode_key(raw).as_deref(), want, "{raw}");
         }
+    }
+
+    /// Found by the `notification` fuzz target: `%+3` decoded to `\u{3}`
+    /// (`u8::from_str_radix` accepts a leading `+`), though the key
+    /// holds no escape.
+    #[test]
+    fn issue13_fuzz_key_escape_with_a_sign_is_malformed() {
+        for raw in ["%+3", "a%+F", "%+", "%-1", "% 1"] {
+            assert_eq!(decode_key(raw), None, "{raw}");
+        }
+        assert_eq!(decode_key("%2B3").as_deref(), Some("+3"));
     }
 
     #[test]
