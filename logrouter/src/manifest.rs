@@ -130,10 +130,16 @@ impl Damage {
 impl Manifest {
     /// Checks that every line read is accounted for exactly once:
     /// read = routed + quarantined + blank + filtered, and each total equals
-    /// the sum of its parts. A failure is a bug in the router, never bad input.
+    /// the sum of its parts. For a manifest the router wrote, a failure is
+    /// a bug in the router; the loader checks every manifest it reads, so
+    /// the sums are taken in `u128`: counts near `u64::MAX` cannot wrap
+    /// around to agree (or panic in a debug build).
     pub fn check_counts(&self) -> Result<(), String> {
+        fn sum(counts: impl IntoIterator<Item = u64>) -> u128 {
+            counts.into_iter().map(u128::from).sum()
+        }
         let l = self.lines;
-        if l.read != l.routed + l.quarantined + l.blank + l.filtered {
+        if u128::from(l.read) != sum([l.routed, l.quarantined, l.blank, l.filtered]) {
             return Err(format!(
                 "lines read {} != routed {} + quarantined {} + blank {} + filtered {}",
                 l.read, l.routed, l.quarantined, l.blank, l.filtered
@@ -142,22 +148,23 @@ impl Manifest {
         if self.filter.is_none() && l.filtered != 0 {
             return Err(format!("{} lines filtered without a filter", l.filtered));
         }
-        let by_type: u64 = self.types.values().map(|t| t.lines).sum();
-        if by_type != l.routed {
+        let by_type = sum(self.types.values().map(|t| t.lines));
+        if by_type != u128::from(l.routed) {
             return Err(format!("routed {} != sum over types {by_type}", l.routed));
         }
         for (name, t) in &self.types {
-            let in_parts: u64 = t.parts.iter().map(|p| p.lines).sum();
-            if in_parts != t.lines {
+            let in_parts = sum(t.parts.iter().map(|p| p.lines));
+            if in_parts != u128::from(t.lines) {
                 return Err(format!(
                     "{name}: {} lines != {in_parts} in its parts",
                     t.lines
                 ));
             }
         }
-        let by_reason: u64 = self.quarantine.by_reason.values().sum();
-        let in_parts: u64 = self.quarantine.parts.iter().map(|p| p.lines).sum();
-        if by_reason != l.quarantined || in_parts != l.quarantined {
+        let by_reason = sum(self.quarantine.by_reason.values().copied());
+        let in_parts = sum(self.quarantine.parts.iter().map(|p| p.lines));
+        let quarantined = u128::from(l.quarantined);
+        if by_reason != quarantined || in_parts != quarantined {
             return Err(format!(
                 "quarantined {} != by reason {by_reason} or in parts {in_parts}",
                 l.quarantined
@@ -173,5 +180,61 @@ impl Manifest {
             .flat_map(|t| t.parts.iter())
             .chain(self.quarantine.parts.iter())
             .map(|p| p.key.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A manifest with these `[read, routed, quarantined, blank]` counts,
+    /// one type `a` of `type_lines` in parts of `type_parts` lines, and
+    /// quarantine parts of `quarantine_parts` lines.
+    fn manifest(
+        lines: [u64; 4],
+        type_lines: u64,
+        type_parts: &[u64],
+        quarantine_parts: &[u64],
+    ) -> Manifest {
+        let parts = |counts: &[u64]| -> Vec<serde_json::Value> {
+            counts
+                .iter()
+                .map(|n| serde_json::json!({"key": "k", "lines": n, "first_line": 1, "last_line": 1, "bytes": 1, "uncompressed_bytes": 1}))
+                .collect()
+        };
+        serde_json::from_value(serde_json::json!({
+            "format": 1,
+            "source": {"uri": "-", "bucket": null, "key": null, "etag": null, "size": null,
+                       "last_modified": null, "time": null, "time_from": "none"},
+            "dest": "out", "type_field": "/event_type", "router_version": "0",
+            "routed_at": "2015-01-20T14:00:00Z",
+            "lines": {"read": lines[0], "routed": lines[1], "quarantined": lines[2], "blank": lines[3]},
+            "types": {"a": {"lines": type_lines, "parts": parts(type_parts)}},
+            "quarantine": {"by_reason": {"invalid_json": lines[2]}, "parts": parts(quarantine_parts)},
+            "damage": null,
+        }))
+        .unwrap()
+    }
+
+    /// Counts whose sum passes `u64::MAX` panicked in a debug build
+    /// (`attempt to add with overflow`) and wrapped around in a release
+    /// one, where `read = 0` then passed for `routed = u64::MAX` plus
+    /// `quarantined = 1`. The loader checks every manifest it reads from
+    /// storage. (Seen reading the code for the `manifest` fuzz target,
+    /// whose input `overflow.json` reproduces it.)
+    #[test]
+    fn issue13_fuzz_counts_that_overflow_u64_are_refused() {
+        let max = u64::MAX;
+        assert_eq!(manifest([3, 1, 1, 1], 1, &[1], &[1]).check_counts(), Ok(()));
+        for m in [
+            // read = routed + quarantined, modulo 2^64.
+            manifest([0, max, 1, 0], max, &[max], &[1]),
+            // A type's parts, modulo 2^64.
+            manifest([2, 1, 1, 0], 1, &[max, 2], &[1]),
+            // Quarantine parts, modulo 2^64.
+            manifest([2, 1, 1, 0], 1, &[1], &[max, 2]),
+        ] {
+            assert!(m.check_counts().is_err(), "{:?}", m.lines);
+        }
     }
 }

@@ -206,6 +206,17 @@ mod tests {
         }
     }
 
+    /// Found by the `notification` fuzz target: `%+3` decoded to `\u{3}`
+    /// (`u8::from_str_radix` accepts a leading `+`), though the key
+    /// holds no escape.
+    #[test]
+    fn issue13_fuzz_key_escape_with_a_sign_is_malformed() {
+        for raw in ["%+3", "a%+F", "%+", "%-1", "% 1"] {
+            assert_eq!(decode_key(raw), None, "{raw}");
+        }
+        assert_eq!(decode_key("%2B3").as_deref(), Some("+3"));
+    }
+
     #[test]
     fn backfill_force_flag() {
         let body = r#"{"Records":[{"eventName":"ObjectCreated:Put","logrouter":{"force":true},

@@ -215,7 +215,7 @@ impl<'de> Visitor<'de> for Node<'_> {
         Ok(Lookup::Missing)
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-        let index = self.path[0].parse::<usize>().ok();
+        let index = array_index(&self.path[0]);
         let mut result = Lookup::Missing;
         let mut i = 0usize;
         loop {
@@ -236,6 +236,16 @@ impl<'de> Visitor<'de> for Node<'_> {
     fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
         walk_map(map, self.path)
     }
+}
+
+/// The element a segment names in an array: RFC 6901's `array-index`,
+/// `0` or digits without a leading zero (no sign), as `Value::pointer`
+/// reads it; any other segment names no element.
+fn array_index(segment: &str) -> Option<usize> {
+    let b = segment.as_bytes();
+    let canonical =
+        !b.is_empty() && b.iter().all(u8::is_ascii_digit) && (b[0] != b'0' || b.len() == 1);
+    canonical.then(|| segment.parse().ok()).flatten()
 }
 
 impl<'de> Visitor<'de> for Leaf {
@@ -329,6 +339,21 @@ mod tests {
         check("/event_type", r#"[1,2]"#, Lookup::NotAnObject("array"));
         check("/event_type", r#""text""#, Lookup::NotAnObject("string"));
         check("/event_type", r#"42"#, Lookup::NotAnObject("number"));
+    }
+
+    /// Found by the `json_pointer` fuzz target: `/payload/commits/00/sha`
+    /// found the first commit's sha (`usize::from_str` takes `00`, `01`
+    /// and `+1`), where `Value::pointer` and RFC 6901 name no element.
+    #[test]
+    fn issue13_fuzz_array_index_has_no_leading_zero_or_sign() {
+        let line = r#"{"a":["x","y"],"n":{"01":"key"}}"#;
+        check("/a/0", line, found("x"));
+        check("/a/1", line, found("y"));
+        for pointer in ["/a/00", "/a/01", "/a/+1", "/a/-0", "/a/", "/a/ 1", "/a/2"] {
+            check(pointer, line, Lookup::Missing);
+        }
+        // In an object the segment is a member's name, zeros and all.
+        check("/n/01", line, found("key"));
     }
 
     #[test]

@@ -1,0 +1,33 @@
+//! `loader::warehouse::WarehouseUrl::parse` (`--warehouse`,
+//! `load.warehouse`), which for PostgreSQL also takes libpq's `sslmode` and
+//! `sslrootcert` out and parses the rest with `tokio_postgres::Config`:
+//! never a panic, and the printable form never shows the password.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use loader::warehouse::WarehouseUrl;
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    match WarehouseUrl::parse(text) {
+        Ok(WarehouseUrl::Sqlite(path)) => assert!(!path.as_os_str().is_empty()),
+        Ok(WarehouseUrl::Postgres(t)) => {
+            // What messages show never carries the password.
+            if let Some(pw) = t.config.get_password() {
+                let pw = String::from_utf8_lossy(pw);
+                if pw.len() >= 4 && !pw.contains("***") {
+                    assert!(!t.shown.contains(pw.as_ref()), "{} shows {pw:?}", t.shown);
+                }
+            }
+        }
+        Ok(WarehouseUrl::Redshift(t)) => {
+            assert!(t.iam_role.starts_with("arn:aws") && t.iam_role.contains(":role/"));
+            assert!(t.cluster.is_some() != t.workgroup.is_some());
+            assert!(t.workgroup.is_some() || t.db_user.is_some() || t.secret_arn.is_some());
+            assert!(!t.database.is_empty());
+        }
+        Err(e) => assert!(!e.is_empty()),
+    }
+});
