@@ -14,11 +14,15 @@ fuzz_target!(|data: &[u8]| {
     match WarehouseUrl::parse(text) {
         Ok(WarehouseUrl::Sqlite(path)) => assert!(!path.as_os_str().is_empty()),
         Ok(WarehouseUrl::Postgres(t)) => {
-            // What messages show never carries the password.
+            // What messages show has the password hidden: it occurs there
+            // fewer times than in the URL (it may also be, say, the host's
+            // name, which stays).
             if let Some(pw) = t.config.get_password() {
                 let pw = String::from_utf8_lossy(pw);
-                if pw.len() >= 4 && !pw.contains("***") {
-                    assert!(!t.shown.contains(pw.as_ref()), "{} shows {pw:?}", t.shown);
+                let given = text.matches(pw.as_ref()).count();
+                if !pw.is_empty() && given > 0 {
+                    let shown = t.shown.matches(pw.as_ref()).count();
+                    assert!(shown < given, "{} shows {pw:?}", t.shown);
                 }
             }
         }

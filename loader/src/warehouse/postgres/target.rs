@@ -174,7 +174,7 @@ fn take_tls_params(text: &str) -> Result<(String, Option<SslMode>, Option<String
         Ok(true)
     };
     let rest = if text.contains("://") {
-        match text.split_once('?') {
+        match split_query(text) {
             None => text.to_owned(),
             Some((base, query)) => {
                 let mut kept = Vec::new();
@@ -195,13 +195,14 @@ fn take_tls_params(text: &str) -> Result<(String, Option<SslMode>, Option<String
         }
     } else {
         let mut kept = Vec::new();
-        for kv in text.split_whitespace() {
-            let taken = match kv.split_once('=') {
-                Some((k, v)) => take(k, v.trim_matches('\'').to_owned())?,
-                None => false,
-            };
-            if !taken {
-                kept.push(kv);
+        // A string that does not parse is left whole for tokio-postgres,
+        // whose error then says what is wrong.
+        let Ok(params) = kv_params(text) else {
+            return Ok((text.to_owned(), mode, root));
+        };
+        for p in params {
+            if !take(p.key, p.value)? {
+                kept.push(&text[p.span]);
             }
         }
         kept.join(" ")
@@ -209,42 +210,148 @@ fn take_tls_params(text: &str) -> Result<(String, Option<SslMode>, Option<String
     Ok((rest, mode, root))
 }
 
-/// Hides the password of a connection string: in the URL's user info, in a
-/// `password=` query parameter, or in a `password=` key.
-pub fn redact(conninfo: &str) -> String {
-    let hide_params = |s: &str, sep: char| -> String {
-        s.split(sep)
-            .map(|kv| {
-                if kv.starts_with("password=") {
-                    "password=***"
-                } else {
-                    kv
+/// One `key = value` of a key=value connection string.
+struct KvParam<'t> {
+    key: &'t str,
+    value: String,
+    /// Where the whole parameter is in the string.
+    span: std::ops::Range<usize>,
+}
+
+/// The parameters of a key=value string, read as tokio-postgres (and
+/// libpq) read them: spaces around `=`, values quoted with `'` or bare,
+/// `\` escaping the next character. `Err` where tokio-postgres would fail.
+fn kv_params(text: &str) -> Result<Vec<KvParam<'_>>, ()> {
+    let b = text.as_bytes();
+    let mut i = 0;
+    let mut out = Vec::new();
+    let skip_ws = |i: &mut usize| {
+        while let Some(c) = text[*i..].chars().next().filter(|c| c.is_whitespace()) {
+            *i += c.len_utf8();
+        }
+    };
+    loop {
+        skip_ws(&mut i);
+        let start = i;
+        while let Some(c) = text[i..]
+            .chars()
+            .next()
+            .filter(|&c| !c.is_whitespace() && c != '=')
+        {
+            i += c.len_utf8();
+        }
+        if i == start {
+            return if i == b.len() { Ok(out) } else { Err(()) };
+        }
+        let key = &text[start..i];
+        skip_ws(&mut i);
+        if b.get(i) != Some(&b'=') {
+            return Err(());
+        }
+        i += 1;
+        skip_ws(&mut i);
+        let mut value = String::new();
+        let quoted = b.get(i) == Some(&b'\'');
+        if quoted {
+            i += 1;
+        }
+        let mut chars = text[i..].char_indices().peekable();
+        let mut end = text.len() - i;
+        let mut closed = false;
+        while let Some((at, c)) = chars.next() {
+            if (quoted && c == '\'') || (!quoted && c.is_whitespace()) {
+                end = at;
+                closed = true;
+                break;
+            }
+            if c == '\\' {
+                if let Some((_, c2)) = chars.next() {
+                    value.push(c2);
                 }
-            })
-            .collect::<Vec<_>>()
-            .join(&sep.to_string())
-    };
-    let Some(scheme_end) = conninfo.find("://") else {
-        return hide_params(conninfo, ' ');
-    };
-    let (base, query) = match conninfo.split_once('?') {
-        Some((b, q)) => (b, Some(q)),
-        None => (conninfo, None),
-    };
-    let base = match base.rfind('@') {
-        Some(at) if at > scheme_end => {
-            let userinfo = &base[scheme_end + 3..at];
-            match userinfo.split_once(':') {
-                Some((user, _)) => format!("{}{user}:***{}", &base[..scheme_end + 3], &base[at..]),
-                None => base.to_owned(),
+            } else {
+                value.push(c);
             }
         }
-        _ => base.to_owned(),
-    };
-    match query {
-        Some(q) => format!("{base}?{}", hide_params(q, '&')),
-        None => base,
+        if quoted && !closed || !quoted && value.is_empty() {
+            return Err(());
+        }
+        i += end + usize::from(quoted);
+        out.push(KvParam {
+            key,
+            value,
+            span: start..i,
+        });
     }
+}
+
+/// A URL split where tokio-postgres splits it: the credentials run to the
+/// first `@` after the scheme (wherever it is), the query starts at the
+/// first `?` after them. `(scheme end, credentials, rest before the query,
+/// query)`, the credentials `None` without an `@`.
+fn url_parts(url: &str) -> Option<(usize, Option<&str>, &str, Option<&str>)> {
+    let scheme_end = url.find("://")? + 3;
+    let after = &url[scheme_end..];
+    let (creds, rest) = match after.find('@') {
+        Some(at) => (Some(&after[..at]), &after[at..]),
+        None => (None, after),
+    };
+    let (rest, query) = match rest.split_once('?') {
+        Some((r, q)) => (r, Some(q)),
+        None => (rest, None),
+    };
+    Some((scheme_end, creds, rest, query))
+}
+
+/// `(everything before the query, the query)`, as tokio-postgres reads it.
+fn split_query(url: &str) -> Option<(&str, &str)> {
+    let (_, _, _, query) = url_parts(url)?;
+    let query = query?;
+    Some((&url[..url.len() - query.len() - 1], query))
+}
+
+/// Hides the password of a connection string: in the URL's user info, in a
+/// `password=` query parameter, or in a `password=` key; split where
+/// tokio-postgres splits it, so the part hidden is the part it reads as
+/// the password.
+pub fn redact(conninfo: &str) -> String {
+    let hide_params = |s: &str| -> String {
+        s.split('&')
+            .map(|kv| match kv.split_once('=') {
+                Some(("password", _)) => "password=***",
+                _ => kv,
+            })
+            .collect::<Vec<_>>()
+            .join("&")
+    };
+    let Some((scheme_end, creds, rest, query)) = url_parts(conninfo) else {
+        return match kv_params(conninfo) {
+            Ok(params) => params
+                .iter()
+                .map(|p| match p.key {
+                    "password" => "password=***",
+                    _ => &conninfo[p.span.clone()],
+                })
+                .collect::<Vec<_>>()
+                .join(" "),
+            Err(()) => "(a key=value connection string that does not parse)".to_owned(),
+        };
+    };
+    let mut out = conninfo[..scheme_end].to_owned();
+    if let Some(creds) = creds {
+        match creds.split_once(':') {
+            Some((user, _)) => {
+                out.push_str(user);
+                out.push_str(":***");
+            }
+            None => out.push_str(creds),
+        }
+    }
+    out.push_str(rest);
+    if let Some(q) = query {
+        out.push('?');
+        out.push_str(&hide_params(q));
+    }
+    out
 }
 
 #[cfg(test)]
@@ -264,6 +371,22 @@ mod tests {
             ),
             ("host=h password=secret", "host=h password=***"),
             ("postgres://h/db", "postgres://h/db"),
+            // Found by fuzzing: tokio-postgres reads the credentials up to
+            // the first `@`, even one past a `?`.
+            (
+                "postgresql://postgres::p dt:5432/db?x@host",
+                "postgresql://postgres:***@host",
+            ),
+            ("postgres://u:pa?ss@h/db", "postgres://u:***@h/db"),
+            (
+                "host=h password = 'a b' user=u",
+                "host=h password=*** user=u",
+            ),
+            ("host=h password=a\\ b", "host=h password=***"),
+            (
+                "host=h password='unterminated",
+                "(a key=value connection string that does not parse)",
+            ),
         ] {
             assert_eq!(redact(given), shown);
         }
@@ -319,7 +442,8 @@ mod tests {
             "postgres://h/db?sslmode=allow",
             Err("sslmode=\"allow\" is not a mode"),
         );
-        check("host=h sslrootcert=", Err("sslrootcert is empty"));
+        check("host=h sslrootcert=''", Err("sslrootcert is empty"));
+        check("postgres://h/db?sslrootcert=", Err("sslrootcert is empty"));
     }
 
     #[test]
