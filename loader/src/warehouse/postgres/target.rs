@@ -173,7 +173,7 @@ fn take_tls_params(text: &str) -> Result<(String, Option<SslMode>, Option<String
         }
         Ok(true)
     };
-    let rest = if text.contains("://") {
+    let rest = if url_parts(text).is_some() {
         match split_query(text) {
             None => text.to_owned(),
             Some((base, query)) => {
@@ -289,7 +289,12 @@ fn kv_params(text: &str) -> Result<Vec<KvParam<'_>>, ()> {
 /// first `?` after them. `(scheme end, credentials, rest before the query,
 /// query)`, the credentials `None` without an `@`.
 fn url_parts(url: &str) -> Option<(usize, Option<&str>, &str, Option<&str>)> {
-    let scheme_end = url.find("://")? + 3;
+    // A URL exactly when tokio-postgres takes it for one: by its scheme (a
+    // key=value string may hold `://` in a value).
+    let scheme_end = ["postgres://", "postgresql://"]
+        .iter()
+        .find(|s| url.starts_with(*s))?
+        .len();
     let after = &url[scheme_end..];
     let (creds, rest) = match after.find('@') {
         Some(at) => (Some(&after[..at]), &after[at..]),
@@ -383,6 +388,8 @@ mod tests {
                 "host=h password=*** user=u",
             ),
             ("host=h password=a\\ b", "host=h password=***"),
+            // Found by fuzzing: a value may hold `://`.
+            ("host=h password=x://y", "host=h password=***"),
             (
                 "host=h password='unterminated",
                 "(a key=value connection string that does not parse)",
