@@ -104,7 +104,7 @@ impl PgTarget {
         let shown = redact(text);
         let (rest, mode, root) = take_tls_params(text)?;
         let mut config = tokio_postgres::Config::from_str(&rest)
-            .map_err(|e| format!("{shown}: {}", super::describe(&e)))?;
+            .map_err(|e| format!("{shown}: {}", parse_error(&e)))?;
         let mode = mode.unwrap_or(SslMode::Prefer);
         let roots = match root.as_deref() {
             None | Some("system") => RootCerts::System,
@@ -157,6 +157,27 @@ impl PgTarget {
     }
 }
 
+/// tokio-postgres's reason for refusing a connection string, without
+/// echoing the string: its "unknown option" quotes the key, which for a
+/// string that is not key=value at all (`\npostgres://u:pw@h`) is the whole
+/// URL, password included.
+fn parse_error(e: &tokio_postgres::Error) -> String {
+    let why = super::describe(e);
+    match why.split_once("unknown option `") {
+        Some((_, key)) if !is_key(key.trim_end_matches('`')) => {
+            "invalid connection string: neither a postgres:// URL nor key=value pairs".to_owned()
+        }
+        _ => why,
+    }
+}
+
+/// Whether `k` looks like a connection parameter's name.
+fn is_key(k: &str) -> bool {
+    !k.is_empty()
+        && k.bytes()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'_')
+}
+
 /// Takes `sslmode` and `sslrootcert` out of a connection string, returning
 /// what is left for tokio-postgres.
 fn take_tls_params(text: &str) -> Result<(String, Option<SslMode>, Option<String>), String> {
@@ -194,18 +215,24 @@ fn take_tls_params(text: &str) -> Result<(String, Option<SslMode>, Option<String
             }
         }
     } else {
-        let mut kept = Vec::new();
         // A string that does not parse is left whole for tokio-postgres,
-        // whose error then says what is wrong.
+        // whose error then says what is wrong. Taken parameters are cut out
+        // and the rest kept byte for byte, so that what tokio-postgres reads
+        // is what was written (joined anew, `\npostgres://…` would turn into
+        // a URL).
         let Ok(params) = kv_params(text) else {
             return Ok((text.to_owned(), mode, root));
         };
+        let mut rest = String::with_capacity(text.len());
+        let mut from = 0;
         for p in params {
-            if !take(p.key, p.value)? {
-                kept.push(&text[p.span]);
+            if take(p.key, p.value)? {
+                rest.push_str(&text[from..p.span.start]);
+                from = p.span.end;
             }
         }
-        kept.join(" ")
+        rest.push_str(&text[from..]);
+        rest
     };
     Ok((rest, mode, root))
 }
@@ -334,6 +361,9 @@ pub fn redact(conninfo: &str) -> String {
                 .iter()
                 .map(|p| match p.key {
                     "password" => "password=***",
+                    // Not a key at all (a URL pasted into a key=value
+                    // string, say): shown as nothing of it.
+                    k if !is_key(k) => "***",
                     _ => &conninfo[p.span.clone()],
                 })
                 .collect::<Vec<_>>()
@@ -439,16 +469,21 @@ mod tests {
         );
         check(
             &format!("host=h user=u sslmode=verify-ca sslrootcert={pem}"),
-            Ok((VerifyCa, RootCerts::File(pem.into()), "host=h user=u")),
+            Ok((VerifyCa, RootCerts::File(pem.into()), "host=h user=u  ")),
         );
         check(
             "host=h sslmode=verify-full sslrootcert=system",
-            Ok((VerifyFull, RootCerts::System, "host=h")),
+            Ok((VerifyFull, RootCerts::System, "host=h  ")),
         );
         check(
             "postgres://h/db?sslmode=allow",
             Err("sslmode=\"allow\" is not a mode"),
         );
+        // Found by fuzzing: what is not taken is kept byte for byte, so a
+        // key=value string never turns into a URL (or the reverse).
+        for text in ["\npostgres://u:pw@h/db", " host=h", "host=h\tport=1"] {
+            assert_eq!(take_tls_params(text).unwrap().0, text);
+        }
         check("host=h sslrootcert=''", Err("sslrootcert is empty"));
         check("postgres://h/db?sslrootcert=", Err("sslrootcert is empty"));
     }
@@ -469,5 +504,9 @@ mod tests {
         assert!(e.contains("no PEM certificate"), "{e}");
         let e = PgTarget::parse("postgres://u:hunter2@h/db?sslcert=x").unwrap_err();
         assert!(!e.contains("hunter2") && e.contains("sslcert"), "{e}");
+        let e = PgTarget::parse("\npostgres://u:hunter2@h/db").unwrap_err();
+        assert!(!e.contains("hunter2"), "{e}");
+        let e = PgTarget::parse("host=h postgres://u:hunter2@h=1").unwrap_err();
+        assert!(!e.contains("hunter2") && e.contains("neither"), "{e}");
     }
 }
