@@ -21,7 +21,9 @@ fuzz_target!(|data: &[u8]| {
                 let pw = String::from_utf8_lossy(pw);
                 let given = text.matches(pw.as_ref()).count();
                 if !pw.is_empty() && given > 0 {
-                    let shown = t.shown.matches(pw.as_ref()).count();
+                    // (Our own `***` masks are not the password, even
+                    // when the password is `*`.)
+                    let shown = t.shown.replace("***", "").matches(pw.as_ref()).count();
                     assert!(shown < given, "{} shows {pw:?}", t.shown);
                 }
             }
