@@ -194,10 +194,11 @@ fn take_tls_params(text: &str) -> Result<(String, Option<SslMode>, Option<String
         }
         Ok(true)
     };
-    let rest = if url_parts(text).is_some() {
-        match split_query(text) {
+    let rest = if let Some((_, _, _, query)) = url_parts(text) {
+        match query {
             None => text.to_owned(),
-            Some((base, query)) => {
+            Some(query) => {
+                let base = &text[..text.len() - query.len() - 1];
                 let mut kept = Vec::new();
                 for pair in query.split('&').filter(|p| !p.is_empty()) {
                     let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
@@ -332,13 +333,6 @@ fn url_parts(url: &str) -> Option<(usize, Option<&str>, &str, Option<&str>)> {
         None => (rest, None),
     };
     Some((scheme_end, creds, rest, query))
-}
-
-/// `(everything before the query, the query)`, as tokio-postgres reads it.
-fn split_query(url: &str) -> Option<(&str, &str)> {
-    let (_, _, _, query) = url_parts(url)?;
-    let query = query?;
-    Some((&url[..url.len() - query.len() - 1], query))
 }
 
 /// Hides the password of a connection string: in the URL's user info, in a
