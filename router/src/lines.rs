@@ -781,6 +781,14 @@ impl<'a> LineRouter<'a> {
             pipe.flush()
                 .map_err(|e| io::Error::other(PipeWriteError(e)))?;
         }
+        // Every last block first, so they are compressed together, then
+        // each part closed in name order.
+        for (_, w) in self.open.values_mut() {
+            w.send_last()?;
+        }
+        if let Some((_, w)) = &mut self.quarantine {
+            w.send_last()?;
+        }
         let mut open: Vec<Arc<str>> = self.open.keys().cloned().collect();
         open.sort();
         for name in open {

@@ -8,11 +8,12 @@
 //! compressor of its own, or (past `route.max_open_compressors`) only its
 //! file, each block then a gzip member of its own ([`Keep`]).
 
+use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc::{Receiver, SyncSender};
+use std::sync::mpsc::{Receiver, Sender};
 use std::sync::{Arc, Condvar, Mutex};
 
 use logrouter::config::OutputCompression;
@@ -88,9 +89,19 @@ impl Write for Encoder {
 
 /// Uncompressed bytes gathered before a block goes to the compressor.
 const BLOCK: usize = 64 * 1024;
-/// Blocks queued to the compressor threads at most, per thread (with one
-/// block in flight per open part, this bounds the blocks in memory).
+/// What a block is allocated with: room for the line that fills it.
+const BLOCK_CAPACITY: usize = BLOCK + 1024;
+/// Blocks in flight (queued or being compressed) at most, across the parts
+/// of a source, per compressor thread: with the block each open part is
+/// gathering, this bounds the blocks in memory.
 const QUEUE: usize = 8;
+/// Blocks of one part in flight at most. More than one, so that the
+/// routing thread does not wait on a busy type's previous block while it
+/// sits in the queue behind other types' blocks (with one, on 50 types, the
+/// routing thread spent a fifth of its time waiting there and the
+/// compressors half of theirs idle). A part's compressed size, which rolls
+/// it over, lags its input by this many blocks.
+const PART_DEPTH: u64 = 4;
 
 /// What a part keeps between its blocks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -121,6 +132,84 @@ fn encoder(file: CountingFile, compression: OutputCompression, level: i32) -> io
     })
 }
 
+/// What a compressor thread writes a block with as a gzip member (zstd
+/// frame) of its own, kept from block to block. Making a compressor for
+/// every block cost a few hundred KB of allocation and clearing each time,
+/// and with it came the memory churn [`InFlight`] describes.
+#[derive(Default)]
+struct MemberWriter {
+    gzip: Option<(i32, flate2::Compress)>,
+    zstd: Option<(i32, zstd::bulk::Compressor<'static>)>,
+    out: Vec<u8>,
+}
+
+impl MemberWriter {
+    /// Writes `block` to `file` as one whole member (frame), with the
+    /// header `flate2::write::GzEncoder` writes.
+    fn write(
+        &mut self,
+        file: &mut CountingFile,
+        block: &[u8],
+        compression: OutputCompression,
+        level: i32,
+    ) -> io::Result<()> {
+        self.out.clear();
+        match compression {
+            OutputCompression::Gzip => {
+                let deflate = match &mut self.gzip {
+                    Some((l, d)) if *l == level => {
+                        d.reset();
+                        d
+                    }
+                    slot => {
+                        let fresh =
+                            flate2::Compress::new(flate2::Compression::new(level as u32), false);
+                        &mut slot.insert((level, fresh)).1
+                    }
+                };
+                // GzEncoder's header: no name, mtime 0, the level's XFL
+                // (as flate2 sets it), OS unknown.
+                let xfl = match level {
+                    9.. => 2,
+                    ..=1 => 4,
+                    _ => 0,
+                };
+                self.out
+                    .extend_from_slice(&[0x1f, 0x8b, 8, 0, 0, 0, 0, 0, xfl, 255]);
+                self.out.reserve(block.len() / 2 + 1024);
+                loop {
+                    let offset = deflate.total_in() as usize;
+                    let status = deflate
+                        .compress_vec(
+                            &block[offset..],
+                            &mut self.out,
+                            flate2::FlushCompress::Finish,
+                        )
+                        .map_err(io::Error::other)?;
+                    if status == flate2::Status::StreamEnd {
+                        break;
+                    }
+                    self.out.reserve(self.out.capacity().max(1024));
+                }
+                let mut crc = flate2::Crc::new();
+                crc.update(block);
+                self.out.extend_from_slice(&crc.sum().to_le_bytes());
+                self.out.extend_from_slice(&crc.amount().to_le_bytes());
+            }
+            OutputCompression::Zstd => {
+                let zstd = match &mut self.zstd {
+                    Some((l, z)) if *l == level => z,
+                    slot => &mut slot.insert((level, zstd::bulk::Compressor::new(level)?)).1,
+                };
+                self.out
+                    .reserve(zstd::zstd_safe::compress_bound(block.len()));
+                zstd.compress_to_buffer(block, &mut self.out)?;
+            }
+        }
+        file.write_all(&self.out)
+    }
+}
+
 impl Stream {
     /// Compresses `block` (as a member of its own for a part between
     /// members) and returns the compressed bytes written so far; an error
@@ -130,6 +219,7 @@ impl Stream {
         block: &[u8],
         compression: OutputCompression,
         level: i32,
+        member: &mut MemberWriter,
     ) -> io::Result<u64> {
         match slot.take() {
             Some(Stream::Compressing(mut e)) => {
@@ -138,10 +228,8 @@ impl Stream {
                 *slot = Some(Stream::Compressing(e));
                 Ok(counted)
             }
-            Some(Stream::Between(file)) => {
-                let mut e = encoder(file, compression, level)?;
-                e.write_all(block)?;
-                let file = e.finish()?;
+            Some(Stream::Between(mut file)) => {
+                member.write(&mut file, block, compression, level)?;
                 let counted = file.written;
                 *slot = Some(Stream::Between(file));
                 Ok(counted)
@@ -151,9 +239,11 @@ impl Stream {
     }
 }
 
-/// One part as the compressor threads see it: its stream, and how far it
-/// has got. Any thread may compress a part's next block, because a part
-/// never has two in flight (see [`PartWriter::send_block`]).
+/// One part as the compressor threads see it: its stream, its blocks
+/// waiting, and how far it has got. Any thread may compress a part's
+/// blocks, but only one at a time and in order: a part is in the job queue
+/// at most once, and the thread that takes it compresses its waiting blocks
+/// until none is left (see [`compress`]).
 struct PartState {
     stream: Mutex<Option<Stream>>,
     compression: OutputCompression,
@@ -164,19 +254,94 @@ struct PartState {
 
 #[derive(Default)]
 struct Progress {
+    /// Blocks sent and not yet taken by a compressor thread, oldest first.
+    waiting: VecDeque<Vec<u8>>,
+    /// The part is in the job queue, or a thread is compressing its blocks.
+    scheduled: bool,
     /// Blocks compressed so far.
     done: u64,
-    /// Compressed bytes written after those blocks.
-    compressed: u64,
+    /// (blocks done, compressed bytes written after them), for the blocks
+    /// done that the writer has not yet asked about (at most
+    /// [`PART_DEPTH`] + 1).
+    sizes: VecDeque<(u64, u64)>,
     error: Option<io::Error>,
     /// A compressor thread panicked on this part's block: nothing more will
     /// be done for it.
     stopped: bool,
 }
 
-struct Job {
-    part: Arc<PartState>,
-    block: Vec<u8>,
+/// A part with blocks waiting.
+type Job = Arc<PartState>;
+
+/// The blocks in flight across a source's parts, bounded by [`QUEUE`] per
+/// compressor thread, and the compressed ones kept for reuse.
+///
+/// Reusing blocks is about memory more than speed: when every block was
+/// allocated by the routing thread and freed by a compressor thread,
+/// glibc's arenas and its sliding mmap threshold left a thousand-type
+/// source anywhere between 130 and 345 MB (issue #13's test), depending on
+/// the threads' timing.
+struct InFlight {
+    state: Mutex<Blocks>,
+    freed: Condvar,
+    max: usize,
+}
+
+#[derive(Default)]
+struct Blocks {
+    in_flight: usize,
+    /// Compressed blocks, emptied, at most `max`.
+    spare: Vec<Vec<u8>>,
+}
+
+impl InFlight {
+    /// Waits for room for one more block in flight, and returns an empty
+    /// block to gather the next one in; fails once no compressor thread is
+    /// left to make room.
+    fn take(&self, running: &AtomicUsize) -> io::Result<Vec<u8>> {
+        let mut b = lock(&self.state);
+        while b.in_flight >= self.max {
+            if running.load(Ordering::SeqCst) == 0 {
+                return Err(stopped());
+            }
+            b = self
+                .freed
+                .wait_timeout(b, std::time::Duration::from_millis(100))
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+        b.in_flight += 1;
+        Ok(b.spare
+            .pop()
+            .unwrap_or_else(|| Vec::with_capacity(BLOCK_CAPACITY)))
+    }
+
+    /// A block is compressed: its room is free, and the block is kept for
+    /// reuse unless a long line grew it far past a block.
+    fn done(&self, block: Vec<u8>) {
+        let mut b = lock(&self.state);
+        b.in_flight = b.in_flight.saturating_sub(1);
+        drop(b);
+        self.reuse(block);
+        self.freed.notify_all();
+    }
+
+    /// A block taken and not needed after all, kept for reuse.
+    fn reuse(&self, mut block: Vec<u8>) {
+        let mut b = lock(&self.state);
+        if b.spare.len() < self.max && block.capacity() <= 2 * BLOCK_CAPACITY {
+            block.clear();
+            b.spare.push(block);
+        }
+    }
+
+    /// Blocks that will never be compressed (their thread panicked).
+    fn forget(&self, blocks: usize) {
+        let mut b = lock(&self.state);
+        b.in_flight = b.in_flight.saturating_sub(blocks);
+        drop(b);
+        self.freed.notify_all();
+    }
 }
 
 /// Compresses the parts of one source on threads of their own, so that
@@ -189,12 +354,13 @@ struct Job {
 /// whichever part they belong to (sharding parts between threads left one
 /// thread with twice the other's work, since types differ in volume).
 ///
-/// Each part keeps at most one block in flight and learns its compressed
-/// size when it hands over the next, so its blocks are compressed in order
-/// and a part rolls over at the same line on every run (deterministic keys)
-/// whatever the threads' timing and number.
+/// Each part keeps at most [`PART_DEPTH`] blocks in flight, compressed in
+/// order, and learns its compressed size after block n when it hands over
+/// block n + [`PART_DEPTH`], so a part rolls over at the same line on every
+/// run (deterministic keys) whatever the threads' timing and number.
 pub struct Compressor {
-    jobs: SyncSender<Job>,
+    jobs: Sender<Job>,
+    in_flight: Arc<InFlight>,
     /// Compressor threads still running: a panic ends one (after marking the
     /// part it was on), and a writer stops waiting once none is left.
     running: Arc<AtomicUsize>,
@@ -217,8 +383,15 @@ impl Compressor {
 
     pub fn with_threads(n: usize) -> io::Result<Self> {
         let n = n.max(1);
-        let (jobs, rx) = std::sync::mpsc::sync_channel::<Job>(QUEUE * n);
+        // Unbounded, but never longer than the parts with blocks waiting,
+        // which `in_flight` bounds.
+        let (jobs, rx) = std::sync::mpsc::channel::<Job>();
         let rx = Arc::new(Mutex::new(rx));
+        let in_flight = Arc::new(InFlight {
+            state: Mutex::new(Blocks::default()),
+            freed: Condvar::new(),
+            max: QUEUE * n,
+        });
         let running = Arc::new(AtomicUsize::new(0));
         for i in 0..n {
             running.fetch_add(1, Ordering::SeqCst);
@@ -226,9 +399,10 @@ impl Compressor {
             // (the closure that holds it is dropped with the failed spawn).
             let counted = Running(running.clone());
             let rx = rx.clone();
+            let in_flight = in_flight.clone();
             let spawned = std::thread::Builder::new()
                 .name(format!("compress-{i}"))
-                .spawn(move || compress(&rx, counted));
+                .spawn(move || compress(&rx, &in_flight, counted));
             if let Err(e) = spawned {
                 if i == 0 {
                     return Err(e);
@@ -236,7 +410,11 @@ impl Compressor {
                 break;
             }
         }
-        Ok(Self { jobs, running })
+        Ok(Self {
+            jobs,
+            in_flight,
+            running,
+        })
     }
 }
 
@@ -251,14 +429,24 @@ impl Drop for Running {
 }
 
 /// The part a compressor thread is working on: if the thread panics, its
-/// writer is told instead of waiting for a block that never completes.
-struct OnPart<'a>(&'a PartState);
+/// writer is told instead of waiting for a block that never completes, and
+/// the room its blocks took is given back.
+struct OnPart<'a> {
+    part: &'a PartState,
+    in_flight: &'a InFlight,
+}
 
 impl Drop for OnPart<'_> {
     fn drop(&mut self) {
         if std::thread::panicking() {
-            lock(&self.0.progress).stopped = true;
-            self.0.changed.notify_all();
+            let mut p = lock(&self.part.progress);
+            p.stopped = true;
+            // The block being compressed, and those still waiting.
+            let blocks = 1 + p.waiting.len();
+            p.waiting.clear();
+            drop(p);
+            self.part.changed.notify_all();
+            self.in_flight.forget(blocks);
         }
     }
 }
@@ -267,32 +455,55 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-fn compress(jobs: &Mutex<Receiver<Job>>, _running: Running) {
+fn compress(jobs: &Mutex<Receiver<Job>>, in_flight: &InFlight, _running: Running) {
+    let mut member = MemberWriter::default();
     loop {
         // Held only while waiting for a job, not while compressing one.
         let job = lock(jobs).recv();
-        let Ok(Job { part, block }) = job else {
+        let Ok(part) = job else {
             return; // every writer and the compressor are gone
         };
-        let _on = OnPart(&part);
-        let failed = lock(&part.progress).error.is_some();
-        let written = if failed {
-            Ok(None)
-        } else {
-            let mut stream = lock(&part.stream);
-            Stream::write(&mut stream, &block, part.compression, part.level).map(Some)
-        };
-        let mut p = lock(&part.progress);
-        p.done += 1;
-        match written {
-            Ok(Some(counted)) => p.compressed = counted,
-            Ok(None) => {}
-            Err(e) => {
-                p.error.get_or_insert(e);
+        // This thread alone compresses the part's blocks until none waits.
+        loop {
+            let mut p = lock(&part.progress);
+            let Some(block) = p.waiting.pop_front() else {
+                p.scheduled = false;
+                break;
+            };
+            let failed = p.error.is_some();
+            drop(p);
+            let on = OnPart {
+                part: &part,
+                in_flight,
+            };
+            let written = if failed {
+                Ok(None)
+            } else {
+                let mut stream = lock(&part.stream);
+                Stream::write(
+                    &mut stream,
+                    &block,
+                    part.compression,
+                    part.level,
+                    &mut member,
+                )
+                .map(Some)
+            };
+            std::mem::forget(on);
+            let mut p = lock(&part.progress);
+            p.done += 1;
+            let done = p.done;
+            match written {
+                Ok(Some(counted)) => p.sizes.push_back((done, counted)),
+                Ok(None) => {}
+                Err(e) => {
+                    p.error.get_or_insert(e);
+                }
             }
+            drop(p);
+            part.changed.notify_all();
+            in_flight.done(block);
         }
-        drop(p);
-        part.changed.notify_all();
     }
 }
 
@@ -303,7 +514,8 @@ fn stopped() -> io::Error {
 /// Writes one part file: lines are gathered into blocks here and
 /// compressed by the source's [`Compressor`].
 pub struct PartWriter {
-    jobs: SyncSender<Job>,
+    jobs: Sender<Job>,
+    in_flight: Arc<InFlight>,
     running: Arc<AtomicUsize>,
     state: Arc<PartState>,
     /// Lines gathered for the next block.
@@ -311,7 +523,9 @@ pub struct PartWriter {
     keep: Keep,
     /// Blocks handed to the compressor.
     sent: u64,
-    /// Compressed bytes after all blocks but the last one sent.
+    /// The last block is handed over: no line may follow.
+    last_sent: bool,
+    /// Compressed bytes after all blocks but the last [`PART_DEPTH`] sent.
     compressed: u64,
     temp: PathBuf,
     output: PartOutput,
@@ -350,6 +564,7 @@ impl PartWriter {
         };
         Ok(Self {
             jobs: compressor.jobs.clone(),
+            in_flight: compressor.in_flight.clone(),
             running: compressor.running.clone(),
             state: Arc::new(PartState {
                 stream: Mutex::new(Some(stream)),
@@ -358,9 +573,10 @@ impl PartWriter {
                 progress: Mutex::new(Progress::default()),
                 changed: Condvar::new(),
             }),
-            block: Self::new_block(keep),
+            block: Self::first_block(keep),
             keep,
             sent: 0,
+            last_sent: false,
             compressed: 0,
             temp,
             output: PartOutput {
@@ -370,11 +586,12 @@ impl PartWriter {
         })
     }
 
-    /// Waits until every block sent is compressed, and returns the
-    /// compressed size after them (or the part's first error).
-    fn wait_compressed(&self) -> io::Result<u64> {
+    /// Waits until the first `blocks` blocks sent are compressed, and
+    /// returns the compressed size right after them (or the part's first
+    /// error). `blocks` never goes down from one call to the next.
+    fn wait_compressed(&self, blocks: u64) -> io::Result<u64> {
         let mut p = lock(&self.state.progress);
-        while p.done < self.sent && !p.stopped && p.error.is_none() {
+        while p.done < blocks && !p.stopped && p.error.is_none() {
             if self.running.load(Ordering::SeqCst) == 0 {
                 break;
             }
@@ -390,34 +607,49 @@ impl PartWriter {
         if let Some(e) = &p.error {
             return Err(io::Error::new(e.kind(), e.to_string()));
         }
-        if p.done < self.sent {
+        if p.done < blocks {
             return Err(stopped());
         }
-        Ok(p.compressed)
+        if blocks == 0 {
+            return Ok(0);
+        }
+        while p.sizes.front().is_some_and(|&(done, _)| done < blocks) {
+            p.sizes.pop_front();
+        }
+        match p.sizes.front() {
+            Some(&(done, compressed)) if done == blocks => Ok(compressed),
+            _ => Err(io::Error::other("a part's compressed size was lost")),
+        }
     }
 
-    /// Hands the gathered block over once the previous one is compressed
-    /// (so `compressed_len` is the same on every run, and a part's blocks
-    /// are compressed in order whichever thread takes them).
+    /// Hands the gathered block over once the block [`PART_DEPTH`] before
+    /// it is compressed (so `compressed_len` is the same on every run), and
+    /// once the source has room for it.
     fn send_block(&mut self) -> io::Result<()> {
-        self.compressed = self.wait_compressed()?;
-        let block = std::mem::replace(&mut self.block, Self::new_block(self.keep));
-        self.jobs
-            .send(Job {
-                part: self.state.clone(),
-                block,
-            })
-            .map_err(|_| stopped())?;
+        debug_assert!(!self.last_sent, "a line after the part's last block");
+        self.compressed = self.wait_compressed((self.sent + 1).saturating_sub(PART_DEPTH))?;
+        // After its first block a part is busy, whatever it keeps: its next
+        // blocks are whole ones, reused.
+        let next = self.in_flight.take(&self.running)?;
+        let block = std::mem::replace(&mut self.block, next);
+        let mut p = lock(&self.state.progress);
+        p.waiting.push_back(block);
+        let schedule = !std::mem::replace(&mut p.scheduled, true);
+        drop(p);
+        if schedule && self.jobs.send(self.state.clone()).is_err() {
+            return Err(stopped());
+        }
         self.sent += 1;
         Ok(())
     }
 
-    /// A part that keeps its compressor is written to often (it is one of
-    /// the first types of its source): its block is allocated whole once;
-    /// one between members grows its block as lines come.
-    fn new_block(keep: Keep) -> Vec<u8> {
+    /// A part's first block: a part that keeps its compressor is written to
+    /// often (it is one of the first types of its source), so its block is
+    /// allocated whole at once; one between members grows its block as
+    /// lines come, since it may get only a few.
+    fn first_block(keep: Keep) -> Vec<u8> {
         match keep {
-            Keep::Compressor => Vec::with_capacity(BLOCK + 1024),
+            Keep::Compressor => Vec::with_capacity(BLOCK_CAPACITY),
             Keep::BlockMembers => Vec::new(),
         }
     }
@@ -449,29 +681,35 @@ impl PartWriter {
         o.uncompressed_bytes += bytes;
     }
 
-    /// Compressed bytes written so far (lags the input by up to two blocks).
+    /// Compressed bytes written so far (lags the input by up to
+    /// [`PART_DEPTH`] + 1 blocks).
     pub fn compressed_len(&self) -> u64 {
         self.compressed
     }
 
-    /// Compresses the last block here, on the calling thread, after the
-    /// blocks in flight, and closes the stream.
+    /// Hands the last block over to the compressor threads, so that the
+    /// parts a source closes together compress their last blocks at once
+    /// (see [`PartWriter::finish`]). No line may follow.
+    pub fn send_last(&mut self) -> io::Result<()> {
+        // A part of no member yet still gets one: an empty file is no gzip.
+        let no_member = self.keep == Keep::BlockMembers && self.sent == 0;
+        if !self.last_sent && (!self.block.is_empty() || no_member) {
+            self.send_block()?;
+            self.in_flight.reuse(std::mem::take(&mut self.block));
+        }
+        self.last_sent = true;
+        Ok(())
+    }
+
+    /// Sends the last block (unless [`PartWriter::send_last`] did), waits
+    /// until every block is compressed, and closes the stream.
     pub fn finish(mut self) -> io::Result<FinishedPart> {
-        self.wait_compressed()?;
+        self.send_last()?;
+        self.wait_compressed(self.sent)?;
         let stream = lock(&self.state.stream).take();
-        let block = std::mem::take(&mut self.block);
         let mut file = match stream {
             None => return Err(io::Error::other("a part finished twice")),
-            Some(Stream::Compressing(mut e)) => {
-                e.write_all(&block)?;
-                e.finish()?
-            }
-            // A part of no member yet still gets one: an empty file is no gzip.
-            Some(Stream::Between(file)) if !block.is_empty() || self.sent == 0 => {
-                let mut e = encoder(file, self.state.compression, self.state.level)?;
-                e.write_all(&block)?;
-                e.finish()?
-            }
+            Some(Stream::Compressing(e)) => e.finish()?,
             Some(Stream::Between(file)) => file,
         };
         file.inner.flush()?;
@@ -584,6 +822,62 @@ mod tests {
             .enumerate()
             .all(|(i, l)| l.starts_with(&format!("{{\"i\":{i},"))));
         assert_eq!(text.len() as u64, part.output.uncompressed_bytes);
+    }
+
+    /// A member written with a reused deflate state holds the block, at
+    /// about the size a fresh `GzEncoder` writes, block after block and
+    /// level after level.
+    #[test]
+    fn a_reused_member_compressor_writes_whole_members() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut member = MemberWriter::default();
+        let text: Vec<u8> = (0..50_000u32)
+            .flat_map(|i| format!("{{\"i\":{i}}}\n").into_bytes())
+            .collect();
+        for (level, block) in [
+            (1, &text[..]),
+            (1, &text[..70_000]),
+            (6, &text[..]),
+            (1, &[][..]),
+        ] {
+            let mut file = CountingFile {
+                inner: BufWriter::new(File::create(dir.path().join("m")).unwrap()),
+                written: 0,
+            };
+            member
+                .write(&mut file, block, OutputCompression::Gzip, level)
+                .unwrap();
+            file.flush().unwrap();
+            let mut e =
+                flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(level as u32));
+            e.write_all(block).unwrap();
+            let fresh = e.finish().unwrap();
+            let written = std::fs::read(dir.path().join("m")).unwrap();
+            assert_eq!(written[..10], fresh[..10], "the same header");
+            let mut back = Vec::new();
+            flate2::read::GzDecoder::new(&written[..])
+                .read_to_end(&mut back)
+                .unwrap();
+            assert_eq!(back, block, "level {level}");
+            assert_eq!(file.written, written.len() as u64);
+            let (ours, theirs) = (written.len() as f64, fresh.len() as f64);
+            assert!(
+                (ours - theirs).abs() <= theirs * 0.01 + 8.0,
+                "{ours} vs {theirs} bytes"
+            );
+        }
+        for level in [3, 3, 1] {
+            let mut file = CountingFile {
+                inner: BufWriter::new(File::create(dir.path().join("z")).unwrap()),
+                written: 0,
+            };
+            member
+                .write(&mut file, &text, OutputCompression::Zstd, level)
+                .unwrap();
+            file.flush().unwrap();
+            let back = zstd::decode_all(File::open(dir.path().join("z")).unwrap()).unwrap();
+            assert_eq!(back, text);
+        }
     }
 
     /// A writer dropped unfinished removes its temporary file.
