@@ -6,7 +6,8 @@
 //! - [`json`]: what a valid JSON line is, the one definition the router and
 //!   the loader share (exactly what `serde_json::Value` accepts);
 //! - [`pointer`] and [`normalize`]: finding an event type in a line and
-//!   turning it into a safe name;
+//!   turning it into a safe name; [`ordinary`]: the same lookup and check
+//!   in one pass for ordinary lines, serde_json deciding the rest;
 //! - [`layout`]: the deterministic names of everything the router writes;
 //! - [`manifest`]: the per-source commit record the loader trusts;
 //! - [`store`] and [`location`]: reading sources and committing outputs,
@@ -26,6 +27,7 @@ pub mod location;
 pub mod manifest;
 pub mod normalize;
 pub mod notification;
+pub mod ordinary;
 pub mod percent;
 pub mod pointer;
 pub mod process;

@@ -74,7 +74,18 @@ impl JsonPointer {
     /// the way exactly as [`crate::json::check_json`] does: anything but
     /// [`Lookup::InvalidJson`] and [`Lookup::TooDeep`] means that
     /// `serde_json::from_str::<serde_json::Value>(json)` succeeds.
+    ///
+    /// Ordinary lines are decided in one pass over their bytes
+    /// ([`crate::ordinary`]); anything else goes through serde_json.
     pub fn lookup<'a>(&self, json: &'a str) -> Lookup<'a> {
+        match crate::ordinary::lookup(json, &self.segments) {
+            Some(found) => found,
+            None => self.serde_lookup(json),
+        }
+    }
+
+    /// [`JsonPointer::lookup`] through serde_json's deserializer alone.
+    pub fn serde_lookup<'a>(&self, json: &'a str) -> Lookup<'a> {
         let mut de = serde_json::Deserializer::from_str(json);
         let walked = (Root {
             path: &self.segments,
@@ -241,7 +252,7 @@ impl<'de> Visitor<'de> for Node<'_> {
 /// The element a segment names in an array: RFC 6901's `array-index`,
 /// `0` or digits without a leading zero (no sign), as `Value::pointer`
 /// reads it; any other segment names no element.
-fn array_index(segment: &str) -> Option<usize> {
+pub(crate) fn array_index(segment: &str) -> Option<usize> {
     let b = segment.as_bytes();
     let canonical =
         !b.is_empty() && b.iter().all(u8::is_ascii_digit) && (b[0] != b'0' || b.len() == 1);
