@@ -86,7 +86,17 @@ pub fn keys(documented: &[&str]) -> Vec<String> {
 pub struct Converter {
     format: Box<dyn Format>,
     payload: Option<payload::Payload>,
-    fields: usize,
+    /// The fields' vector, kept empty between lines so that a line does not
+    /// allocate one (its borrows end with the line: see [`recycle`]).
+    spare: Vec<Field<'static, 'static>>,
+}
+
+/// An empty vector of any borrows, in the allocation of `v` (the standard
+/// library collects in place between element types of one layout; `v` is
+/// emptied first, so no element is ever converted).
+fn recycle<'a, 'b, 'c, 'd>(mut v: Vec<Field<'a, 'b>>) -> Vec<Field<'c, 'd>> {
+    v.clear();
+    v.into_iter().map(|_| unreachable!("emptied")).collect()
 }
 
 impl Converter {
@@ -102,7 +112,7 @@ impl Converter {
         Some(Self {
             format,
             payload: payload.map(payload::Payload::new),
-            fields: 32,
+            spare: Vec::with_capacity(40),
         })
     }
 
@@ -128,9 +138,12 @@ impl Converter {
         type_path: &[String],
         out: &mut Vec<u8>,
     ) -> Result<Option<Cow<'l, str>>, Reject> {
-        let mut fields: Vec<Field<'_, 'l>> = Vec::with_capacity(self.fields);
-        self.format.record(line, &mut fields)?;
-        let n = fields.len();
+        let mut fields: Vec<Field<'_, 'l>> = recycle(std::mem::take(&mut self.spare));
+        let recorded = self.format.record(line, &mut fields);
+        if let Err(reject) = recorded {
+            keep(&mut self.spare, fields);
+            return Err(reject);
+        }
         out.clear();
         let found = match &self.payload {
             None => {
@@ -140,12 +153,24 @@ impl Converter {
                     _ => None,
                 }
             }
-            Some(p) => p.write(&fields, type_path, out)?,
+            Some(p) => match p.write(&fields, type_path, out) {
+                Ok(found) => found,
+                Err(reject) => {
+                    keep(&mut self.spare, fields);
+                    return Err(reject);
+                }
+            },
         };
-        // A capacity hint for the next line, capped: one hostile line of a
-        // million fields must not make every later line allocate for it.
-        self.fields = self.fields.max(n.min(256));
+        keep(&mut self.spare, fields);
         Ok(found)
+    }
+}
+
+/// Keeps the fields' vector for the next line, unless a hostile line of a
+/// million fields grew it: later lines must not hold that memory.
+fn keep(spare: &mut Vec<Field<'static, 'static>>, fields: Vec<Field<'_, '_>>) {
+    if fields.capacity() <= 256 {
+        *spare = recycle(fields);
     }
 }
 
@@ -161,6 +186,19 @@ pub fn find<'l>(fields: &[Field<'_, 'l>], key: &str) -> Option<Cow<'l, str>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The fields' vector of one line is the next line's, allocation and
+    /// all.
+    #[test]
+    fn a_recycled_vector_keeps_its_allocation() {
+        let line = String::from("a b");
+        let mut v: Vec<Field<'_, '_>> = Vec::with_capacity(40);
+        v.push((Cow::Borrowed("k"), Some(Cow::Borrowed(&line[..1]))));
+        let at = v.as_ptr() as usize;
+        let again: Vec<Field<'static, 'static>> = recycle(v);
+        assert_eq!((again.len(), again.capacity()), (0, 40));
+        assert_eq!(again.as_ptr() as usize, at);
+    }
 
     #[test]
     fn keys_go_through_the_one_normalisation() {
