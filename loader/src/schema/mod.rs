@@ -348,6 +348,20 @@ pub(crate) mod tests {
         assert!(e.contains(needle), "{e}");
     }
 
+    /// Found by fuzzing (issue #13's note): an `enum` of only `""` failed
+    /// with "maxLength must be at least 1", which the schema never said.
+    #[test]
+    fn issue13_an_enum_of_only_the_empty_string_is_a_column_of_one() {
+        check(
+            r#"{"type":"object","properties":{"e":{"type":"string","enum":[""]}}}"#,
+            "e VARCHAR(1) null",
+        );
+        check_err(
+            r#"{"type":"object","properties":{"e":{"type":"string","maxLength":0}}}"#,
+            "maxLength must be at least 1",
+        );
+    }
+
     #[test]
     fn mapping_table() {
         check(

@@ -270,6 +270,8 @@ fn column_type(types: &[&str], s: &Map<String, Value>, at: &str) -> Result<Colum
                         .map(|v| v.chars().count() as u64)
                         .max()
                         .unwrap_or(1)
+                        // An enum of only "" still needs a column of one.
+                        .max(1)
                 });
                 match s.get("maxLength").and_then(Value::as_u64).or(enum_max) {
                     Some(0) => return Err(format!("/{at}: maxLength must be at least 1")),
