@@ -36,13 +36,7 @@ const DIGITS: usize = 200;
 /// pointer `path` (its segments, at least one), if `text` is ordinary and
 /// valid; `None` otherwise.
 pub fn lookup<'a>(text: &'a str, path: &[String]) -> Option<Lookup<'a>> {
-    let mut s = Scan {
-        b: text.as_bytes(),
-        text,
-        i: 0,
-        depth: 0,
-    };
-    s.ws();
+    let mut s = Scan::new(text);
     let found = match s.peek()? {
         b'{' => s.object(Some(path))?,
         _ => match s.value(None)? {
@@ -57,13 +51,7 @@ pub fn lookup<'a>(text: &'a str, path: &[String]) -> Option<Lookup<'a>> {
 /// Whether `text` is an ordinary JSON text that `serde_json::Value` accepts
 /// (`false`: not ordinary, or not valid; ask serde_json).
 pub fn is_valid(text: &str) -> bool {
-    let mut s = Scan {
-        b: text.as_bytes(),
-        text,
-        i: 0,
-        depth: 0,
-    };
-    s.ws();
+    let mut s = Scan::new(text);
     s.value(None).is_some() && s.end().is_some()
 }
 
@@ -75,6 +63,18 @@ struct Scan<'a> {
 }
 
 impl<'a> Scan<'a> {
+    /// At the text's first value (after any whitespace).
+    fn new(text: &'a str) -> Self {
+        let mut s = Scan {
+            b: text.as_bytes(),
+            text,
+            i: 0,
+            depth: 0,
+        };
+        s.ws();
+        s
+    }
+
     fn peek(&self) -> Option<u8> {
         self.b.get(self.i).copied()
     }
@@ -169,47 +169,32 @@ impl<'a> Scan<'a> {
     /// `path[0]` and on in it, `Duplicate` if a member on the path appears
     /// twice; keys with escapes are left to serde_json.
     fn object(&mut self, path: Option<&[String]>) -> Option<Lookup<'a>> {
-        self.enter()?;
         let mut result = None;
-        self.ws();
-        if self.peek()? == b'}' {
-            self.i += 1;
-        } else {
-            loop {
-                self.ws();
-                if self.peek()? != b'"' {
-                    return None;
+        self.members(b'}', |s, _| {
+            s.ws();
+            if s.peek()? != b'"' {
+                return None;
+            }
+            let (start, escaped) = s.string()?;
+            if escaped {
+                return None;
+            }
+            let key = &s.b[start..s.i - 1];
+            s.eat(b':')?;
+            match path {
+                Some(path) if key == path[0].as_bytes() => {
+                    let found = s.value(Some(&path[1..]))?;
+                    result = Some(match result {
+                        None => found,
+                        Some(_) => Lookup::Duplicate,
+                    });
                 }
-                let (start, escaped) = self.string()?;
-                if escaped {
-                    return None;
-                }
-                let key = &self.b[start..self.i - 1];
-                self.eat(b':')?;
-                match path {
-                    Some(path) if key == path[0].as_bytes() => {
-                        let found = self.value(Some(&path[1..]))?;
-                        result = Some(match result {
-                            None => found,
-                            Some(_) => Lookup::Duplicate,
-                        });
-                    }
-                    _ => {
-                        self.value(None)?;
-                    }
-                }
-                self.ws();
-                match self.peek()? {
-                    b',' => self.i += 1,
-                    b'}' => {
-                        self.i += 1;
-                        break;
-                    }
-                    _ => return None,
+                _ => {
+                    s.value(None)?;
                 }
             }
-        }
-        self.depth -= 1;
+            Some(())
+        })?;
         Some(result.unwrap_or(Lookup::Missing))
     }
 
@@ -218,7 +203,7 @@ impl<'a> Scan<'a> {
     fn array(&mut self, path: &[String]) -> Option<Lookup<'a>> {
         let index = array_index(&path[0]);
         let mut result = Lookup::Missing;
-        self.elements(|s, i| {
+        self.members(b']', |s, i| {
             if Some(i) == index {
                 result = s.value(Some(&path[1..]))?;
             } else {
@@ -230,14 +215,19 @@ impl<'a> Scan<'a> {
     }
 
     fn skip_array(&mut self) -> Option<()> {
-        self.elements(|s, _| s.value(None).map(drop))
+        self.members(b']', |s, _| s.value(None).map(drop))
     }
 
-    /// The elements of an array, at `[`, each given to `each` with its index.
-    fn elements(&mut self, mut each: impl FnMut(&mut Self, usize) -> Option<()>) -> Option<()> {
+    /// The members of an object or the elements of an array, at its `{` or
+    /// `[`, up to `close`: each given to `each` with its index.
+    fn members(
+        &mut self,
+        close: u8,
+        mut each: impl FnMut(&mut Self, usize) -> Option<()>,
+    ) -> Option<()> {
         self.enter()?;
         self.ws();
-        if self.peek()? == b']' {
+        if self.peek()? == close {
             self.i += 1;
         } else {
             let mut n = 0;
@@ -247,7 +237,7 @@ impl<'a> Scan<'a> {
                 self.ws();
                 match self.peek()? {
                     b',' => self.i += 1,
-                    b']' => {
+                    c if c == close => {
                         self.i += 1;
                         break;
                     }
