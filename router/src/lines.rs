@@ -472,6 +472,18 @@ impl<'a> LineRouter<'a> {
             },
             _ => (event_type_of(&rules.pointer, text), false),
         };
+        // Escaping and a payload's copy of the fields can make the object
+        // longer than its line: the limit is on what is routed (the
+        // loader's and Redshift's 4 MiB a record), so it applies again.
+        if converted && self.object.len() > rules.max_line_bytes {
+            let detail = format!(
+                "the object this {} line becomes is {} bytes, over route.max_line_bytes = {}: raise the limit to route it (the line is kept here as read)",
+                rules.format.as_str(),
+                self.object.len(),
+                rules.max_line_bytes
+            );
+            return self.reject(Reason::LineTooLong, &detail, raw);
+        }
         let event_type = match rules.type_of(found) {
             Ok(t) => t,
             Err((reason, detail)) => return self.reject(reason, &detail, raw),

@@ -787,6 +787,30 @@ quarantine: 7 malformed_record"#,
         .await;
     }
 
+    /// Noted in #13's fuzzing: a line within `max_line_bytes` can become a
+    /// longer object (keys, escapes), past what the loader and Redshift
+    /// take. The limit applies to the object too: such a line is
+    /// quarantined, its neighbours routed.
+    #[tokio::test]
+    async fn issue13_a_converted_object_over_max_line_bytes_is_quarantined() {
+        let mut c = config(LineFormat::Cloudfront, "/cs_uri_stem");
+        c.route.type_pattern = Some("^/(embed|share|download)/".into());
+        c.route.max_line_bytes = 120;
+        // The first line is 64 bytes, its object (backslashes escaped, the
+        // query twice) 271; the second line's object is 107.
+        let query = format!("q={}", "\\".repeat(40));
+        let input = format!("#Fields: date cs-uri-stem cs-uri-query cs(Cookie)\n2019-12-04\t/embed/a\t{query}\t-\n2019-12-05\t/share/b\t-\t-\n");
+        check_with(
+            &c,
+            input.as_bytes(),
+            r#"
+read 3: routed 1, quarantined 1, blank 1
+share: {"date":"2019-12-05","cs_uri_stem":"/share/b","cs_uri_query":null,"cs_uri_query_raw":null,"cs_cookie":null}
+quarantine: 2 line_too_long"#,
+        )
+        .await;
+    }
+
     /// Files of 24, 26 and 33 fields (CloudFront's history) and 34 (a field
     /// appended after this code): every value is kept under its own key.
     #[tokio::test]
