@@ -110,8 +110,8 @@ pub enum Keep {
     /// window carried from block to block. About 300 KB of state.
     Compressor,
     /// Only the file: each block is compressed as a member (frame) of its
-    /// own, by a compressor made for it and dropped after. For the parts of
-    /// a source past `route.max_open_compressors`, so that a source of a
+    /// own, by the compressor thread's [`MemberWriter`]. For the parts of a
+    /// source past `route.max_open_compressors`, so that a source of a
     /// thousand types does not hold a thousand compressors.
     BlockMembers,
 }
@@ -321,14 +321,17 @@ impl InFlight {
     fn done(&self, block: Vec<u8>) {
         let mut b = lock(&self.state);
         b.in_flight = b.in_flight.saturating_sub(1);
+        self.keep(&mut b, block);
         drop(b);
-        self.reuse(block);
         self.freed.notify_all();
     }
 
     /// A block taken and not needed after all, kept for reuse.
-    fn reuse(&self, mut block: Vec<u8>) {
-        let mut b = lock(&self.state);
+    fn reuse(&self, block: Vec<u8>) {
+        self.keep(&mut lock(&self.state), block);
+    }
+
+    fn keep(&self, b: &mut Blocks, mut block: Vec<u8>) {
         if b.spare.len() < self.max && block.capacity() <= 2 * BLOCK_CAPACITY {
             block.clear();
             b.spare.push(block);
@@ -476,6 +479,10 @@ fn compress(jobs: &Mutex<Receiver<Job>>, in_flight: &InFlight, _running: Running
                 part: &part,
                 in_flight,
             };
+            #[cfg(test)]
+            if block.starts_with(tests::PANIC) {
+                panic!("a compressor thread fails (test)");
+            }
             let written = if failed {
                 Ok(None)
             } else {
@@ -607,7 +614,9 @@ impl PartWriter {
         if let Some(e) = &p.error {
             return Err(io::Error::new(e.kind(), e.to_string()));
         }
-        if p.done < blocks {
+        // A thread panicked on this part: its later blocks would never be
+        // taken, so none is sent.
+        if p.done < blocks || p.stopped {
             return Err(stopped());
         }
         if blocks == 0 {
@@ -633,6 +642,11 @@ impl PartWriter {
         let next = self.in_flight.take(&self.running)?;
         let block = std::mem::replace(&mut self.block, next);
         let mut p = lock(&self.state.progress);
+        if p.stopped {
+            drop(p);
+            self.in_flight.forget(1);
+            return Err(stopped());
+        }
         p.waiting.push_back(block);
         let schedule = !std::mem::replace(&mut p.scheduled, true);
         drop(p);
@@ -878,6 +892,64 @@ mod tests {
             let back = zstd::decode_all(File::open(dir.path().join("z")).unwrap()).unwrap();
             assert_eq!(back, text);
         }
+    }
+
+    /// A block that makes its compressor thread panic.
+    pub(super) const PANIC: &[u8] = b"\0panic";
+
+    /// A compressor thread that panics fails the part it was on, never
+    /// hangs its writer or the others: with another thread left, other
+    /// parts finish whole; with none, every writer gets an error.
+    #[test]
+    fn a_panicking_compressor_thread_fails_its_part_and_hangs_nothing() {
+        let (done, finished) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let dir = tempfile::tempdir().unwrap();
+            let mut results = Vec::new();
+            for threads in [2, 1] {
+                let mut compressor = Compressor::with_threads(threads).unwrap();
+                let mut part = |name: &str| {
+                    PartWriter::create(
+                        &mut compressor,
+                        dir.path().join(format!("{name}-{threads}")),
+                        name.into(),
+                        OutputCompression::Gzip,
+                        1,
+                        Keep::Compressor,
+                    )
+                    .unwrap()
+                };
+                let (mut bad, mut good) = (part("bad"), part("good"));
+                let mut poison = PANIC.to_vec();
+                poison.resize(BLOCK, b'x');
+                let line = vec![b'y'; 1000];
+                let mut bad_failed = bad.write_line(&poison, 1).is_err();
+                let mut good_failed = false;
+                for i in 0..2_000 {
+                    bad_failed |= bad.write_line(&line, i + 2).is_err();
+                    good_failed |= good.write_line(&line, i + 1).is_err();
+                }
+                bad_failed |= bad.finish().is_err();
+                let good = good.finish();
+                good_failed |= good.is_err();
+                let lines = good.map(|p| p.output.lines).unwrap_or(0);
+                results.push((threads, bad_failed, good_failed, lines));
+            }
+            done.send(results).unwrap();
+        });
+        let results = finished
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .expect("a writer hung after a compressor thread panicked");
+        assert_eq!(
+            results[0],
+            (2, true, false, 2_000),
+            "another thread is left"
+        );
+        assert_eq!(
+            (results[1].0, results[1].1, results[1].2),
+            (1, true, true),
+            "no thread is left"
+        );
     }
 
     /// A writer dropped unfinished removes its temporary file.
