@@ -1,6 +1,9 @@
 //! AWS clients, built once and only when an S3 or SQS location is used, so a
 //! purely local run never looks for credentials.
 
+use std::time::Duration;
+
+use aws_config::timeout::TimeoutConfig;
 use tokio::sync::OnceCell;
 
 use crate::config::AwsConfig;
@@ -24,16 +27,30 @@ impl AwsClients {
         }
     }
 
-    /// The shared SDK configuration (region, credentials, endpoints), for
-    /// clients of other AWS services built outside this crate.
+    /// The shared SDK configuration (region, credentials, endpoints, the
+    /// attempt timeout), for clients of other AWS services built outside
+    /// this crate.
     pub async fn sdk(&self) -> &aws_config::SdkConfig {
         self.sdk
             .get_or_init(|| async {
                 aws_config::defaults(aws_config::BehaviorVersion::latest())
+                    .timeout_config(self.timeouts(Duration::ZERO))
                     .load()
                     .await
             })
             .await
+    }
+
+    /// The SDK's default timeouts (connect 3.1 s) plus an attempt timeout
+    /// of `aws.attempt_timeout_secs` and `extra` (see
+    /// [`crate::config::AwsConfig::attempt_timeout_secs`]).
+    fn timeouts(&self, extra: Duration) -> TimeoutConfig {
+        TimeoutConfig::builder()
+            .connect_timeout(Duration::from_millis(3100))
+            .operation_attempt_timeout(
+                Duration::from_secs(self.settings.attempt_timeout_secs) + extra,
+            )
+            .build()
     }
 
     /// The S3 client (one per process: it owns the connection pool).
@@ -49,9 +66,16 @@ impl AwsClients {
             .clone()
     }
 
+    /// The SQS client: a receive's attempt may also wait out its long poll
+    /// (at most 20 s, SQS's limit).
     pub async fn sqs(&self) -> aws_sdk_sqs::Client {
         self.sqs
-            .get_or_init(|| async { aws_sdk_sqs::Client::new(self.sdk().await) })
+            .get_or_init(|| async {
+                let conf = aws_sdk_sqs::config::Builder::from(self.sdk().await)
+                    .timeout_config(self.timeouts(Duration::from_secs(20)))
+                    .build();
+                aws_sdk_sqs::Client::from_conf(conf)
+            })
             .await
             .clone()
     }

@@ -360,12 +360,29 @@ impl QueueConfig {
 }
 
 /// AWS settings beyond the standard chain (env, profile, `AWS_ENDPOINT_URL`).
-#[derive(Debug, Clone, Deserialize, Default)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AwsConfig {
     /// Path-style S3 addressing (`http://host/bucket/key`), for S3-compatible
     /// servers and local stand-ins.
     pub force_path_style: bool,
+    /// The longest one request attempt to S3, SQS or the Redshift Data API
+    /// may take (an SQS receive gets its 20 s long poll on top), after which
+    /// it fails and the SDK retries it. The SDK sets no such bound: a
+    /// connection that stalls before its answer would hang a service for
+    /// good (a body that stalls midway is the SDK's stalled-stream
+    /// protection, 20 s). Large enough for one upload of
+    /// `route.upload.multipart_threshold_bytes` on a slow link.
+    pub attempt_timeout_secs: u64,
+}
+
+impl Default for AwsConfig {
+    fn default() -> Self {
+        Self {
+            force_path_style: false,
+            attempt_timeout_secs: 300,
+        }
+    }
 }
 
 impl Config {
@@ -559,6 +576,9 @@ impl Config {
                 ),
             );
         }
+        if self.aws.attempt_timeout_secs == 0 {
+            return invalid("aws.attempt_timeout_secs", "must be at least 1".into());
+        }
         if l.statement_timeout_secs == 0 {
             return invalid("load.statement_timeout_secs", "must be at least 1".into());
         }
@@ -650,6 +670,11 @@ mod tests {
             c.queue.visibility_timeout_secs,
             d.queue.visibility_timeout_secs
         );
+        assert_eq!(c.aws.attempt_timeout_secs, d.aws.attempt_timeout_secs);
+        let zero = format!("{example}\n")
+            .replace("attempt_timeout_secs = 300", "attempt_timeout_secs = 0");
+        let e = load_str(&zero).unwrap_err().to_string();
+        assert!(e.contains("aws.attempt_timeout_secs"), "{e}");
     }
 
     /// The deployment template's queue visibility timeout is the services'

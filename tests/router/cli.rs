@@ -392,3 +392,59 @@ fn support_files(root: &std::path::Path) -> Vec<String> {
         .map(|f| root.join(f).to_string_lossy().into_owned())
         .collect()
 }
+
+/// Noted in #14 (the soak had no stall fault): the AWS SDK bounds no
+/// request attempt, so a connection that accepts a request and never
+/// answers hung the router for good. `aws.attempt_timeout_secs` bounds
+/// each attempt; after the SDK's retries the source fails, naming it.
+#[test]
+fn issue14_a_stalled_s3_connection_fails_the_source_instead_of_hanging() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    // Accepts every connection and holds it open, reading, never answering.
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for conn in listener.incoming().flatten() {
+            held.push(conn);
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let started = std::time::Instant::now();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_router"))
+        .args([
+            "route",
+            "--out",
+            out.to_str().unwrap(),
+            "s3://archive/logs/x.json.gz",
+        ])
+        .env("RUST_LOG", "warn")
+        .env("AWS_ENDPOINT_URL", &endpoint)
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("LOGROUTER_AWS__FORCE_PATH_STYLE", "true")
+        .env("LOGROUTER_AWS__ATTEMPT_TIMEOUT_SECS", "1")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let exit = loop {
+        if let Some(exit) = child.try_wait().unwrap() {
+            break exit;
+        }
+        if started.elapsed() > std::time::Duration::from_secs(90) {
+            let _ = child.kill();
+            panic!("the router still hangs on a stalled connection after 90 s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    assert_eq!(exit.code(), Some(1), "{err}");
+    assert!(err.contains("s3://archive/logs/x.json.gz"), "{err}");
+    assert!(
+        err.to_lowercase().contains("timeout") || err.contains("timed out"),
+        "{err}"
+    );
+}
