@@ -73,24 +73,39 @@ pub fn describe(e: &tokio_postgres::Error) -> String {
 
 impl PgWarehouse {
     pub async fn connect(target: &PgTarget, schema: &str) -> Result<Self, LoadError> {
-        let (client, conn) = target
-            .config
-            .connect(target.tls.clone())
-            .await
-            .map_err(|e| {
-                let mut why = describe(&e);
-                if why.starts_with("error performing TLS handshake") {
-                    let _ = write!(why, " ({})", target.tls_hint());
+        let connecting = target.config.connect(target.tls.clone());
+        // tokio-postgres bounds only the socket's connect: a server that
+        // accepts and then never answers the start-up (or TLS) would hang
+        // here for good. Twice the connect timeout covers both.
+        let connected = match target.config.get_connect_timeout() {
+            Some(&limit) => match tokio::time::timeout(limit * 2, connecting).await {
+                Ok(connected) => connected,
+                Err(_) => {
+                    return Err(LoadError::db(
+                        &format!("connecting to PostgreSQL ({})", target.shown),
+                        format!(
+                            "no answer within {} s (twice connect_timeout): is it a PostgreSQL server, and is it up?",
+                            (limit * 2).as_secs()
+                        ),
+                    ))
                 }
-                LoadError::db(
-                    &format!(
-                        "connecting to PostgreSQL ({}, sslmode={})",
-                        target.shown,
-                        target.mode.name()
-                    ),
-                    why,
-                )
-            })?;
+            },
+            None => connecting.await,
+        };
+        let (client, conn) = connected.map_err(|e| {
+            let mut why = describe(&e);
+            if why.starts_with("error performing TLS handshake") {
+                let _ = write!(why, " ({})", target.tls_hint());
+            }
+            LoadError::db(
+                &format!(
+                    "connecting to PostgreSQL ({}, sslmode={})",
+                    target.shown,
+                    target.mode.name()
+                ),
+                why,
+            )
+        })?;
         tokio::spawn(async move {
             if let Err(e) = conn.await {
                 tracing::warn!(error = %e, "PostgreSQL connection closed");
@@ -613,6 +628,35 @@ fn escape(buf: &mut BytesMut, s: &str) {
 mod tests {
     use super::*;
     use std::borrow::Cow;
+
+    /// A server that accepts the connection and never answers its start-up
+    /// fails the connect within twice `connect_timeout`, naming the server,
+    /// instead of hanging the loader for good.
+    #[tokio::test]
+    async fn a_server_that_never_answers_fails_the_connect() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            let mut held = Vec::new();
+            for conn in listener.incoming().flatten() {
+                held.push(conn);
+            }
+        });
+        let url =
+            format!("postgres://u:secret@127.0.0.1:{port}/db?connect_timeout=1&sslmode=disable");
+        let target = PgTarget::parse(&url).unwrap();
+        let started = std::time::Instant::now();
+        let e = match PgWarehouse::connect(&target, "events").await {
+            Ok(_) => panic!("a silent server connected"),
+            Err(e) => e.to_string(),
+        };
+        assert!(started.elapsed() < std::time::Duration::from_secs(10));
+        assert!(e.contains("no answer within 2 s"), "{e}");
+        assert!(
+            e.contains(&format!("127.0.0.1:{port}")) && !e.contains("secret"),
+            "{e}"
+        );
+    }
 
     #[test]
     fn copy_text_escapes() {

@@ -97,6 +97,12 @@ impl fmt::Debug for PgTarget {
     }
 }
 
+/// How long connecting may take unless the URL sets `connect_timeout`.
+pub const DEFAULT_CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+/// How long sent data may go unacknowledged before the connection is
+/// dropped (`TCP_USER_TIMEOUT`), unless the URL sets `tcp_user_timeout`.
+pub const DEFAULT_TCP_USER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
+
 impl PgTarget {
     /// Parses a URL (`postgres://user:pw@host:port/db?sslmode=…`) or a
     /// key=value string (`host=… sslmode=…`). Every problem names the fix.
@@ -105,6 +111,16 @@ impl PgTarget {
         let (rest, mode, root) = take_tls_params(text)?;
         let mut config = tokio_postgres::Config::from_str(&rest)
             .map_err(|e| format!("{shown}: {}", parse_error(&e)))?;
+        // libpq waits for ever by default, for a host that never answers the
+        // connect and for data the network stopped acknowledging (a TCP
+        // retransmission runs for about 15 minutes): bound both unless the
+        // URL says otherwise (`connect_timeout=0` still means no bound).
+        if !rest.contains("connect_timeout=") {
+            config.connect_timeout(DEFAULT_CONNECT_TIMEOUT);
+        }
+        if !rest.contains("tcp_user_timeout=") {
+            config.tcp_user_timeout(DEFAULT_TCP_USER_TIMEOUT);
+        }
         let mode = mode.unwrap_or(SslMode::Prefer);
         let roots = match root.as_deref() {
             None | Some("system") => RootCerts::System,
@@ -435,6 +451,36 @@ mod tests {
             (Err(e), Err(start)) => assert!(e.starts_with(start), "{text}: {e}"),
             (got, want) => panic!("{text}: got {got:?}, want {want:?}"),
         }
+    }
+
+    /// A warehouse that stops answering never hangs the loader for good:
+    /// connecting and unacknowledged data are bounded unless the URL says
+    /// otherwise, in either form.
+    #[test]
+    fn connect_and_tcp_user_timeouts_have_defaults_the_url_can_change() {
+        use std::time::Duration;
+        let timeouts = |text: &str| {
+            let t = PgTarget::parse(text).unwrap();
+            (
+                t.config.get_connect_timeout().copied(),
+                t.config.get_tcp_user_timeout().copied(),
+            )
+        };
+        let defaults = (
+            Some(DEFAULT_CONNECT_TIMEOUT),
+            Some(DEFAULT_TCP_USER_TIMEOUT),
+        );
+        assert_eq!(timeouts("postgres://u@h/db"), defaults);
+        assert_eq!(timeouts("host=h user=u"), defaults);
+        assert_eq!(
+            timeouts("postgres://u@h/db?connect_timeout=5&tcp_user_timeout=60"),
+            (Some(Duration::from_secs(5)), Some(Duration::from_secs(60)))
+        );
+        assert_eq!(
+            timeouts("host=h connect_timeout=0 tcp_user_timeout=0"),
+            (None, None),
+            "0 means no bound, as in libpq"
+        );
     }
 
     #[test]
