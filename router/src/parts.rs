@@ -316,12 +316,15 @@ impl InFlight {
             .unwrap_or_else(|| Vec::with_capacity(BLOCK_CAPACITY)))
     }
 
-    /// A block is compressed: its room is free, and the block is kept for
-    /// reuse unless a long line grew it far past a block.
-    fn done(&self, block: Vec<u8>) {
+    /// `blocks` blocks left flight: compressed (and `block`, the one just
+    /// compressed, kept for reuse unless a long line grew it far past a
+    /// block), or never to be (their thread panicked, or their part did).
+    fn release(&self, blocks: usize, block: Option<Vec<u8>>) {
         let mut b = lock(&self.state);
-        b.in_flight = b.in_flight.saturating_sub(1);
-        self.keep(&mut b, block);
+        b.in_flight = b.in_flight.saturating_sub(blocks);
+        if let Some(block) = block {
+            self.keep(&mut b, block);
+        }
         drop(b);
         self.freed.notify_all();
     }
@@ -336,14 +339,6 @@ impl InFlight {
             block.clear();
             b.spare.push(block);
         }
-    }
-
-    /// Blocks that will never be compressed (their thread panicked).
-    fn forget(&self, blocks: usize) {
-        let mut b = lock(&self.state);
-        b.in_flight = b.in_flight.saturating_sub(blocks);
-        drop(b);
-        self.freed.notify_all();
     }
 }
 
@@ -449,7 +444,7 @@ impl Drop for OnPart<'_> {
             p.waiting.clear();
             drop(p);
             self.part.changed.notify_all();
-            self.in_flight.forget(blocks);
+            self.in_flight.release(blocks, None);
         }
     }
 }
@@ -509,7 +504,7 @@ fn compress(jobs: &Mutex<Receiver<Job>>, in_flight: &InFlight, _running: Running
             }
             drop(p);
             part.changed.notify_all();
-            in_flight.done(block);
+            in_flight.release(1, Some(block));
         }
     }
 }
@@ -644,7 +639,7 @@ impl PartWriter {
         let mut p = lock(&self.state.progress);
         if p.stopped {
             drop(p);
-            self.in_flight.forget(1);
+            self.in_flight.release(1, None);
             return Err(stopped());
         }
         p.waiting.push_back(block);

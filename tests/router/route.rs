@@ -14,17 +14,22 @@ use serde_json::Value;
 
 use crate::support::{files_under, gunzip, gzip};
 
+/// A router writing under the local folder `out`.
+async fn local_router(config: &Config, out: &Path) -> Router {
+    Router::new(
+        config,
+        &Location::Local(out.to_path_buf()),
+        Arc::new(AwsClients::default()),
+    )
+    .await
+    .unwrap()
+}
+
 async fn route_file(dir: &Path, name: &str, input: &[u8], config: &Config) -> (Manifest, String) {
     let src = dir.join(name);
     std::fs::write(&src, input).unwrap();
     let out = dir.join("out");
-    let router = Router::new(
-        config,
-        &Location::Local(out.clone()),
-        Arc::new(AwsClients::default()),
-    )
-    .await
-    .unwrap();
+    let router = local_router(config, &out).await;
     match router
         .route_object(&Location::Local(src), false)
         .await
@@ -414,13 +419,7 @@ async fn failed_reroute_withdraws_the_old_manifest() {
         b"{\"event_type\":\"a\",\"v\":2}\n{\"event_type\":\"b\"}\n",
     )
     .unwrap();
-    let router = Router::new(
-        &Config::default(),
-        &Location::Local(out.clone()),
-        Arc::new(AwsClients::default()),
-    )
-    .await
-    .unwrap();
+    let router = local_router(&Config::default(), &out).await;
     let err = router
         .route_object(&Location::Local(dir.path().join(name)), false)
         .await;
@@ -458,13 +457,7 @@ async fn issue13_a_failed_re_route_removes_the_parts_it_no_longer_writes_when_re
     std::fs::write(out.join("b"), "in the way").unwrap();
     let v2 = b"{\"event_type\":\"a\",\"v\":2}\n{\"event_type\":\"b\"}\n";
     std::fs::write(dir.path().join(name), v2).unwrap();
-    let router = Router::new(
-        &Config::default(),
-        &Location::Local(out.clone()),
-        Arc::new(AwsClients::default()),
-    )
-    .await
-    .unwrap();
+    let router = local_router(&Config::default(), &out).await;
     let src = Location::Local(dir.path().join(name));
     assert!(router.route_object(&src, false).await.is_err());
     std::fs::remove_file(out.join("b")).unwrap();
@@ -529,15 +522,10 @@ async fn types_replay_writes_only_selected_lines() {
         types: Some(vec!["a".into()]),
         ..Default::default()
     };
-    let router = Router::new(
-        &config,
-        &Location::Local(out.clone()),
-        Arc::new(AwsClients::default()),
-    )
-    .await
-    .unwrap()
-    .with_filter(filter)
-    .unwrap();
+    let router = local_router(&config, &out)
+        .await
+        .with_filter(filter)
+        .unwrap();
     let m = match router
         .route_object(&Location::Local(src), false)
         .await
@@ -1104,18 +1092,13 @@ quarantine: 2 type_pattern_no_match"#,
         let mut c = config(LineFormat::Cloudfront, "/cs_uri_stem");
         c.route.type_pattern = Some("^/(\\w+)/".into());
         let out = dir.path().join("out");
-        let router = Router::new(
-            &c,
-            &Location::Local(out.clone()),
-            Arc::new(AwsClients::default()),
-        )
-        .await
-        .unwrap()
-        .with_filter(logrouter::manifest::RouteFilter {
-            match_text: Some("/share/".into()),
-            ..Default::default()
-        })
-        .unwrap();
+        let router = local_router(&c, &out)
+            .await
+            .with_filter(logrouter::manifest::RouteFilter {
+                match_text: Some("/share/".into()),
+                ..Default::default()
+            })
+            .unwrap();
         let RouteOutcome::Routed { manifest: m, .. } = router
             .route_object(&Location::Local(src), false)
             .await

@@ -139,30 +139,22 @@ impl Converter {
         out: &mut Vec<u8>,
     ) -> Result<Option<Cow<'l, str>>, Reject> {
         let mut fields: Vec<Field<'_, 'l>> = recycle(std::mem::take(&mut self.spare));
-        let recorded = self.format.record(line, &mut fields);
-        if let Err(reject) = recorded {
-            keep(&mut self.spare, fields);
-            return Err(reject);
-        }
-        out.clear();
-        let found = match &self.payload {
-            None => {
-                object::write_object(out, &fields);
-                match type_path {
-                    [key] => find(&fields, key),
-                    _ => None,
+        let found = (|| {
+            self.format.record(line, &mut fields)?;
+            out.clear();
+            Ok(match &self.payload {
+                None => {
+                    object::write_object(out, &fields);
+                    match type_path {
+                        [key] => find(&fields, key),
+                        _ => None,
+                    }
                 }
-            }
-            Some(p) => match p.write(&fields, type_path, out) {
-                Ok(found) => found,
-                Err(reject) => {
-                    keep(&mut self.spare, fields);
-                    return Err(reject);
-                }
-            },
-        };
+                Some(p) => p.write(&fields, type_path, out)?,
+            })
+        })();
         keep(&mut self.spare, fields);
-        Ok(found)
+        found
     }
 }
 
