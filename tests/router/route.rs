@@ -317,9 +317,9 @@ async fn parts_roll_over_and_routing_again_writes_the_same_keys() {
     let mut config = Config::default();
     // Rollover is checked after each line against the compressed bytes that
     // reached the file, which lag the input by the 64 KiB block being
-    // gathered and the four in flight: about 22 blocks a type, so 4 parts.
+    // gathered and the twelve in flight: about 55 blocks a type, so 4 parts.
     config.route.part_size_bytes = 4096;
-    let input = gzip(&noisy_lines(60_000));
+    let input = gzip(&noisy_lines(150_000));
     let dir = tempfile::tempdir().unwrap();
     let (m1, key) = route_file(dir.path(), "2015-01-20-13.json.gz", &input, &config).await;
     assert!(m1.types["t0"].parts.len() > 2, "expected several parts");
