@@ -47,7 +47,8 @@ pub fn decode(text: &str, plus_is_space: bool) -> Option<Cow<'_, str>> {
     String::from_utf8(out).ok().map(Cow::Owned)
 }
 
-fn hex(c: u8) -> Option<u8> {
+/// The value of a hex digit.
+pub fn hex(c: u8) -> Option<u8> {
     match c {
         b'0'..=b'9' => Some(c - b'0'),
         b'a'..=b'f' => Some(c - b'a' + 10),

@@ -18,6 +18,9 @@ pub struct Stops {
     /// access-log values: five compares a byte showed in profiles) and
     /// where SSE2 is not there.
     table: [bool; 256],
+    /// Each of `bytes`, and `below - 1`, in all 16 lanes: the compare
+    /// operands of a block, loaded rather than built each time.
+    lanes: [[u8; 16]; 5],
 }
 
 /// What JSON escapes in a string: control characters, `"` and `\`.
@@ -40,16 +43,82 @@ impl Stops {
             table[bytes[k] as usize] = true;
             k += 1;
         }
+        let mut lanes = [[0; 16]; 5];
+        let mut k = 0;
+        while k < 4 {
+            lanes[k] = [bytes[k]; 16];
+            k += 1;
+        }
+        lanes[4] = [below.wrapping_sub(1); 16];
         Self {
             below,
             bytes,
             table,
+            lanes,
         }
     }
 
     #[cfg(test)]
     fn stops_at(&self, c: u8) -> bool {
         c < self.below || self.bytes.contains(&c)
+    }
+
+    /// Every offset of `b` to stop at, in order: one pass over a whole
+    /// record, for a writer whose stops are also its separators (a
+    /// CloudFront line's tabs are control characters), instead of a
+    /// [`Stops::find`] per run.
+    pub fn positions<'b>(&'b self, b: &'b [u8]) -> Positions<'b> {
+        let mut p = Positions {
+            stops: self,
+            b,
+            base: 0,
+            mask: 0,
+        };
+        p.mask = p.block_mask();
+        p
+    }
+
+    /// The stops among the 16 bytes of `b` at `at` (or the bytes left
+    /// there, when fewer), as bits.
+    #[inline(always)]
+    fn mask_at(&self, b: &[u8], at: usize) -> u32 {
+        #[cfg(target_arch = "x86_64")]
+        {
+            use std::arch::x86_64::*;
+            let load = |from: usize| {
+                // SAFETY: SSE2 is part of x86_64; the 16 bytes at `from`
+                // lie inside `b` (`from + 16 <= b.len()`, checked by both
+                // callers below).
+                unsafe {
+                    let v = _mm_loadu_si128(b.as_ptr().add(from) as *const __m128i);
+                    let [x, y, z, w] = self.bytes.map(|c| _mm_set1_epi8(c as i8));
+                    let mut hit = _mm_or_si128(
+                        _mm_or_si128(_mm_cmpeq_epi8(v, x), _mm_cmpeq_epi8(v, y)),
+                        _mm_or_si128(_mm_cmpeq_epi8(v, z), _mm_cmpeq_epi8(v, w)),
+                    );
+                    if self.below > 0 {
+                        let ceiling = _mm_set1_epi8(self.below.wrapping_sub(1) as i8);
+                        hit = _mm_or_si128(hit, _mm_cmpeq_epi8(_mm_min_epu8(v, ceiling), v));
+                    }
+                    _mm_movemask_epi8(hit) as u32
+                }
+            };
+            if at + 16 <= b.len() {
+                return load(at);
+            }
+            if b.len() >= 16 {
+                // The last partial block: the final 16 bytes, those before
+                // `at` shifted out.
+                let last = b.len() - 16;
+                return load(last) >> (at - last);
+            }
+        }
+        b[at.min(b.len())..]
+            .iter()
+            .take(16)
+            .enumerate()
+            .filter(|(_, &c)| self.table[c as usize])
+            .fold(0, |m, (k, _)| m | 1 << k)
     }
 
     /// The offset of the first byte of `b` to stop at, or `b.len()`.
@@ -104,6 +173,74 @@ impl Stops {
     }
 }
 
+/// The iterator of [`Stops::positions`].
+pub struct Positions<'b> {
+    stops: &'b Stops,
+    b: &'b [u8],
+    /// The offset of the block `mask` covers.
+    base: usize,
+    /// Its stops not yet returned.
+    mask: u64,
+}
+
+impl Positions<'_> {
+    /// The stops among the (up to) 64 bytes at `base`, as bits: four
+    /// blocks at once, so the iterator refills once per 64 bytes.
+    fn block_mask(&self) -> u64 {
+        let (b, at) = (self.b, self.base);
+        #[cfg(target_arch = "x86_64")]
+        if at + 64 <= b.len() {
+            use std::arch::x86_64::*;
+            // SAFETY: SSE2 is part of x86_64; the 64 bytes at `at` lie
+            // inside `b` (checked above), the lanes are 16 bytes each.
+            unsafe {
+                let lane =
+                    |k: usize| _mm_loadu_si128(self.stops.lanes[k].as_ptr() as *const __m128i);
+                let (x, y, z, w, ceiling) = (lane(0), lane(1), lane(2), lane(3), lane(4));
+                let below = self.stops.below > 0;
+                let mut mask = 0u64;
+                for k in 0..4 {
+                    let v = _mm_loadu_si128(b.as_ptr().add(at + 16 * k) as *const __m128i);
+                    let mut hit = _mm_or_si128(
+                        _mm_or_si128(_mm_cmpeq_epi8(v, x), _mm_cmpeq_epi8(v, y)),
+                        _mm_or_si128(_mm_cmpeq_epi8(v, z), _mm_cmpeq_epi8(v, w)),
+                    );
+                    if below {
+                        hit = _mm_or_si128(hit, _mm_cmpeq_epi8(_mm_min_epu8(v, ceiling), v));
+                    }
+                    mask |= u64::from(_mm_movemask_epi8(hit) as u32 & 0xffff) << (16 * k);
+                }
+                return mask;
+            }
+        }
+        let mut mask = 0;
+        let mut k = at;
+        while k < b.len() && k < at + 64 {
+            mask |= u64::from(self.stops.mask_at(b, k) & 0xffff) << (k - at);
+            k += 16;
+        }
+        mask
+    }
+}
+
+impl Iterator for Positions<'_> {
+    type Item = usize;
+
+    #[inline]
+    fn next(&mut self) -> Option<usize> {
+        while self.mask == 0 {
+            self.base += 64;
+            if self.base >= self.b.len() {
+                return None;
+            }
+            self.mask = self.block_mask();
+        }
+        let at = self.base + self.mask.trailing_zeros() as usize;
+        self.mask &= self.mask - 1;
+        Some(at)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -126,13 +263,38 @@ mod tests {
                             assert_eq!(stops.find(run), plain.unwrap_or(run.len()));
                         }
                     }
+                    // Every stop of every prefix, in one pass.
+                    for len in 0..=41 {
+                        let run = &b[..len];
+                        let plain: Vec<usize> =
+                            (0..len).filter(|&k| stops.stops_at(run[k])).collect();
+                        let got: Vec<usize> = stops.positions(run).collect();
+                        assert_eq!(got, plain, "{c:#x} at {at}, {len} bytes");
+                    }
                     let plain = b.iter().position(|&x| stops.stops_at(x)).unwrap_or(b.len());
                     assert_eq!(stops.find(&b), plain, "{c:#x} at {at}");
                     assert_eq!(stops.find(&b[..at]), at, "before {at}");
                 }
             }
         }
+        // Many stops a block, in every block and across the last one.
+        for every in 1..7 {
+            for len in 0..80 {
+                let b: Vec<u8> = (0..len)
+                    .map(|k| {
+                        if k % every == 0 {
+                            b"\t\"\\\x01"[k % 4]
+                        } else {
+                            b'a'
+                        }
+                    })
+                    .collect();
+                let plain: Vec<usize> = (0..len).step_by(every).collect();
+                assert_eq!(JSON_STRING.positions(&b).collect::<Vec<_>>(), plain);
+            }
+        }
         let utf8 = "é ☃ 𝄞 \u{7f} and more than sixteen bytes".as_bytes();
+        assert_eq!(JSON_STRING.positions(utf8).count(), 0);
         assert_eq!(JSON_STRING.find(utf8), utf8.len());
         assert_eq!(COPY_TEXT.find(b"\x01\x1f\"x"), 4);
     }

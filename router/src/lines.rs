@@ -3,6 +3,7 @@
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
+
 use std::io::{self, BufRead, Write};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -21,6 +22,11 @@ use tokio::sync::mpsc;
 use crate::format::Converter;
 use crate::parts::{Compressor, FinishedPart, Keep, PartWriter};
 use crate::reason::Reason;
+
+/// The per-line maps: a fast hash, seeded per process (keys are type
+/// names from the input, bounded in number by route.max_types_per_source
+/// and the type cache's limit).
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
 const BOM: &[u8] = b"\xEF\xBB\xBF";
 /// Raw event types remembered with their normalised form; past this many
@@ -103,6 +109,7 @@ impl RouteRules {
     fn type_of<'t>(
         &'t self,
         found: Result<Cow<'t, str>, (Reason, String)>,
+        captures: &mut Option<regex::CaptureLocations>,
     ) -> Result<Cow<'t, str>, (Reason, String)> {
         if let Some(fixed) = &self.fixed_type {
             return match found {
@@ -116,10 +123,10 @@ impl RouteRules {
         let Some(re) = &self.type_pattern else {
             return Ok(value);
         };
+        let slots = captures.get_or_insert_with(|| re.capture_locations());
         let matched = re
-            .captures(&value)
-            .and_then(|c| c.get(1).or_else(|| c.get(0)))
-            .map(|m| m.range());
+            .captures_read(slots, &value)
+            .map(|whole| slots.get(1).map_or(whole.range(), |(s, e)| s..e));
         match (matched, value) {
             (Some(r), Cow::Borrowed(v)) => Ok(Cow::Borrowed(&v[r])),
             (Some(r), Cow::Owned(v)) => Ok(Cow::Owned(v[r].to_owned())),
@@ -251,9 +258,11 @@ pub struct LineRouter<'a> {
     source_uri: &'a str,
     sink: Sink<'a>,
     /// Open parts by type: part number, writer.
-    open: HashMap<Arc<str>, (u32, PartWriter)>,
+    open: FastMap<Arc<str>, (u32, PartWriter)>,
     quarantine: Option<(u32, PartWriter)>,
-    type_cache: HashMap<String, CachedType>,
+    type_cache: FastMap<String, CachedType>,
+    /// The type pattern's capture slots, reused from line to line.
+    captures: Option<regex::CaptureLocations>,
     result: LinesResult,
     line_no: u64,
     scratch: Vec<u8>,
@@ -308,9 +317,10 @@ impl<'a> LineRouter<'a> {
             name,
             source_uri,
             sink,
-            open: HashMap::new(),
+            open: FastMap::default(),
             quarantine: None,
-            type_cache: HashMap::new(),
+            type_cache: FastMap::default(),
+            captures: rules.type_pattern.as_ref().map(|re| re.capture_locations()),
             result: LinesResult::default(),
             line_no: 0,
             scratch: Vec::new(),
@@ -484,7 +494,7 @@ impl<'a> LineRouter<'a> {
             );
             return self.reject(Reason::LineTooLong, &detail, raw);
         }
-        let event_type = match rules.type_of(found) {
+        let event_type = match rules.type_of(found, &mut self.captures) {
             Ok(t) => t,
             Err((reason, detail)) => return self.reject(reason, &detail, raw),
         };
