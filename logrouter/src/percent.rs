@@ -26,8 +26,8 @@ pub fn decode(text: &str, plus_is_space: bool) -> Option<Cow<'_, str>> {
     let mut i = first;
     while i < b.len() {
         match b[i] {
-            b'%' if i + 2 < b.len() && hex(b[i + 1]).is_some() && hex(b[i + 2]).is_some() => {
-                out.push(hex(b[i + 1]).unwrap_or(0) << 4 | hex(b[i + 2]).unwrap_or(0));
+            b'%' if escaped_byte(b, i).is_some() => {
+                out.extend(escaped_byte(b, i));
                 i += 3;
             }
             b'+' if plus_is_space => {
@@ -47,8 +47,17 @@ pub fn decode(text: &str, plus_is_space: bool) -> Option<Cow<'_, str>> {
     String::from_utf8(out).ok().map(Cow::Owned)
 }
 
-/// The value of a hex digit.
-pub fn hex(c: u8) -> Option<u8> {
+/// The byte the escape at `b[i]` stands for, when `b[i]` is a `%`
+/// followed by two hex digits (what [`decode`] decodes).
+#[inline]
+pub fn escaped_byte(b: &[u8], i: usize) -> Option<u8> {
+    if b.get(i) != Some(&b'%') {
+        return None;
+    }
+    Some(hex(*b.get(i + 1)?)? << 4 | hex(*b.get(i + 2)?)?)
+}
+
+fn hex(c: u8) -> Option<u8> {
     match c {
         b'0'..=b'9' => Some(c - b'0'),
         b'a'..=b'f' => Some(c - b'a' + 10),
@@ -60,9 +69,7 @@ pub fn hex(c: u8) -> Option<u8> {
 /// Whether every `%` in `text` starts an escape of two hex digits.
 pub fn escapes_are_well_formed(text: &str) -> bool {
     let b = text.as_bytes();
-    memchr::memchr_iter(b'%', b).all(|i| {
-        b.get(i + 1).and_then(|&c| hex(c)).is_some() && b.get(i + 2).and_then(|&c| hex(c)).is_some()
-    })
+    memchr::memchr_iter(b'%', b).all(|i| escaped_byte(b, i).is_some())
 }
 
 #[cfg(test)]

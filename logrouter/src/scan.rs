@@ -13,13 +13,12 @@
 #[derive(Debug, Clone, Copy)]
 pub struct Stops {
     below: u8,
-    bytes: [u8; 4],
     /// The same set as a table, for runs shorter than 16 bytes (most
     /// access-log values: five compares a byte showed in profiles) and
     /// where SSE2 is not there.
     table: [bool; 256],
-    /// Each of `bytes`, and `below - 1`, in all 16 lanes: the compare
-    /// operands of a block, loaded rather than built each time.
+    /// Each of the four bytes, and `below - 1`, in all 16 lanes: the
+    /// compare operands of a block, loaded rather than built each time.
     lanes: [[u8; 16]; 5],
 }
 
@@ -52,7 +51,6 @@ impl Stops {
         lanes[4] = [below.wrapping_sub(1); 16];
         Self {
             below,
-            bytes,
             table,
             lanes,
         }
@@ -60,7 +58,7 @@ impl Stops {
 
     #[cfg(test)]
     fn stops_at(&self, c: u8) -> bool {
-        c < self.below || self.bytes.contains(&c)
+        c < self.below || self.lanes[..4].iter().any(|lane| lane[0] == c)
     }
 
     /// Every offset of `b` to stop at, in order: one pass over a whole
@@ -84,33 +82,15 @@ impl Stops {
     fn mask_at(&self, b: &[u8], at: usize) -> u32 {
         #[cfg(target_arch = "x86_64")]
         {
-            use std::arch::x86_64::*;
-            let load = |from: usize| {
-                // SAFETY: SSE2 is part of x86_64; the 16 bytes at `from`
-                // lie inside `b` (`from + 16 <= b.len()`, checked by both
-                // callers below).
-                unsafe {
-                    let v = _mm_loadu_si128(b.as_ptr().add(from) as *const __m128i);
-                    let [x, y, z, w] = self.bytes.map(|c| _mm_set1_epi8(c as i8));
-                    let mut hit = _mm_or_si128(
-                        _mm_or_si128(_mm_cmpeq_epi8(v, x), _mm_cmpeq_epi8(v, y)),
-                        _mm_or_si128(_mm_cmpeq_epi8(v, z), _mm_cmpeq_epi8(v, w)),
-                    );
-                    if self.below > 0 {
-                        let ceiling = _mm_set1_epi8(self.below.wrapping_sub(1) as i8);
-                        hit = _mm_or_si128(hit, _mm_cmpeq_epi8(_mm_min_epu8(v, ceiling), v));
-                    }
-                    _mm_movemask_epi8(hit) as u32
-                }
-            };
+            let lanes = Lanes::of(self);
             if at + 16 <= b.len() {
-                return load(at);
+                return lanes.hits(b, at);
             }
             if b.len() >= 16 {
                 // The last partial block: the final 16 bytes, those before
                 // `at` shifted out.
                 let last = b.len() - 16;
-                return load(last) >> (at - last);
+                return lanes.hits(b, last) >> (at - last);
             }
         }
         b[at.min(b.len())..]
@@ -126,50 +106,77 @@ impl Stops {
         let mut i = 0;
         #[cfg(target_arch = "x86_64")]
         {
-            use std::arch::x86_64::*;
-            // SAFETY: SSE2 is part of x86_64; every load reads 16 bytes that
-            // lie inside `b` (at `i` with `i + 16 <= b.len()`, or the last
-            // 16 when `b.len() >= 16`).
-            unsafe {
-                let [a, b2, c, d] = self.bytes.map(|x| _mm_set1_epi8(x as i8));
-                let ceiling = _mm_set1_epi8(self.below.wrapping_sub(1) as i8);
-                let below = self.below;
-                let mask_at = |at: usize| {
-                    let v = _mm_loadu_si128(b.as_ptr().add(at) as *const __m128i);
-                    let mut hit = _mm_or_si128(
-                        _mm_or_si128(_mm_cmpeq_epi8(v, a), _mm_cmpeq_epi8(v, b2)),
-                        _mm_or_si128(_mm_cmpeq_epi8(v, c), _mm_cmpeq_epi8(v, d)),
-                    );
-                    if below > 0 {
-                        // Unsigned v < below exactly when min(v, below - 1) == v.
-                        hit = _mm_or_si128(hit, _mm_cmpeq_epi8(_mm_min_epu8(v, ceiling), v));
-                    }
-                    _mm_movemask_epi8(hit) as u32
+            let lanes = Lanes::of(self);
+            while i + 16 <= b.len() {
+                let mask = lanes.hits(b, i);
+                if mask != 0 {
+                    return i + mask.trailing_zeros() as usize;
+                }
+                i += 16;
+            }
+            // The last partial block: one load of the final 16 bytes, the
+            // ones already checked shifted out.
+            if i < b.len() && b.len() >= 16 {
+                let last = b.len() - 16;
+                let mask = lanes.hits(b, last) >> (i - last);
+                return if mask != 0 {
+                    i + mask.trailing_zeros() as usize
+                } else {
+                    b.len()
                 };
-                while i + 16 <= b.len() {
-                    let mask = mask_at(i);
-                    if mask != 0 {
-                        return i + mask.trailing_zeros() as usize;
-                    }
-                    i += 16;
-                }
-                // The last partial block: one load of the final 16 bytes,
-                // the ones already checked shifted out.
-                if i < b.len() && b.len() >= 16 {
-                    let last = b.len() - 16;
-                    let mask = mask_at(last) >> (i - last);
-                    return if mask != 0 {
-                        i + mask.trailing_zeros() as usize
-                    } else {
-                        b.len()
-                    };
-                }
             }
         }
         i + b[i..]
             .iter()
             .position(|&c| self.table[c as usize])
             .unwrap_or(b.len() - i)
+    }
+}
+
+/// A [`Stops`]' compare operands in registers, for one scan.
+#[cfg(target_arch = "x86_64")]
+#[derive(Clone, Copy)]
+struct Lanes {
+    bytes: [std::arch::x86_64::__m128i; 4],
+    ceiling: std::arch::x86_64::__m128i,
+    below: bool,
+}
+
+#[cfg(target_arch = "x86_64")]
+impl Lanes {
+    #[inline(always)]
+    fn of(stops: &Stops) -> Self {
+        use std::arch::x86_64::*;
+        // SAFETY: SSE2 is part of x86_64; each lane is 16 bytes.
+        let lane = |k: usize| unsafe { _mm_loadu_si128(stops.lanes[k].as_ptr() as *const __m128i) };
+        Self {
+            bytes: [lane(0), lane(1), lane(2), lane(3)],
+            ceiling: lane(4),
+            below: stops.below > 0,
+        }
+    }
+
+    /// The stops among the 16 bytes of `b` at `at`, as bits.
+    #[inline(always)]
+    fn hits(&self, b: &[u8], at: usize) -> u32 {
+        use std::arch::x86_64::*;
+        assert!(at + 16 <= b.len());
+        // SAFETY: SSE2 is part of x86_64; the 16 bytes at `at` lie inside
+        // `b` (asserted above: every caller has checked it already, so the
+        // check folds away).
+        unsafe {
+            let v = _mm_loadu_si128(b.as_ptr().add(at) as *const __m128i);
+            let [x, y, z, w] = self.bytes;
+            let mut hit = _mm_or_si128(
+                _mm_or_si128(_mm_cmpeq_epi8(v, x), _mm_cmpeq_epi8(v, y)),
+                _mm_or_si128(_mm_cmpeq_epi8(v, z), _mm_cmpeq_epi8(v, w)),
+            );
+            if self.below {
+                // Unsigned v < below exactly when min(v, below - 1) == v.
+                hit = _mm_or_si128(hit, _mm_cmpeq_epi8(_mm_min_epu8(v, self.ceiling), v));
+            }
+            _mm_movemask_epi8(hit) as u32
+        }
     }
 }
 
@@ -190,28 +197,10 @@ impl Positions<'_> {
         let (b, at) = (self.b, self.base);
         #[cfg(target_arch = "x86_64")]
         if at + 64 <= b.len() {
-            use std::arch::x86_64::*;
-            // SAFETY: SSE2 is part of x86_64; the 64 bytes at `at` lie
-            // inside `b` (checked above), the lanes are 16 bytes each.
-            unsafe {
-                let lane =
-                    |k: usize| _mm_loadu_si128(self.stops.lanes[k].as_ptr() as *const __m128i);
-                let (x, y, z, w, ceiling) = (lane(0), lane(1), lane(2), lane(3), lane(4));
-                let below = self.stops.below > 0;
-                let mut mask = 0u64;
-                for k in 0..4 {
-                    let v = _mm_loadu_si128(b.as_ptr().add(at + 16 * k) as *const __m128i);
-                    let mut hit = _mm_or_si128(
-                        _mm_or_si128(_mm_cmpeq_epi8(v, x), _mm_cmpeq_epi8(v, y)),
-                        _mm_or_si128(_mm_cmpeq_epi8(v, z), _mm_cmpeq_epi8(v, w)),
-                    );
-                    if below {
-                        hit = _mm_or_si128(hit, _mm_cmpeq_epi8(_mm_min_epu8(v, ceiling), v));
-                    }
-                    mask |= u64::from(_mm_movemask_epi8(hit) as u32 & 0xffff) << (16 * k);
-                }
-                return mask;
-            }
+            let lanes = Lanes::of(self.stops);
+            return (0..4).fold(0, |mask, k| {
+                mask | u64::from(lanes.hits(b, at + 16 * k)) << (16 * k)
+            });
         }
         let mut mask = 0;
         let mut k = at;

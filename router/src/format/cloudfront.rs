@@ -269,15 +269,13 @@ impl Format for Cloudfront {
                     field = Open::new(cols, next, b, p + 1, out);
                 }
                 b'%' => {
-                    if !cols[field.column].decode || field.null {
+                    if !field.col.decode || field.null {
                         continue;
                     }
-                    let digit = |k: usize| b.get(k).and_then(|&h| logrouter::percent::hex(h));
-                    let (Some(high), Some(low)) = (digit(p + 1), digit(p + 2)) else {
+                    let Some(d) = logrouter::percent::escaped_byte(b, p) else {
                         continue;
                     };
                     object::put(out, b, field.run, p - field.run);
-                    let d = high << 4 | low;
                     field.wide |= d >= 0x80;
                     object::escape(out, d);
                     field.run = p + 3;

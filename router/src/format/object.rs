@@ -106,10 +106,6 @@ impl Padded {
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
-
-    pub fn as_bytes(&self) -> &[u8] {
-        &self.bytes[..self.len]
-    }
 }
 
 /// Appends `p`'s bytes, 16 at a time (a key a converted object writes on
