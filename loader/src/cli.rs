@@ -36,7 +36,7 @@ pub struct Cli {
     pub command: Command,
 }
 
-#[derive(Args, Debug, Clone)]
+#[derive(Args, Debug, Clone, Default)]
 pub struct Common {
     /// TOML configuration file (see logrouter.example.toml).
     #[arg(long, global = true)]
@@ -76,6 +76,16 @@ pub enum Command {
         #[arg(long)]
         metrics_addr: Option<String>,
     },
+    /// Serve AWS Lambda invocations from an SQS event source mapping (the
+    /// default when AWS_LAMBDA_RUNTIME_API is set and no command is given);
+    /// the warehouse comes from load.warehouse (LOGROUTER_LOAD__WAREHOUSE).
+    Lambda {
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Exit 0 if the endpoint of a running `loader run --metrics-addr`
+    /// answers 200 (a container health check), else 1.
+    Healthcheck(logrouter::process::HealthcheckArgs),
     /// Check that the rows of every routed file under the sources match its
     /// manifest (ledger and table); exit 1 on any mismatch.
     Verify {
@@ -182,7 +192,16 @@ pub enum SchemaCommand {
 struct UsageError(String);
 
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    logrouter::process::mark_start();
+    let cli = if logrouter::process::lambda_by_default() {
+        Cli {
+            command: Command::Lambda {
+                common: Common::default(),
+            },
+        }
+    } else {
+        Cli::parse()
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -200,6 +219,8 @@ pub async fn execute(cli: Cli) -> ExitCode {
             drain,
             metrics_addr,
         } => run_command(&common, queue_url, drain, metrics_addr.as_deref()).await,
+        Command::Lambda { common } => lambda_command(&common).await,
+        Command::Healthcheck(args) => Ok(logrouter::process::healthcheck(&args).await),
         Command::Migrate { common, migrations } => migrate_command(&common, migrations).await,
         Command::Verify { common, sources } => verify_command(&common, &sources).await,
         Command::Query { common, sql } => query_command(&common, &sql).await,
@@ -729,6 +750,38 @@ async fn run_command(
         }
         Err(e) => {
             eprintln!("loader: {e:#}");
+            Ok(ExitCode::from(1))
+        }
+    }
+}
+
+/// `loader lambda`: a start-up error is reported to Lambda as an init
+/// error, and exits 2. The warehouse is connected to on the first
+/// invocation, not here: an outage then fails (and retries) messages
+/// instead of the sandbox.
+async fn lambda_command(common: &Common) -> Result<ExitCode, UsageError> {
+    use logrouter::lambda::runtime::RuntimeApi;
+    let api = RuntimeApi::from_env().map_err(UsageError)?;
+    let started = async {
+        let config = load_config(common, None)?;
+        let loader = loader(common, &config)?;
+        Ok::<_, UsageError>((config, loader))
+    }
+    .await;
+    let (config, loader) = match started {
+        Ok(s) => s,
+        Err(UsageError(message)) => {
+            logrouter::process::report_init_error(&api, "InvalidConfig", &message).await;
+            return Err(UsageError(message));
+        }
+    };
+    logrouter::process::prepare_lambda(&api, &config).await;
+    match crate::service::lambda(&config, loader, api.clone(), shutdown_signal()).await {
+        Ok(()) => Ok(ExitCode::SUCCESS),
+        Err(e) => {
+            let message = format!("{e:#}");
+            logrouter::process::report_init_error(&api, "StartupFailed", &message).await;
+            eprintln!("loader: {message}");
             Ok(ExitCode::from(1))
         }
     }

@@ -14,7 +14,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use logrouter::aws::AwsClients;
-use logrouter::config::Config;
+use logrouter::config::{Config, MetricsFormat};
+use logrouter::lambda::runtime::RuntimeApi;
 use logrouter::layout::{REJECTED_DIR, REPLAYS_DIR};
 use logrouter::location::Location;
 use logrouter::notification::ObjectRef;
@@ -191,12 +192,24 @@ pub async fn run(
 ) -> anyhow::Result<Arc<RunStats>> {
     let health = Health::new(&[QUEUE, WAREHOUSE]);
     let every = Duration::from_secs(config.metrics.health_check_secs.into());
+    let exporter = telemetry::install_for(
+        &config.metrics,
+        MetricsFormat::Prometheus,
+        "loader",
+        crate::load::describe_metrics,
+    )?;
     let _ops = match &config.metrics.addr {
-        Some(addr) => Some(
-            telemetry::serve(addr.parse()?, health.clone(), crate::load::describe_metrics).await?,
-        ),
+        Some(addr) => {
+            Some(telemetry::serve(addr.parse()?, health.clone(), exporter.clone()).await?)
+        }
         None => None,
     };
+    let flusher = exporter.as_ref().and_then(|e| {
+        telemetry::spawn_flusher(
+            e,
+            Duration::from_secs(config.metrics.emf_interval_secs.into()),
+        )
+    });
     // Fail fast on a warehouse that cannot be reached.
     let first = loader.connect().await?;
     // Checked (endpoint or not: receiving pauses while it is not ready)
@@ -222,7 +235,36 @@ pub async fn run(
     .drain(drain)
     .with_health(health, every)
     .pause_while_not_ready(WAREHOUSE);
-    Ok(worker.run(shutdown).await?)
+    let stats = worker.run(shutdown).await;
+    if let Some(f) = flusher {
+        f.abort();
+    }
+    if let Some(e) = &exporter {
+        e.flush();
+    }
+    Ok(stats?)
+}
+
+/// `loader lambda`: serves the invocations of an SQS event source mapping
+/// until the sandbox's SIGTERM, loading what each message names as `run`
+/// does. On Redshift the files of one invocation's messages are committed
+/// in batches per table: the event source's batching window gathered the
+/// messages, and `lambda.batch_gather_ms` lets their files meet.
+pub async fn lambda(
+    config: &Config,
+    loader: Arc<Loader>,
+    api: RuntimeApi,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let exporter = telemetry::install_for(
+        &config.metrics,
+        MetricsFormat::Emf,
+        "loader",
+        crate::load::describe_metrics,
+    )?;
+    let handler = LoadHandler::new(loader, Duration::from_millis(config.lambda.batch_gather_ms));
+    logrouter::lambda::runtime::serve(api, Arc::new(handler), config, exporter, shutdown).await?;
+    Ok(())
 }
 
 /// The warehouse's readiness check: `SELECT 1` on a connection of its own,

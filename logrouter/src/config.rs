@@ -49,6 +49,7 @@ pub struct Config {
     pub load: LoadConfig,
     pub log: LogConfig,
     pub metrics: MetricsConfig,
+    pub lambda: LambdaConfig,
 }
 
 /// How log lines are written (to stderr).
@@ -81,6 +82,18 @@ pub struct LogConfig {
     pub format: LogFormat,
 }
 
+/// Where the services' counters go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MetricsFormat {
+    /// The Prometheus text format on `metrics.addr`'s `/metrics`.
+    Prometheus,
+    /// CloudWatch Embedded Metric Format: one JSON document per line on
+    /// stdout, which CloudWatch Logs turns into metrics (Lambda, and ECS
+    /// with the awslogs driver), where nothing scrapes a port.
+    Emf,
+}
+
 /// The operator's endpoint of `router run` and `loader run`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -90,6 +103,14 @@ pub struct MetricsConfig {
     pub addr: Option<String>,
     /// How often readiness checks the queue and the warehouse.
     pub health_check_secs: u32,
+    /// `prometheus` or `emf`. Unset: `emf` in Lambda mode (nothing can
+    /// scrape a function), else `prometheus` (served only with `addr`).
+    pub format: Option<MetricsFormat>,
+    /// The CloudWatch namespace of EMF metrics.
+    pub namespace: String,
+    /// `run` with EMF: how often the counters are written (Lambda writes
+    /// them at the end of every invocation).
+    pub emf_interval_secs: u32,
 }
 
 impl Default for MetricsConfig {
@@ -97,6 +118,43 @@ impl Default for MetricsConfig {
         Self {
             addr: None,
             health_check_secs: 15,
+            format: None,
+            namespace: "logrouter".to_owned(),
+            emf_interval_secs: 60,
+        }
+    }
+}
+
+/// `router lambda` and `loader lambda`: an SQS event source mapping invokes
+/// the function with batches of messages.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LambdaConfig {
+    /// Work stops this long before the invocation's deadline: what is not
+    /// done by then is abandoned (no manifest, no commit) and reported as a
+    /// batch item failure, and the response still reaches Lambda in time.
+    pub deadline_margin_secs: u64,
+    /// The time an invocation may take when its deadline is unknown (no
+    /// `Lambda-Runtime-Deadline-Ms`, or one already past at arrival, as a
+    /// local emulator sends).
+    pub fallback_timeout_secs: u64,
+    /// The loader on Redshift: how long the files of one invocation's
+    /// messages wait for each other to share one batch per table (the
+    /// event source's batching window gathered the messages already).
+    pub batch_gather_ms: u64,
+    /// Register a no-op internal extension, so that Lambda sends the
+    /// process SIGTERM before it shuts the sandbox down and the metrics are
+    /// flushed.
+    pub graceful_shutdown: bool,
+}
+
+impl Default for LambdaConfig {
+    fn default() -> Self {
+        Self {
+            deadline_margin_secs: 10,
+            fallback_timeout_secs: 900,
+            batch_gather_ms: 500,
+            graceful_shutdown: true,
         }
     }
 }
@@ -239,6 +297,10 @@ fn is_extra_key(name: &str) -> bool {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RouteConfig {
+    /// Where routed files go: a local folder or `s3://bucket/prefix`
+    /// (`--out` overrides it; `router lambda` reads it from
+    /// `LOGROUTER_ROUTE__OUT`).
+    pub out: Option<String>,
     /// The sources' line format (default `json`).
     pub format: LineFormat,
     /// JSON pointer to the event type in each line (for non-JSON formats:
@@ -295,6 +357,7 @@ pub struct RouteConfig {
 impl Default for RouteConfig {
     fn default() -> Self {
         Self {
+            out: None,
             format: LineFormat::Json,
             type_field: "/event_type".to_owned(),
             type_pattern: None,
@@ -626,6 +689,47 @@ impl Config {
         }
         if m.health_check_secs == 0 {
             return invalid("metrics.health_check_secs", "must be at least 1".into());
+        }
+        if m.emf_interval_secs == 0 {
+            return invalid("metrics.emf_interval_secs", "must be at least 1".into());
+        }
+        if m.namespace.is_empty()
+            || m.namespace.len() > 255
+            || m.namespace.starts_with(':')
+            || !m
+                .namespace
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b".-_/#:".contains(&b))
+        {
+            return invalid(
+                "metrics.namespace",
+                format!(
+                    "{:?} is not a CloudWatch namespace (1-255 characters of A-Z a-z 0-9 . - _ / # :, not starting with :), e.g. \"logrouter\"",
+                    m.namespace
+                ),
+            );
+        }
+        let la = &self.lambda;
+        if la.fallback_timeout_secs == 0 || la.fallback_timeout_secs > 900 {
+            return invalid(
+                "lambda.fallback_timeout_secs",
+                "must be 1-900 (Lambda's longest timeout is 15 minutes)".into(),
+            );
+        }
+        if la.deadline_margin_secs >= la.fallback_timeout_secs {
+            return invalid(
+                "lambda.deadline_margin_secs",
+                format!(
+                    "{} s leaves no time to work within lambda.fallback_timeout_secs ({} s)",
+                    la.deadline_margin_secs, la.fallback_timeout_secs
+                ),
+            );
+        }
+        if la.batch_gather_ms > 60_000 {
+            return invalid(
+                "lambda.batch_gather_ms",
+                "must be at most 60000: the files of one invocation arrive together".into(),
+            );
         }
         Ok(())
     }

@@ -21,7 +21,9 @@
 
 pub mod aws;
 pub mod config;
+pub mod emf;
 pub mod json;
+pub mod lambda;
 pub mod layout;
 pub mod location;
 pub mod manifest;

@@ -89,3 +89,88 @@ macro_rules! say {
         $crate::process::print_line(format_args!($($arg)*))
     };
 }
+
+/// Whether a binary started with no arguments inside Lambda (the zip's
+/// `bootstrap`) should serve invocations: `AWS_LAMBDA_RUNTIME_API` is set.
+pub fn lambda_by_default() -> bool {
+    std::env::args_os().len() == 1
+        && std::env::var_os(crate::lambda::runtime::RUNTIME_API_ENV).is_some_and(|v| !v.is_empty())
+}
+
+/// Reports a start-up failure to Lambda (logged, not fatal if that fails
+/// too: the process exits with an error either way).
+pub async fn report_init_error(
+    api: &crate::lambda::runtime::RuntimeApi,
+    kind: &str,
+    message: &str,
+) {
+    if let Err(e) = api.init_error(kind, message).await {
+        tracing::warn!(error = %e, "could not report the start-up error to Lambda");
+    }
+}
+
+/// What Lambda mode does before its first invocation: with
+/// `lambda.graceful_shutdown`, the no-op extension that makes Lambda send
+/// SIGTERM (a runtime emulator may not offer the Extensions API: then
+/// SIGTERM is only what the emulator sends).
+pub async fn prepare_lambda(api: &crate::lambda::runtime::RuntimeApi, config: &Config) {
+    if !config.lambda.graceful_shutdown {
+        return;
+    }
+    let registered = tokio::time::timeout(
+        std::time::Duration::from_secs(2),
+        api.register_shutdown_extension(),
+    )
+    .await;
+    match registered {
+        Ok(Ok(())) => tracing::debug!("registered for SIGTERM at shutdown"),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "could not register for SIGTERM at shutdown; metrics of the last invocation are flushed with its answer anyway")
+        }
+        Err(_) => {
+            tracing::warn!("registering for SIGTERM at shutdown took over 2 s; going on without")
+        }
+    }
+}
+
+/// `router healthcheck`, `loader healthcheck`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct HealthcheckArgs {
+    /// The service's --metrics-addr, as seen from inside its container.
+    #[arg(long, default_value = "127.0.0.1:9100")]
+    pub addr: std::net::SocketAddr,
+    /// /livez (the process answers: restart it if not) or /healthz
+    /// (its queue and warehouse are reachable).
+    #[arg(long, default_value = "/livez")]
+    pub path: String,
+    /// Seconds to wait for the answer.
+    #[arg(long, default_value_t = 5)]
+    pub timeout_secs: u64,
+}
+
+/// Exit code 0 when the endpoint answers 200, else 1 (with the reason).
+pub async fn healthcheck(args: &HealthcheckArgs) -> std::process::ExitCode {
+    let timeout = std::time::Duration::from_secs(args.timeout_secs);
+    match crate::telemetry::probe(args.addr, &args.path, timeout).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("unhealthy: {e}");
+            std::process::ExitCode::from(1)
+        }
+    }
+}
+
+static STARTED: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+
+/// Records when the process started (the first thing `main` does), for the
+/// start-up time Lambda mode reports.
+pub fn mark_start() {
+    STARTED.get_or_init(std::time::Instant::now);
+}
+
+/// Time since [`mark_start`] (zero if it was never called).
+pub fn since_start() -> std::time::Duration {
+    STARTED
+        .get()
+        .map_or(std::time::Duration::ZERO, |s| s.elapsed())
+}

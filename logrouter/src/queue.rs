@@ -75,7 +75,7 @@ impl RunStats {
     }
 }
 
-fn bump(v: &AtomicU64) {
+pub(crate) fn bump(v: &AtomicU64) {
     v.fetch_add(1, Ordering::Relaxed);
 }
 
@@ -306,20 +306,16 @@ impl<H: ObjectHandler> QueueWorker<H> {
             return;
         };
         let body = message.body.as_deref().unwrap_or("");
-        let objects = match parse_body(body) {
-            Notification::Unknown { why, excerpt } => {
+        let objects = match read_body(&id, body) {
+            BodyAction::Leave => {
                 bump(&stats.messages_unknown);
-                metrics::counter!("logrouter_queue_messages_unknown_total").increment(1);
-                error!(message_id = %id, %why, %excerpt,
-                    "message of unknown shape left on the queue for its redrive policy (dead-letter queue)");
                 return;
             }
-            Notification::Nothing { why } => {
-                info!(message_id = %id, %why, "notification asks for nothing; deleting it");
+            BodyAction::Consume => {
                 let _ = delete_tx.send(receipt);
                 return;
             }
-            Notification::Objects(objects) => objects,
+            BodyAction::Process(objects) => objects,
         };
         let receive_count: u32 = message
             .attributes
@@ -382,41 +378,7 @@ impl MessageTask {
         receive_count: u32,
         handler: Arc<H>,
     ) -> bool {
-        let work = async {
-            let mut failures = Vec::new();
-            for object in objects {
-                let uri = object.uri();
-                let started = Instant::now();
-                let in_flight = InFlightGauge::enter();
-                // A panicking handler fails its object like an error does:
-                // the message is retried after the backoff, never lost and
-                // never silently left invisible.
-                let outcome = AssertUnwindSafe(handler.handle(object))
-                    .catch_unwind()
-                    .await
-                    .unwrap_or_else(|panic| Err(format!("panicked: {}", panic_message(&*panic))));
-                drop(in_flight);
-                let outcome_label = if outcome.is_ok() { "done" } else { "failed" };
-                metrics::counter!("logrouter_queue_objects_total", "outcome" => outcome_label)
-                    .increment(1);
-                metrics::histogram!("logrouter_queue_object_seconds", "outcome" => outcome_label)
-                    .record(started.elapsed().as_secs_f64());
-                match outcome {
-                    Ok(summary) => {
-                        bump(&self.stats.objects_done);
-                        info!(message_id = %id, %summary, "object done");
-                    }
-                    Err(error) => {
-                        bump(&self.stats.objects_failed);
-                        // Retried: not yet an operator's problem. The
-                        // dead-letter queue (and its alarm) is.
-                        warn!(message_id = %id, object = %uri, %error, "object failed; the message stays on the queue and is retried after a backoff");
-                        failures.push(uri);
-                    }
-                }
-            }
-            failures
-        };
+        let work = process_objects(handler.as_ref(), id, objects, &self.stats);
         let heartbeat = async {
             let period = Duration::from_secs(self.config.heartbeat_secs() as u64);
             loop {
@@ -446,6 +408,79 @@ impl MessageTask {
         set_visibility(&self.sqs, &self.queue_url, receipt, backoff, &self.stats).await;
         false
     }
+}
+
+/// What a message's body asks for.
+pub(crate) enum BodyAction {
+    /// Objects to process; the message is done once each of them is.
+    Process(Vec<ObjectRef>),
+    /// Nothing to do (a test event, a removal): the message is consumed.
+    Consume,
+    /// A body of unknown shape: never consumed, left for the queue's
+    /// redrive policy.
+    Leave,
+}
+
+/// Classifies a message body, logging and counting what is not work, the
+/// same way for the queue worker and the Lambda handler.
+pub(crate) fn read_body(message_id: &str, body: &str) -> BodyAction {
+    match parse_body(body) {
+        Notification::Unknown { why, excerpt } => {
+            metrics::counter!("logrouter_queue_messages_unknown_total").increment(1);
+            error!(%message_id, %why, %excerpt,
+                "message of unknown shape left on the queue for its redrive policy (dead-letter queue)");
+            BodyAction::Leave
+        }
+        Notification::Nothing { why } => {
+            info!(%message_id, %why, "notification asks for nothing; deleting it");
+            BodyAction::Consume
+        }
+        Notification::Objects(objects) => BodyAction::Process(objects),
+    }
+}
+
+/// Processes the objects of one message in order, each logged and counted
+/// here whatever runs it (the queue worker, a Lambda invocation). Returns
+/// the URIs of the objects that failed: the message is done only when
+/// there are none.
+pub(crate) async fn process_objects<H: ObjectHandler>(
+    handler: &H,
+    id: &str,
+    objects: Vec<ObjectRef>,
+    stats: &RunStats,
+) -> Vec<String> {
+    let mut failures = Vec::new();
+    for object in objects {
+        let uri = object.uri();
+        let started = Instant::now();
+        let in_flight = InFlightGauge::enter();
+        // A panicking handler fails its object like an error does: the
+        // message is retried after the backoff, never lost and never
+        // silently left invisible.
+        let outcome = AssertUnwindSafe(handler.handle(object))
+            .catch_unwind()
+            .await
+            .unwrap_or_else(|panic| Err(format!("panicked: {}", panic_message(&*panic))));
+        drop(in_flight);
+        let outcome_label = if outcome.is_ok() { "done" } else { "failed" };
+        metrics::counter!("logrouter_queue_objects_total", "outcome" => outcome_label).increment(1);
+        metrics::histogram!("logrouter_queue_object_seconds", "outcome" => outcome_label)
+            .record(started.elapsed().as_secs_f64());
+        match outcome {
+            Ok(summary) => {
+                bump(&stats.objects_done);
+                info!(message_id = %id, %summary, "object done");
+            }
+            Err(error) => {
+                bump(&stats.objects_failed);
+                // Retried: not yet an operator's problem. The dead-letter
+                // queue (and its alarm) is.
+                warn!(message_id = %id, object = %uri, %error, "object failed; the message stays on the queue and is retried after a backoff");
+                failures.push(uri);
+            }
+        }
+    }
+    failures
 }
 
 /// `logrouter_queue_objects_in_flight` up while it lives: down again however

@@ -31,6 +31,9 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tokio::task::JoinSet;
 use tracing::{debug, info, warn};
 
+use crate::config::{MetricsConfig, MetricsFormat};
+use crate::emf::{EmfHandle, EmfRecorder};
+
 /// The readiness component of a service's SQS queue.
 pub const QUEUE: &str = "queue";
 /// The readiness component of the loader's warehouse.
@@ -193,23 +196,114 @@ pub fn data_label(value: &str) -> SharedString {
     SharedString::from(value.to_owned())
 }
 
+/// Where a process's counters go, once installed.
+#[derive(Clone)]
+pub enum Exporter {
+    /// Rendered on `/metrics` for a scraper.
+    Prometheus(PrometheusHandle),
+    /// Written to stdout as CloudWatch EMF lines ([`crate::emf`]).
+    Emf(Arc<EmfRecorder>),
+}
+
+impl Exporter {
+    /// Writes the EMF lines of what changed since the last flush (a
+    /// Prometheus scraper pulls: nothing to do).
+    pub fn flush(&self) {
+        if let Exporter::Emf(r) = self {
+            r.flush_stdout();
+        }
+    }
+}
+
+/// Installs the process's metrics recorder in `format` (one per process; a
+/// second call for the same format returns the first) and registers the
+/// HELP lines and units (`describe`, and the queue worker's own).
+/// `service` (`router`, `loader`) is EMF's extra dimension.
+pub fn install(
+    format: MetricsFormat,
+    namespace: &str,
+    service: &'static str,
+    describe: fn(),
+) -> Result<Exporter, TelemetryError> {
+    static INSTALLED: Mutex<Option<Exporter>> = Mutex::new(None);
+    let mut installed = INSTALLED.lock().expect("recorder lock");
+    let exporter = match (&*installed, format) {
+        (Some(e @ Exporter::Prometheus(_)), MetricsFormat::Prometheus)
+        | (Some(e @ Exporter::Emf(_)), MetricsFormat::Emf) => return Ok(e.clone()),
+        (Some(_), _) => {
+            return Err(TelemetryError::Recorder(
+                "this process already records metrics in another format".into(),
+            ))
+        }
+        (None, MetricsFormat::Prometheus) => Exporter::Prometheus(
+            PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Suffix("_seconds".to_owned()), SECONDS_BUCKETS)
+                .map_err(|e| TelemetryError::Recorder(e.to_string()))?
+                .install_recorder()
+                .map_err(|e| TelemetryError::Recorder(e.to_string()))?,
+        ),
+        (None, MetricsFormat::Emf) => {
+            let recorder = Arc::new(EmfRecorder::new(namespace, service));
+            metrics::set_global_recorder(EmfHandle(recorder.clone()))
+                .map_err(|e| TelemetryError::Recorder(e.to_string()))?;
+            Exporter::Emf(recorder)
+        }
+    };
+    *installed = Some(exporter.clone());
+    drop(installed);
+    describe_queue_metrics();
+    describe();
+    Ok(exporter)
+}
+
+/// The recorder a service's configuration asks for: `metrics.format`
+/// (unset: `default`, EMF in Lambda mode, else Prometheus), Prometheus only
+/// when `metrics.addr` serves it. None: no recorder, the macros do nothing.
+pub fn install_for(
+    config: &MetricsConfig,
+    default: MetricsFormat,
+    service: &'static str,
+    describe: fn(),
+) -> Result<Option<Exporter>, TelemetryError> {
+    let format = config.format.unwrap_or(default);
+    if format == MetricsFormat::Prometheus && config.addr.is_none() {
+        return Ok(None);
+    }
+    install(format, &config.namespace, service, describe).map(Some)
+}
+
+/// With EMF, writes the metrics every `every` until the returned task is
+/// aborted (a service flushes once more when it stops).
+pub fn spawn_flusher(exporter: &Exporter, every: Duration) -> Option<tokio::task::JoinHandle<()>> {
+    let Exporter::Emf(r) = exporter else {
+        return None;
+    };
+    let r = r.clone();
+    Some(tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(every).await;
+            r.flush_stdout();
+        }
+    }))
+}
+
 /// The endpoint, while it runs: dropping it stops serving.
 pub struct OpsServer {
     pub addr: SocketAddr,
     _tasks: JoinSet<()>,
 }
 
-/// Installs the Prometheus recorder (once per process) and serves
-/// `/metrics`, `/healthz` and `/livez` on `addr`. `describe` registers the
-/// caller's metric descriptions (HELP lines).
+/// Serves `/metrics` (when `exporter` is Prometheus's), `/healthz` and
+/// `/livez` on `addr`.
 pub async fn serve(
     addr: SocketAddr,
     health: Arc<Health>,
-    describe: fn(),
+    exporter: Option<Exporter>,
 ) -> Result<OpsServer, TelemetryError> {
-    let handle = recorder()?;
-    describe_queue_metrics();
-    describe();
+    let handle = match exporter {
+        Some(Exporter::Prometheus(h)) => Some(h),
+        _ => None,
+    };
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|source| TelemetryError::Bind { addr, source })?;
@@ -217,15 +311,16 @@ pub async fn serve(
         .local_addr()
         .map_err(|source| TelemetryError::Bind { addr, source })?;
     let mut tasks = JoinSet::new();
-    let upkeep = handle.clone();
-    tasks.spawn(async move {
-        // Histogram samples are folded into their buckets here; without it
-        // they would pile up between scrapes.
-        loop {
-            tokio::time::sleep(Duration::from_secs(5)).await;
-            upkeep.run_upkeep();
-        }
-    });
+    if let Some(upkeep) = handle.clone() {
+        tasks.spawn(async move {
+            // Histogram samples are folded into their buckets here; without
+            // it they would pile up between scrapes.
+            loop {
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                upkeep.run_upkeep();
+            }
+        });
+    }
     tasks.spawn(accept(listener, handle, health));
     info!(%addr, "serving /metrics, /healthz and /livez");
     Ok(OpsServer {
@@ -234,25 +329,52 @@ pub async fn serve(
     })
 }
 
-fn recorder() -> Result<PrometheusHandle, TelemetryError> {
-    static HANDLE: Mutex<Option<PrometheusHandle>> = Mutex::new(None);
-    let mut installed = HANDLE.lock().expect("recorder lock");
-    if let Some(handle) = &*installed {
-        return Ok(handle.clone());
-    }
-    let handle = PrometheusBuilder::new()
-        .set_buckets_for_metric(Matcher::Suffix("_seconds".to_owned()), SECONDS_BUCKETS)
-        .map_err(|e| TelemetryError::Recorder(e.to_string()))?
-        .install_recorder()
-        .map_err(|e| TelemetryError::Recorder(e.to_string()))?;
-    *installed = Some(handle.clone());
-    Ok(handle)
+/// `router healthcheck` and `loader healthcheck`: GET `path` on `addr`, a
+/// container's health check where the image has no curl. Ok when it
+/// answers 200 within `timeout`.
+pub async fn probe(addr: SocketAddr, path: &str, timeout: Duration) -> Result<(), String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let ask = async {
+        let mut stream = tokio::net::TcpStream::connect(addr)
+            .await
+            .map_err(|e| format!("cannot connect to {addr}: {e}"))?;
+        let request = format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n");
+        stream
+            .write_all(request.as_bytes())
+            .await
+            .map_err(|e| format!("{addr}: {e}"))?;
+        let mut head = Vec::new();
+        let mut buf = [0u8; 512];
+        while !head.contains(&b'\n') && head.len() < 4096 {
+            let n = stream
+                .read(&mut buf)
+                .await
+                .map_err(|e| format!("{addr}: {e}"))?;
+            if n == 0 {
+                break;
+            }
+            head.extend_from_slice(&buf[..n]);
+        }
+        let text = String::from_utf8_lossy(&head);
+        let status = text.lines().next().unwrap_or("").trim().to_owned();
+        match status.split_whitespace().nth(1) {
+            Some("200") => Ok(()),
+            _ => Err(format!("http://{addr}{path} answered {status:?}")),
+        }
+    };
+    tokio::time::timeout(timeout, ask)
+        .await
+        .unwrap_or_else(|_| Err(format!("http://{addr}{path}: no answer within {timeout:?}")))
 }
 
 /// Connections served at once; scrapers and probes need a handful.
 const MAX_CONNECTIONS: usize = 32;
 
-async fn accept(listener: tokio::net::TcpListener, handle: PrometheusHandle, health: Arc<Health>) {
+async fn accept(
+    listener: tokio::net::TcpListener,
+    handle: Option<PrometheusHandle>,
+    health: Arc<Health>,
+) {
     let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     loop {
         let slot = slots
@@ -291,7 +413,7 @@ async fn accept(listener: tokio::net::TcpListener, handle: PrometheusHandle, hea
 
 fn respond(
     req: &Request<Incoming>,
-    handle: &PrometheusHandle,
+    handle: &Option<PrometheusHandle>,
     health: &Health,
 ) -> Response<Full<Bytes>> {
     let reply = |status: StatusCode, content_type: &str, body: String| {
@@ -308,11 +430,19 @@ fn respond(
         return reply(StatusCode::METHOD_NOT_ALLOWED, TEXT, "use GET\n".to_owned());
     }
     match req.uri().path() {
-        "/metrics" => reply(
-            StatusCode::OK,
-            "text/plain; version=0.0.4; charset=utf-8",
-            handle.render(),
-        ),
+        "/metrics" => match handle {
+            Some(handle) => reply(
+                StatusCode::OK,
+                "text/plain; version=0.0.4; charset=utf-8",
+                handle.render(),
+            ),
+            None => reply(
+                StatusCode::NOT_FOUND,
+                TEXT,
+                "metrics are written to stdout as CloudWatch EMF (metrics.format = \"emf\")\n"
+                    .to_owned(),
+            ),
+        },
         "/healthz" => {
             let (ready, text) = health.report();
             let status = if ready {

@@ -30,7 +30,7 @@ pub struct Cli {
     pub command: Command,
 }
 
-#[derive(Args, Debug, Clone)]
+#[derive(Args, Debug, Clone, Default)]
 pub struct Common {
     /// TOML configuration file (see logrouter.example.toml).
     #[arg(long, global = true)]
@@ -80,9 +80,10 @@ pub enum Command {
         common: Common,
         #[arg(long)]
         queue_url: String,
-        /// Destination: a local folder or s3://bucket/prefix.
+        /// Destination: a local folder or s3://bucket/prefix (default:
+        /// route.out of the configuration).
         #[arg(long)]
-        out: String,
+        out: Option<String>,
         /// Exit once a long poll found the queue empty and nothing is in flight.
         #[arg(long)]
         drain: bool,
@@ -90,6 +91,18 @@ pub enum Command {
         #[arg(long)]
         metrics_addr: Option<String>,
     },
+    /// Serve AWS Lambda invocations from an SQS event source mapping (the
+    /// default when AWS_LAMBDA_RUNTIME_API is set and no command is given).
+    Lambda {
+        #[command(flatten)]
+        common: Common,
+        /// Destination (default: route.out, e.g. LOGROUTER_ROUTE__OUT).
+        #[arg(long)]
+        out: Option<String>,
+    },
+    /// Exit 0 if the endpoint of a running `router run --metrics-addr`
+    /// answers 200 (a container health check), else 1.
+    Healthcheck(logrouter::process::HealthcheckArgs),
 }
 
 #[derive(Args, Debug)]
@@ -179,7 +192,17 @@ fn location(text: &str, what: &str) -> Result<Location, UsageError> {
 
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    logrouter::process::mark_start();
+    let cli = if logrouter::process::lambda_by_default() {
+        Cli {
+            command: Command::Lambda {
+                common: Common::default(),
+                out: None,
+            },
+        }
+    } else {
+        Cli::parse()
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -202,7 +225,18 @@ pub async fn execute(cli: Cli) -> ExitCode {
             out,
             drain,
             metrics_addr,
-        } => run_command(&common, queue_url, &out, drain, metrics_addr.as_deref()).await,
+        } => {
+            run_command(
+                &common,
+                queue_url,
+                out.as_deref(),
+                drain,
+                metrics_addr.as_deref(),
+            )
+            .await
+        }
+        Command::Lambda { common, out } => lambda_command(&common, out.as_deref()).await,
+        Command::Healthcheck(args) => Ok(logrouter::process::healthcheck(&args).await),
         Command::Backfill(args) => backfill_command(args).await,
     };
     match result {
@@ -273,15 +307,25 @@ async fn route_command(
     })
 }
 
+/// The destination: `--out`, else `route.out`.
+fn destination(out: Option<&str>, config: &Config) -> Result<Location, UsageError> {
+    match out.or(config.route.out.as_deref()) {
+        Some(out) => location(out, "--out (route.out)"),
+        None => Err(UsageError(
+            "no destination: give --out DEST, or route.out in the configuration (LOGROUTER_ROUTE__OUT=s3://bucket/prefix)".into(),
+        )),
+    }
+}
+
 async fn run_command(
     common: &Common,
     queue_url: String,
-    out: &str,
+    out: Option<&str>,
     drain: bool,
     metrics_addr: Option<&str>,
 ) -> Result<ExitCode, UsageError> {
     let config = load_config(common, metrics_addr)?;
-    let dest = location(out, "--out")?;
+    let dest = destination(out, &config)?;
     match crate::service::run(&config, queue_url, &dest, drain, shutdown_signal()).await {
         Ok(stats) => {
             let failed = RunStats::get(&stats.messages_failed);
@@ -301,6 +345,37 @@ async fn run_command(
         }
         Err(e) => {
             eprintln!("router: {e:#}");
+            Ok(ExitCode::from(1))
+        }
+    }
+}
+
+/// `router lambda`: a start-up error is reported to Lambda as an init
+/// error (it shows in the function's log and fails the invocation), and
+/// exits 2.
+async fn lambda_command(common: &Common, out: Option<&str>) -> Result<ExitCode, UsageError> {
+    use logrouter::lambda::runtime::RuntimeApi;
+    let api = RuntimeApi::from_env().map_err(UsageError)?;
+    let started = async {
+        let config = load_config(common, None)?;
+        let dest = destination(out, &config)?;
+        Ok::<_, UsageError>((config, dest))
+    }
+    .await;
+    let (config, dest) = match started {
+        Ok(s) => s,
+        Err(UsageError(message)) => {
+            logrouter::process::report_init_error(&api, "InvalidConfig", &message).await;
+            return Err(UsageError(message));
+        }
+    };
+    logrouter::process::prepare_lambda(&api, &config).await;
+    match crate::service::lambda(&config, &dest, api.clone(), shutdown_signal()).await {
+        Ok(()) => Ok(ExitCode::SUCCESS),
+        Err(e) => {
+            let message = format!("{e:#}");
+            logrouter::process::report_init_error(&api, "StartupFailed", &message).await;
+            eprintln!("router: {message}");
             Ok(ExitCode::from(1))
         }
     }

@@ -6,7 +6,7 @@
 //! reader instead of piling parts up on disk or in memory.
 
 use std::path::PathBuf;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use chrono::Utc;
@@ -263,12 +263,25 @@ impl Router {
             self.upload,
             self.upload_concurrency,
         ));
+        // Should this future be dropped (a Lambda invocation's deadline),
+        // the work it started stops too: the uploads are aborted and the
+        // line loop's next read fails. No manifest is written (that is this
+        // future's last step), so nothing of the attempt is ever trusted,
+        // and a retry rewrites the same keys.
+        let abandoned = Arc::new(AtomicBool::new(false));
+        let _abandon = AbandonOnDrop {
+            flag: abandoned.clone(),
+            committer: committer.abort_handle(),
+        };
         let rules = self.rules.clone();
         let out = self.out.clone();
         let spool = self.spool.clone();
         let uri = info.uri.clone();
         let blocking_name = name.clone();
-        let reader = opened.reader;
+        let reader: Box<dyn std::io::Read + Send> = Box::new(StopWhen {
+            inner: opened.reader,
+            flag: abandoned,
+        });
         let lines = tokio::task::spawn_blocking(move || {
             let (_compression, decoded) = decode::decoder(reader)?;
             LineRouter::new(&rules, &blocking_name, &uri, &out, &spool, tx)
@@ -380,6 +393,37 @@ impl Router {
             })?;
         }
         self.out.delete(withdrawn_key).await
+    }
+}
+
+/// Stops a route's other tasks when the route's future is dropped
+/// (dropped itself at the end of a finished route, when that is moot).
+struct AbandonOnDrop {
+    flag: Arc<AtomicBool>,
+    committer: tokio::task::AbortHandle,
+}
+
+impl Drop for AbandonOnDrop {
+    fn drop(&mut self) {
+        self.flag.store(true, Ordering::Relaxed);
+        self.committer.abort();
+    }
+}
+
+/// A source reader whose reads fail once `flag` is set.
+struct StopWhen {
+    inner: Box<dyn std::io::Read + Send>,
+    flag: Arc<AtomicBool>,
+}
+
+impl std::io::Read for StopWhen {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.flag.load(Ordering::Relaxed) {
+            return Err(std::io::Error::other(logrouter::store::TransportError(
+                "the route was abandoned".into(),
+            )));
+        }
+        self.inner.read(buf)
     }
 }
 

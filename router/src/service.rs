@@ -5,7 +5,8 @@ use std::future::Future;
 use std::sync::Arc;
 
 use logrouter::aws::AwsClients;
-use logrouter::config::Config;
+use logrouter::config::{Config, MetricsFormat};
+use logrouter::lambda::runtime::RuntimeApi;
 use logrouter::location::Location;
 use logrouter::notification::ObjectRef;
 use logrouter::queue::{ObjectHandler, QueueWorker, RunStats};
@@ -56,17 +57,24 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<Arc<RunStats>> {
     let health = Health::new(&[QUEUE]);
+    let exporter = telemetry::install_for(
+        &config.metrics,
+        MetricsFormat::Prometheus,
+        "router",
+        crate::route::describe_metrics,
+    )?;
     let ops = match &config.metrics.addr {
-        Some(addr) => Some(
-            telemetry::serve(
-                addr.parse()?,
-                health.clone(),
-                crate::route::describe_metrics,
-            )
-            .await?,
-        ),
+        Some(addr) => {
+            Some(telemetry::serve(addr.parse()?, health.clone(), exporter.clone()).await?)
+        }
         None => None,
     };
+    let flusher = exporter.as_ref().and_then(|e| {
+        telemetry::spawn_flusher(
+            e,
+            Duration::from_secs(config.metrics.emf_interval_secs.into()),
+        )
+    });
     let clients = Arc::new(AwsClients::new(config.aws.clone()));
     let router = Router::new(config, dest, clients.clone())
         .await
@@ -82,5 +90,41 @@ pub async fn run(
         let every = Duration::from_secs(config.metrics.health_check_secs.into());
         worker = worker.with_health(health, every);
     }
-    Ok(worker.run(shutdown).await?)
+    let stats = worker.run(shutdown).await;
+    if let Some(f) = flusher {
+        f.abort();
+    }
+    if let Some(e) = &exporter {
+        e.flush();
+    }
+    Ok(stats?)
+}
+
+/// `router lambda`: serves the invocations of an SQS event source mapping
+/// until the sandbox's SIGTERM, routing each object as `run` does.
+pub async fn lambda(
+    config: &Config,
+    dest: &Location,
+    api: RuntimeApi,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let exporter = telemetry::install_for(
+        &config.metrics,
+        MetricsFormat::Emf,
+        "router",
+        crate::route::describe_metrics,
+    )?;
+    let clients = Arc::new(AwsClients::new(config.aws.clone()));
+    let router = Router::new(config, dest, clients)
+        .await
+        .map_err(anyhow::Error::msg)?;
+    logrouter::lambda::runtime::serve(
+        api,
+        Arc::new(RouteHandler { router }),
+        config,
+        exporter,
+        shutdown,
+    )
+    .await?;
+    Ok(())
 }
