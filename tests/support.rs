@@ -259,6 +259,7 @@ pub fn wait_for<T>(secs: u64, what: &str, mut check: impl FnMut() -> Option<T>) 
 pub struct Service {
     pub child: std::process::Child,
     log: tempfile::NamedTempFile,
+    out: Option<tempfile::NamedTempFile>,
 }
 
 #[allow(dead_code)]
@@ -270,23 +271,57 @@ impl Service {
             .stderr(log.reopen().unwrap())
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
-        Service { child, log }
+        Service {
+            child,
+            log,
+            out: None,
+        }
+    }
+
+    /// Like [`Service::start`], keeping stdout too ([`Service::stdout`]).
+    pub fn start_keeping_stdout(cmd: &mut std::process::Command) -> Self {
+        let log = tempfile::NamedTempFile::new().unwrap();
+        let out = tempfile::NamedTempFile::new().unwrap();
+        let child = cmd
+            .stdout(out.reopen().unwrap())
+            .stderr(log.reopen().unwrap())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
+        Service {
+            child,
+            log,
+            out: Some(out),
+        }
     }
 
     pub fn stderr(&self) -> String {
         std::fs::read_to_string(self.log.path()).unwrap_or_default()
     }
 
-    /// SIGTERM, then the exit code.
-    pub fn stop(mut self) -> Option<i32> {
+    pub fn stdout(&self) -> String {
+        let out = self.out.as_ref().expect("started keeping stdout");
+        std::fs::read_to_string(out.path()).unwrap_or_default()
+    }
+
+    /// SIGTERM, then the exit code and everything it logged.
+    pub fn stop_with_log(mut self) -> (Option<i32>, String) {
+        let code = self.terminate();
+        (code, self.stderr())
+    }
+
+    fn terminate(&mut self) -> Option<i32> {
         let pid = self.child.id().to_string();
         let sent = std::process::Command::new("kill")
             .args(["-TERM", &pid])
             .status()
             .unwrap();
         assert!(sent.success());
-        let status = self.child.wait().unwrap();
-        status.code()
+        self.child.wait().unwrap().code()
+    }
+
+    /// SIGTERM, then the exit code.
+    pub fn stop(mut self) -> Option<i32> {
+        self.terminate()
     }
 }
 
@@ -341,4 +376,169 @@ pub fn tick_payload() -> logrouter::config::PayloadConfig {
         .to_vec(),
         key: "access_log".into(),
     }
+}
+
+/// cargo-lambda's Runtime API emulator, `cargo lambda watch
+/// --only-lambda-apis` (PyPI's cargo-lambda, installed by `scripts/test`:
+/// `TEST_CARGO_LAMBDA`), on a port of its own. A test that needs it fails,
+/// never skips, when it is missing.
+#[allow(dead_code)]
+pub struct LambdaEmulator {
+    _service: Service,
+    _dir: tempfile::TempDir,
+    bin: String,
+    pub port: u16,
+}
+
+#[allow(dead_code)]
+impl LambdaEmulator {
+    pub fn start() -> Self {
+        let bin = std::env::var("TEST_CARGO_LAMBDA").unwrap_or_else(|_| {
+            panic!("TEST_CARGO_LAMBDA is not set: run the tests with scripts/test, which installs cargo-lambda")
+        });
+        // It runs `cargo metadata` where it starts: a package of nothing.
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("Cargo.toml"),
+            "[package]\nname = \"emulated\"\nversion = \"0.0.0\"\nedition = \"2021\"\n\n[workspace]\n",
+        )
+        .unwrap();
+        std::fs::create_dir(dir.path().join("src")).unwrap();
+        std::fs::write(dir.path().join("src/main.rs"), "fn main() {}\n").unwrap();
+        let port = free_port();
+        let service = Service::start(
+            std::process::Command::new(&bin)
+                .current_dir(dir.path())
+                .env_remove("AWS_ENDPOINT_URL")
+                .args(["lambda", "watch", "--only-lambda-apis", "-A", "127.0.0.1"])
+                .args(["-P", &port.to_string()]),
+        );
+        wait_for(60, "cargo lambda watch to listen", || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).ok()
+        });
+        LambdaEmulator {
+            _service: service,
+            _dir: dir,
+            bin,
+            port,
+        }
+    }
+
+    /// What a function under it gets as `AWS_LAMBDA_RUNTIME_API`.
+    pub fn runtime_api(&self) -> String {
+        format!("http://127.0.0.1:{}/.rt", self.port)
+    }
+
+    /// `cargo lambda invoke --data-file`: the function's answer.
+    pub fn invoke(&self, event: &serde_json::Value) -> serde_json::Value {
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(file.path(), serde_json::to_vec(event).unwrap()).unwrap();
+        let out = std::process::Command::new(&self.bin)
+            .env_remove("AWS_ENDPOINT_URL")
+            .args(["lambda", "invoke", "-A", "127.0.0.1"])
+            .args(["-P", &self.port.to_string(), "-o", "json", "--data-file"])
+            .arg(file.path())
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "cargo lambda invoke failed: {}\n{stdout}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_str(stdout.trim())
+            .unwrap_or_else(|e| panic!("the answer is not JSON ({e}): {stdout}"))
+    }
+}
+
+/// The SQS event an event source mapping sends: one record per
+/// `(message id, body)`.
+#[allow(dead_code)]
+pub fn sqs_event(records: &[(&str, &str)]) -> serde_json::Value {
+    let records: Vec<serde_json::Value> = records
+        .iter()
+        .map(|(id, body)| {
+            serde_json::json!({
+                "messageId": id,
+                "receiptHandle": format!("receipt-{id}"),
+                "body": body,
+                "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": "1764000000000"},
+                "messageAttributes": {},
+                "md5OfBody": "",
+                "eventSource": "aws:sqs",
+                "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:logrouter",
+                "awsRegion": "us-east-1"
+            })
+        })
+        .collect();
+    serde_json::json!({ "Records": records })
+}
+
+/// An S3 `ObjectCreated` notification body naming `bucket/key`.
+#[allow(dead_code)]
+pub fn s3_created(bucket: &str, key: &str) -> String {
+    serde_json::json!({"Records": [{
+        "eventVersion": "2.1",
+        "eventSource": "aws:s3",
+        "eventName": "ObjectCreated:Put",
+        "s3": {"bucket": {"name": bucket}, "object": {"key": key}}
+    }]})
+    .to_string()
+}
+
+/// The message ids of a batch response's `batchItemFailures`, sorted.
+#[allow(dead_code)]
+pub fn failed_ids(response: &serde_json::Value) -> Vec<String> {
+    let mut ids: Vec<String> = response["batchItemFailures"]
+        .as_array()
+        .unwrap_or_else(|| panic!("not a batch response: {response}"))
+        .iter()
+        .map(|f| f["itemIdentifier"].as_str().unwrap().to_owned())
+        .collect();
+    ids.sort();
+    ids
+}
+
+/// Sums of every EMF metric in `stdout` (CloudWatch Embedded Metric Format
+/// lines), keyed `name` or `name{label=value,...}` (labels sorted, the
+/// `service` dimension left out) - what CloudWatch would add up.
+#[allow(dead_code)]
+pub fn emf_sums(stdout: &str) -> std::collections::BTreeMap<String, f64> {
+    let mut sums = std::collections::BTreeMap::new();
+    for line in stdout.lines().filter(|l| l.contains("\"_aws\"")) {
+        let doc: serde_json::Value = serde_json::from_str(line).unwrap();
+        let directive = &doc["_aws"]["CloudWatchMetrics"][0];
+        let dims: Vec<String> = directive["Dimensions"][0]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d.as_str().unwrap().to_owned())
+            .filter(|d| d != "service")
+            .collect();
+        let labels: Vec<String> = dims
+            .iter()
+            .map(|d| format!("{d}={}", doc[d].as_str().unwrap()))
+            .collect();
+        for m in directive["Metrics"].as_array().unwrap() {
+            let name = m["Name"].as_str().unwrap();
+            let key = if labels.is_empty() {
+                name.to_owned()
+            } else {
+                format!("{name}{{{}}}", labels.join(","))
+            };
+            let value = match &doc[name] {
+                serde_json::Value::Number(n) => n.as_f64().unwrap(),
+                v => v["Values"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .zip(v["Counts"].as_array().unwrap())
+                    .map(|(v, c)| v.as_f64().unwrap() * c.as_f64().unwrap())
+                    .sum(),
+            };
+            *sums.entry(key).or_insert(0.0) += value;
+        }
+    }
+    sums
 }

@@ -5,6 +5,7 @@
 
 mod access_logs;
 mod drift;
+mod lambda;
 mod load;
 mod migrate;
 mod ops;

@@ -4,6 +4,7 @@
 
 mod backfill;
 mod cli;
+mod lambda;
 mod ops;
 mod queue;
 mod route;
