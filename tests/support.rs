@@ -265,33 +265,27 @@ pub struct Service {
 #[allow(dead_code)]
 impl Service {
     pub fn start(cmd: &mut std::process::Command) -> Self {
-        let log = tempfile::NamedTempFile::new().unwrap();
-        let child = cmd
-            .stdout(std::process::Stdio::null())
-            .stderr(log.reopen().unwrap())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
-        Service {
-            child,
-            log,
-            out: None,
-        }
+        Self::spawn(cmd, false)
     }
 
     /// Like [`Service::start`], keeping stdout too ([`Service::stdout`]).
     pub fn start_keeping_stdout(cmd: &mut std::process::Command) -> Self {
+        Self::spawn(cmd, true)
+    }
+
+    fn spawn(cmd: &mut std::process::Command, keep_stdout: bool) -> Self {
         let log = tempfile::NamedTempFile::new().unwrap();
-        let out = tempfile::NamedTempFile::new().unwrap();
+        let out = keep_stdout.then(|| tempfile::NamedTempFile::new().unwrap());
+        let stdout = match &out {
+            Some(f) => std::process::Stdio::from(f.reopen().unwrap()),
+            None => std::process::Stdio::null(),
+        };
         let child = cmd
-            .stdout(out.reopen().unwrap())
+            .stdout(stdout)
             .stderr(log.reopen().unwrap())
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
-        Service {
-            child,
-            log,
-            out: Some(out),
-        }
+        Service { child, log, out }
     }
 
     pub fn stderr(&self) -> String {

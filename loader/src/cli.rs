@@ -755,36 +755,23 @@ async fn run_command(
     }
 }
 
-/// `loader lambda`: a start-up error is reported to Lambda as an init
-/// error, and exits 2. The warehouse is connected to on the first
-/// invocation, not here: an outage then fails (and retries) messages
-/// instead of the sandbox.
+/// `loader lambda`: see [`logrouter::process::lambda_main`]. The
+/// warehouse is connected to on the first invocation, not at start-up: an
+/// outage then fails (and retries) messages, not the sandbox.
 async fn lambda_command(common: &Common) -> Result<ExitCode, UsageError> {
-    use logrouter::lambda::runtime::RuntimeApi;
-    let api = RuntimeApi::from_env().map_err(UsageError)?;
-    let started = async {
-        let config = load_config(common, None)?;
-        let loader = loader(common, &config)?;
-        Ok::<_, UsageError>((config, loader))
-    }
-    .await;
-    let (config, loader) = match started {
-        Ok(s) => s,
-        Err(UsageError(message)) => {
-            logrouter::process::report_init_error(&api, "InvalidConfig", &message).await;
-            return Err(UsageError(message));
-        }
-    };
-    logrouter::process::prepare_lambda(&api, &config).await;
-    match crate::service::lambda(&config, loader, api.clone(), shutdown_signal()).await {
-        Ok(()) => Ok(ExitCode::SUCCESS),
-        Err(e) => {
-            let message = format!("{e:#}");
-            logrouter::process::report_init_error(&api, "StartupFailed", &message).await;
-            eprintln!("loader: {message}");
-            Ok(ExitCode::from(1))
-        }
-    }
+    logrouter::process::lambda_main(
+        "loader",
+        || {
+            let config = load_config(common, None).map_err(|UsageError(m)| m)?;
+            let loader = loader(common, &config).map_err(|UsageError(m)| m)?;
+            Ok((config, loader))
+        },
+        |config, loader, api| async move {
+            crate::service::lambda(&config, loader, api, shutdown_signal()).await
+        },
+    )
+    .await
+    .map_err(UsageError)
 }
 
 async fn migrate_command(common: &Common, dir: Option<PathBuf>) -> Result<ExitCode, UsageError> {

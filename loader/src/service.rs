@@ -204,12 +204,10 @@ pub async fn run(
         }
         None => None,
     };
-    let flusher = exporter.as_ref().and_then(|e| {
-        telemetry::spawn_flusher(
-            e,
-            Duration::from_secs(config.metrics.emf_interval_secs.into()),
-        )
-    });
+    let flusher = telemetry::Flusher::start(
+        exporter.as_ref(),
+        Duration::from_secs(config.metrics.emf_interval_secs.into()),
+    );
     // Fail fast on a warehouse that cannot be reached.
     let first = loader.connect().await?;
     // Checked (endpoint or not: receiving pauses while it is not ready)
@@ -236,12 +234,7 @@ pub async fn run(
     .with_health(health, every)
     .pause_while_not_ready(WAREHOUSE);
     let stats = worker.run(shutdown).await;
-    if let Some(f) = flusher {
-        f.abort();
-    }
-    if let Some(e) = &exporter {
-        e.flush();
-    }
+    flusher.finish();
     Ok(stats?)
 }
 

@@ -97,13 +97,42 @@ pub fn lambda_by_default() -> bool {
         && std::env::var_os(crate::lambda::runtime::RUNTIME_API_ENV).is_some_and(|v| !v.is_empty())
 }
 
+/// A binary's Lambda mode, from start-up to shutdown. `start` loads and
+/// checks the configuration and builds what serving needs; its error is a
+/// usage error (returned, for exit code 2), reported to Lambda first as an
+/// init error, which shows in the function's log. `serve` then serves
+/// invocations until SIGTERM; its error is reported likewise (exit code 1).
+pub async fn lambda_main<S, Fut>(
+    binary: &str,
+    start: impl FnOnce() -> Result<(Config, S), String>,
+    serve: impl FnOnce(Config, S, crate::lambda::runtime::RuntimeApi) -> Fut,
+) -> Result<std::process::ExitCode, String>
+where
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
+    let api = crate::lambda::runtime::RuntimeApi::from_env()?;
+    let (config, state) = match start() {
+        Ok(started) => started,
+        Err(message) => {
+            report_init_error(&api, "InvalidConfig", &message).await;
+            return Err(message);
+        }
+    };
+    prepare_lambda(&api, &config).await;
+    match serve(config, state, api.clone()).await {
+        Ok(()) => Ok(std::process::ExitCode::SUCCESS),
+        Err(e) => {
+            let message = format!("{e:#}");
+            report_init_error(&api, "StartupFailed", &message).await;
+            eprintln!("{binary}: {message}");
+            Ok(std::process::ExitCode::from(1))
+        }
+    }
+}
+
 /// Reports a start-up failure to Lambda (logged, not fatal if that fails
 /// too: the process exits with an error either way).
-pub async fn report_init_error(
-    api: &crate::lambda::runtime::RuntimeApi,
-    kind: &str,
-    message: &str,
-) {
+async fn report_init_error(api: &crate::lambda::runtime::RuntimeApi, kind: &str, message: &str) {
     if let Err(e) = api.init_error(kind, message).await {
         tracing::warn!(error = %e, "could not report the start-up error to Lambda");
     }
@@ -113,7 +142,7 @@ pub async fn report_init_error(
 /// `lambda.graceful_shutdown`, the no-op extension that makes Lambda send
 /// SIGTERM (a runtime emulator may not offer the Extensions API: then
 /// SIGTERM is only what the emulator sends).
-pub async fn prepare_lambda(api: &crate::lambda::runtime::RuntimeApi, config: &Config) {
+async fn prepare_lambda(api: &crate::lambda::runtime::RuntimeApi, config: &Config) {
     if !config.lambda.graceful_shutdown {
         return;
     }

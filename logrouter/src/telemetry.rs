@@ -272,19 +272,42 @@ pub fn install_for(
     install(format, &config.namespace, service, describe).map(Some)
 }
 
-/// With EMF, writes the metrics every `every` until the returned task is
-/// aborted (a service flushes once more when it stops).
-pub fn spawn_flusher(exporter: &Exporter, every: Duration) -> Option<tokio::task::JoinHandle<()>> {
-    let Exporter::Emf(r) = exporter else {
-        return None;
-    };
-    let r = r.clone();
-    Some(tokio::spawn(async move {
-        loop {
-            tokio::time::sleep(every).await;
-            r.flush_stdout();
+/// With EMF, writes the metrics every `every` while it runs;
+/// [`Flusher::finish`] stops it and writes them once more (a service that
+/// stops). Does nothing for Prometheus, which is scraped.
+pub struct Flusher {
+    task: Option<tokio::task::JoinHandle<()>>,
+    exporter: Option<Exporter>,
+}
+
+impl Flusher {
+    pub fn start(exporter: Option<&Exporter>, every: Duration) -> Self {
+        let task = match exporter {
+            Some(Exporter::Emf(r)) => {
+                let r = r.clone();
+                Some(tokio::spawn(async move {
+                    loop {
+                        tokio::time::sleep(every).await;
+                        r.flush_stdout();
+                    }
+                }))
+            }
+            _ => None,
+        };
+        Self {
+            task,
+            exporter: exporter.cloned(),
         }
-    }))
+    }
+
+    pub fn finish(self) {
+        if let Some(t) = self.task {
+            t.abort();
+        }
+        if let Some(e) = &self.exporter {
+            e.flush();
+        }
+    }
 }
 
 /// The endpoint, while it runs: dropping it stops serving.

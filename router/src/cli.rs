@@ -350,35 +350,21 @@ async fn run_command(
     }
 }
 
-/// `router lambda`: a start-up error is reported to Lambda as an init
-/// error (it shows in the function's log and fails the invocation), and
-/// exits 2.
+/// `router lambda`: see [`logrouter::process::lambda_main`].
 async fn lambda_command(common: &Common, out: Option<&str>) -> Result<ExitCode, UsageError> {
-    use logrouter::lambda::runtime::RuntimeApi;
-    let api = RuntimeApi::from_env().map_err(UsageError)?;
-    let started = async {
-        let config = load_config(common, None)?;
-        let dest = destination(out, &config)?;
-        Ok::<_, UsageError>((config, dest))
-    }
-    .await;
-    let (config, dest) = match started {
-        Ok(s) => s,
-        Err(UsageError(message)) => {
-            logrouter::process::report_init_error(&api, "InvalidConfig", &message).await;
-            return Err(UsageError(message));
-        }
-    };
-    logrouter::process::prepare_lambda(&api, &config).await;
-    match crate::service::lambda(&config, &dest, api.clone(), shutdown_signal()).await {
-        Ok(()) => Ok(ExitCode::SUCCESS),
-        Err(e) => {
-            let message = format!("{e:#}");
-            logrouter::process::report_init_error(&api, "StartupFailed", &message).await;
-            eprintln!("router: {message}");
-            Ok(ExitCode::from(1))
-        }
-    }
+    logrouter::process::lambda_main(
+        "router",
+        || {
+            let config = load_config(common, None).map_err(|UsageError(m)| m)?;
+            let dest = destination(out, &config).map_err(|UsageError(m)| m)?;
+            Ok((config, dest))
+        },
+        |config, dest, api| async move {
+            crate::service::lambda(&config, &dest, api, shutdown_signal()).await
+        },
+    )
+    .await
+    .map_err(UsageError)
 }
 
 async fn backfill_command(a: BackfillArgs) -> Result<ExitCode, UsageError> {

@@ -69,12 +69,10 @@ pub async fn run(
         }
         None => None,
     };
-    let flusher = exporter.as_ref().and_then(|e| {
-        telemetry::spawn_flusher(
-            e,
-            Duration::from_secs(config.metrics.emf_interval_secs.into()),
-        )
-    });
+    let flusher = telemetry::Flusher::start(
+        exporter.as_ref(),
+        Duration::from_secs(config.metrics.emf_interval_secs.into()),
+    );
     let clients = Arc::new(AwsClients::new(config.aws.clone()));
     let router = Router::new(config, dest, clients.clone())
         .await
@@ -91,12 +89,7 @@ pub async fn run(
         worker = worker.with_health(health, every);
     }
     let stats = worker.run(shutdown).await;
-    if let Some(f) = flusher {
-        f.abort();
-    }
-    if let Some(e) = &exporter {
-        e.flush();
-    }
+    flusher.finish();
     Ok(stats?)
 }
 
