@@ -297,13 +297,8 @@ impl Service {
         std::fs::read_to_string(out.path()).unwrap_or_default()
     }
 
-    /// SIGTERM, then the exit code and everything it logged.
-    pub fn stop_with_log(mut self) -> (Option<i32>, String) {
-        let code = self.terminate();
-        (code, self.stderr())
-    }
-
-    fn terminate(&mut self) -> Option<i32> {
+    /// SIGTERM, then the exit code; what it wrote can still be read.
+    pub fn terminate(&mut self) -> Option<i32> {
         let pid = self.child.id().to_string();
         let sent = std::process::Command::new("kill")
             .args(["-TERM", &pid])

@@ -559,7 +559,9 @@ async fn issue23_lambda_start_up_errors_and_sigterm() {
         metrics_before_stop["logrouter_router_lines_read_total"],
         1.0
     );
-    let (code, log) = function.stop_with_log();
+    let mut function = function;
+    let code = function.terminate();
+    let log = function.stderr();
     assert_eq!(code, Some(0), "{log}");
     assert!(log.contains("shutting down: metrics flushed"), "{log}");
 }

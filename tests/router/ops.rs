@@ -173,3 +173,90 @@ async fn issue5_readiness_flips_when_the_queue_endpoint_goes_away() {
     assert!(log.contains("not ready"), "{log}");
     assert_eq!(router.stop(), Some(0), "{log}");
 }
+
+/// Issue #23, `router run` as a Fargate task: `metrics.format = "emf"`
+/// writes the counters to stdout (every `metrics.emf_interval_secs`, and
+/// once more at SIGTERM), where the awslogs driver takes them to
+/// CloudWatch; they equal the manifests. `--metrics-addr` still serves
+/// `/healthz` and `/livez` (not `/metrics`), and `router healthcheck`, the
+/// task's health check, passes against it and fails where nothing answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue23_run_with_emf_metrics_and_its_health_check() {
+    let st = stand(true).await;
+    for h in 0..2 {
+        let lines =
+            format!("{{\"event_type\":\"a\",\"h\":{h}}}\n{{\"event_type\":\"b\"}}\nnot json\n");
+        put(
+            &st,
+            &format!("logs/2015/01/20/1{h}/web.log.gz"),
+            gzip(lines.as_bytes()),
+        )
+        .await;
+    }
+    let port = free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let router = Service::start_keeping_stdout(
+        router_at_moto()
+            .env("LOGROUTER_AWS__FORCE_PATH_STYLE", "true")
+            .env("LOGROUTER_QUEUE__WAIT_TIME_SECS", "1")
+            .env("LOGROUTER_METRICS__HEALTH_CHECK_SECS", "1")
+            .env("LOGROUTER_METRICS__FORMAT", "emf")
+            .env("LOGROUTER_METRICS__EMF_INTERVAL_SECS", "1")
+            .args(["run", "--queue-url", &st.queue_url, "--out"])
+            .arg(format!("s3://{}/routed", st.out))
+            .args(["--metrics-addr", &addr]),
+    );
+    wait_for(60, "both sources routed (EMF on stdout)", || {
+        let sums = emf_sums(&router.stdout());
+        (sums.get("logrouter_router_sources_total{outcome=routed}") == Some(&2.0)).then_some(())
+    });
+    let health = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_router"))
+            .arg("healthcheck")
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    wait_for(30, "ready", || {
+        health(&["--addr", &addr, "--path", "/healthz"])
+            .status
+            .success()
+            .then_some(())
+    });
+    assert!(health(&["--addr", &addr]).status.success(), "/livez");
+    let nobody = format!("127.0.0.1:{}", free_port());
+    let down = health(&["--addr", &nobody, "--timeout-secs", "2"]);
+    assert_eq!(down.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&down.stderr).contains("unhealthy"));
+    let (status, body) = http_get(port, "/metrics").unwrap();
+    assert_eq!(status, 404);
+    assert!(body.contains("EMF"), "{body}");
+
+    let mut router = router;
+    let code = router.terminate();
+    assert_eq!(code, Some(0), "{}", router.stderr());
+    let mut read = 0;
+    let mut routed = BTreeMap::new();
+    for key in list_keys(&st.s3, &st.out).await {
+        if key.starts_with("routed/_manifests/") {
+            let m: Manifest = serde_json::from_slice(&get(&st.s3, &st.out, &key).await).unwrap();
+            read += m.lines.read;
+            for (t, o) in m.types {
+                *routed.entry(t).or_insert(0u64) += o.lines;
+            }
+        }
+    }
+    assert_eq!(read, 6);
+    let sums = emf_sums(&router.stdout());
+    assert_eq!(sums["logrouter_router_lines_read_total"], read as f64);
+    for (t, n) in &routed {
+        assert_eq!(
+            sums[&format!("logrouter_router_lines_routed_total{{type={t}}}")],
+            *n as f64
+        );
+    }
+    assert_eq!(
+        sums["logrouter_router_lines_quarantined_total{reason=invalid_json}"],
+        2.0
+    );
+}
