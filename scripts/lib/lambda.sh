@@ -42,3 +42,31 @@ lambda_env() {
   export PATH="$venv_bin:$PATH"
   export CARGO_ZIGBUILD_PYTHON_PATH="$venv_bin/python"
 }
+
+# Debian's rust-src package (the source of Rust's standard library, for
+# every architecture), downloaded with the machine's own apt set-up (its
+# mirror and keyring) from suite LAMBDA_DEBIAN_SUITE (default sid, whose
+# version is nearest a current toolchain) and unpacked under DIR; prints
+# the library/ folder for LAMBDA_BUILD_STD_SRC. For machines where rustup
+# cannot download a target's standard library. Nothing system-wide is
+# changed: the package lists and the download stay under DIR.
+fetch_debian_rust_src() {
+  local dir=$1 suite=${LAMBDA_DEBIAN_SUITE:-sid} uri keyring apt
+  uri=$(grep -h -m1 '^URIs:' /etc/apt/sources.list.d/*.sources 2>/dev/null | awk '{print $2}' | head -1)
+  keyring=$(grep -h -m1 '^Signed-By:' /etc/apt/sources.list.d/*.sources 2>/dev/null | awk '{print $2}' | head -1)
+  if [ -z "$uri" ]; then
+    uri=$(awk '$1 == "deb" && $0 !~ /security/ {for (i = 2; i <= NF; i++) if ($i ~ /^https?:/) {print $i; exit}}' /etc/apt/sources.list 2>/dev/null)
+  fi
+  [ -n "$uri" ] || { echo "no Debian mirror in this machine's apt configuration" >&2; return 1; }
+  apt="$dir/apt"
+  mkdir -p "$apt/lists/partial" "$apt/cache/archives/partial" "$dir/deb"
+  echo "deb [signed-by=${keyring:-/usr/share/keyrings/debian-archive-keyring.gpg}] $uri $suite main" >"$apt/sources.list"
+  local opts=(-o "Dir::Etc::SourceList=$apt/sources.list" -o "Dir::Etc::SourceParts=/nonexistent"
+    -o "Dir::State::Lists=$apt/lists" -o "Dir::Cache=$apt/cache" -o "Debug::NoLocking=1")
+  apt-get "${opts[@]}" -qq update >&2
+  rm -f "$dir"/deb/rust-src_*.deb
+  (cd "$dir/deb" && apt-get "${opts[@]}" -qq download rust-src >&2)
+  rm -rf "$dir/src"
+  dpkg-deb -x "$dir"/deb/rust-src_*.deb "$dir/src"
+  ls -d "$dir"/src/usr/src/rustc-*/library | tail -1
+}
