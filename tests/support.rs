@@ -531,3 +531,59 @@ pub fn emf_sums(stdout: &str) -> std::collections::BTreeMap<String, f64> {
     }
     sums
 }
+
+/// A binary started as Lambda starts a zip's `bootstrap`: no arguments,
+/// `AWS_LAMBDA_RUNTIME_API` set, its settings (`env`) from the environment,
+/// AWS at moto; stdout kept (its EMF lines). `override_var` names another
+/// binary to run instead (a packaged bootstrap).
+#[allow(dead_code)]
+pub fn start_lambda_function(
+    default_bin: &str,
+    override_var: &str,
+    runtime_api: &str,
+    env: &[(&str, &str)],
+) -> Service {
+    let bin = std::env::var(override_var).unwrap_or_else(|_| default_bin.to_owned());
+    let mut cmd = std::process::Command::new(bin);
+    cmd.env("AWS_LAMBDA_RUNTIME_API", runtime_api)
+        .env("AWS_ENDPOINT_URL", moto())
+        .env("RUST_LOG", "info")
+        .env("LOGROUTER_AWS__FORCE_PATH_STYLE", "true");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    Service::start_keeping_stdout(&mut cmd)
+}
+
+/// Receives (and leaves in flight) messages of `queue` until `enough` says
+/// so: (message id, body) pairs; fails after 30 s.
+#[allow(dead_code)]
+pub async fn receive_until(
+    sqs: &aws_sdk_sqs::Client,
+    queue: &str,
+    enough: impl Fn(&[(String, String)]) -> bool,
+) -> Vec<(String, String)> {
+    let mut got: Vec<(String, String)> = Vec::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !enough(&got) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "only {got:?} arrived on {queue}"
+        );
+        let out = sqs
+            .receive_message()
+            .queue_url(queue)
+            .max_number_of_messages(10)
+            .wait_time_seconds(1)
+            .send()
+            .await
+            .unwrap();
+        for m in out.messages() {
+            got.push((
+                m.message_id().unwrap().to_owned(),
+                m.body().unwrap().to_owned(),
+            ));
+        }
+    }
+    got
+}

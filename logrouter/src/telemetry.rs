@@ -219,7 +219,7 @@ impl Exporter {
 /// second call for the same format returns the first) and registers the
 /// HELP lines and units (`describe`, and the queue worker's own).
 /// `service` (`router`, `loader`) is EMF's extra dimension.
-pub fn install(
+fn install(
     format: MetricsFormat,
     namespace: &str,
     service: &'static str,

@@ -50,21 +50,18 @@ async fn routed_hours() -> (String, Vec<String>, BTreeMap<String, i64>) {
     (bucket, manifests, want)
 }
 
-/// The loader as Lambda starts a zip's `bootstrap`: no arguments, its
-/// settings from the environment.
+/// The loader as Lambda starts a zip's `bootstrap` (or the binary
+/// `TEST_LAMBDA_LOADER` names), with the test schemas.
 fn start_function(emulator: &LambdaEmulator, env: &[(&str, &str)]) -> Service {
-    let bin = std::env::var("TEST_LAMBDA_LOADER")
-        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_loader").to_owned());
-    let mut cmd = std::process::Command::new(bin);
-    cmd.env("AWS_LAMBDA_RUNTIME_API", emulator.runtime_api())
-        .env("AWS_ENDPOINT_URL", moto())
-        .env("RUST_LOG", "info")
-        .env("LOGROUTER_AWS__FORCE_PATH_STYLE", "true")
-        .env("LOGROUTER_LOAD__SCHEMAS_DIR", schemas_dir());
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    Service::start_keeping_stdout(&mut cmd)
+    let schemas = schemas_dir();
+    let mut env = env.to_vec();
+    env.push(("LOGROUTER_LOAD__SCHEMAS_DIR", schemas.to_str().unwrap()));
+    start_lambda_function(
+        env!("CARGO_BIN_EXE_loader"),
+        "TEST_LAMBDA_LOADER",
+        &emulator.runtime_api(),
+        &env,
+    )
 }
 
 /// Invokes the function twice with the same event; checks the failures,
@@ -173,19 +170,7 @@ async fn issue23_loader_lambda_through_the_redshift_data_api() {
         |schema| Box::pin(async move { pg_counts(&schema).await }),
     )
     .await;
-    let commits: BTreeMap<String, i64> = pg()
-        .await
-        .query(
-            &format!(
-                "SELECT table_name, count(DISTINCT loaded_at) FROM \"{schema}\"._logrouter_ledger GROUP BY 1"
-            ),
-            &[],
-        )
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| (r.get(0), r.get(1)))
-        .collect();
+    let commits = crate::redshift::commits_per_table(&schema).await;
     assert_eq!(
         commits,
         [("click".to_owned(), 1), ("play".to_owned(), 1)].into(),

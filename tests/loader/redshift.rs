@@ -391,7 +391,7 @@ async fn issue10_redshift_rejects_through_maxerror_and_the_load_error_view() {
 /// Transactions that loaded files of `schema`, per table: the ledger's
 /// `loaded_at` is the batch's transaction time (GETDATE()), shared by every
 /// file of one batch.
-async fn commits_per_table(schema: &str) -> BTreeMap<String, i64> {
+pub async fn commits_per_table(schema: &str) -> BTreeMap<String, i64> {
     pg().await
         .query(
             &format!("SELECT table_name, count(DISTINCT loaded_at) FROM \"{schema}\"._logrouter_ledger GROUP BY 1"),

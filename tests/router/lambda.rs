@@ -30,24 +30,17 @@ use logrouter::manifest::Manifest;
 use crate::s3_sqs::{put, stand, Stand};
 use crate::support::*;
 
-/// The function's binary: cargo's `router`, or `TEST_LAMBDA_ROUTER`.
-fn function_binary() -> String {
-    std::env::var("TEST_LAMBDA_ROUTER").unwrap_or_else(|_| env!("CARGO_BIN_EXE_router").into())
-}
-
-/// `router` started as Lambda starts a zip's `bootstrap`: no arguments,
-/// `AWS_LAMBDA_RUNTIME_API` set, settings from the environment.
+/// `router` started as Lambda starts a zip's `bootstrap` (or the binary
+/// `TEST_LAMBDA_ROUTER` names).
 fn start_function(runtime_api: &str, out: &str, env: &[(&str, &str)]) -> Service {
-    let mut cmd = std::process::Command::new(function_binary());
-    cmd.env("AWS_LAMBDA_RUNTIME_API", runtime_api)
-        .env("AWS_ENDPOINT_URL", moto())
-        .env("RUST_LOG", "info")
-        .env("LOGROUTER_ROUTE__OUT", out)
-        .env("LOGROUTER_AWS__FORCE_PATH_STYLE", "true");
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    Service::start_keeping_stdout(&mut cmd)
+    let mut env = env.to_vec();
+    env.push(("LOGROUTER_ROUTE__OUT", out));
+    start_lambda_function(
+        env!("CARGO_BIN_EXE_router"),
+        "TEST_LAMBDA_ROUTER",
+        runtime_api,
+        &env,
+    )
 }
 
 /// Every object under `prefix` of the output bucket: key (without the
@@ -74,30 +67,21 @@ fn comparable(manifest: &[u8]) -> serde_json::Value {
 
 /// The bodies S3 sent to the queue, by the key each names.
 async fn notification_bodies(st: &Stand, keys: usize) -> BTreeMap<String, String> {
-    let mut bodies = BTreeMap::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while bodies.len() < keys {
-        assert!(Instant::now() < deadline, "only {bodies:?} were notified");
-        let got = st
-            .sqs
-            .receive_message()
-            .queue_url(&st.queue_url)
-            .max_number_of_messages(10)
-            .wait_time_seconds(1)
-            .send()
-            .await
-            .unwrap();
-        for m in got.messages() {
-            let body = m.body().unwrap().to_owned();
-            let doc: serde_json::Value = serde_json::from_str(&body).unwrap();
-            // Keys in S3 events are URL-encoded.
-            if let Some(key) = doc["Records"][0]["s3"]["object"]["key"].as_str() {
-                let key = logrouter::notification::decode_key(key).unwrap();
-                bodies.insert(key, body.clone());
-            }
-        }
-    }
-    bodies
+    let by_key = |got: &[(String, String)]| -> BTreeMap<String, String> {
+        got.iter()
+            .filter_map(|(_, body)| {
+                let doc: serde_json::Value = serde_json::from_str(body).unwrap();
+                // Keys in S3 events are URL-encoded.
+                let key = doc["Records"][0]["s3"]["object"]["key"].as_str()?;
+                Some((
+                    logrouter::notification::decode_key(key).unwrap(),
+                    body.clone(),
+                ))
+            })
+            .collect()
+    };
+    let got = receive_until(&st.sqs, &st.queue_url, |got| by_key(got).len() >= keys).await;
+    by_key(&got)
 }
 
 fn lines(prefix: &str, hour: u32, n: u32) -> String {
@@ -594,24 +578,7 @@ async fn issue23_backfill_enqueue_fans_out_to_the_function() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let mut records = Vec::new();
-    while records.len() < 3 {
-        let got = st
-            .sqs
-            .receive_message()
-            .queue_url(&queue)
-            .max_number_of_messages(10)
-            .wait_time_seconds(1)
-            .send()
-            .await
-            .unwrap();
-        for m in got.messages() {
-            records.push((
-                m.message_id().unwrap().to_owned(),
-                m.body().unwrap().to_owned(),
-            ));
-        }
-    }
+    let records = receive_until(&st.sqs, &queue, |got| got.len() >= 3).await;
     let pairs: Vec<(&str, &str)> = records
         .iter()
         .map(|(i, b)| (i.as_str(), b.as_str()))
