@@ -306,11 +306,8 @@ impl<H: ObjectHandler> QueueWorker<H> {
             return;
         };
         let body = message.body.as_deref().unwrap_or("");
-        let objects = match read_body(&id, body) {
-            BodyAction::Leave => {
-                bump(&stats.messages_unknown);
-                return;
-            }
+        let objects = match read_body(&id, body, stats) {
+            BodyAction::Leave => return,
             BodyAction::Consume => {
                 let _ = delete_tx.send(receipt);
                 return;
@@ -423,9 +420,10 @@ pub(crate) enum BodyAction {
 
 /// Classifies a message body, logging and counting what is not work, the
 /// same way for the queue worker and the Lambda handler.
-pub(crate) fn read_body(message_id: &str, body: &str) -> BodyAction {
+pub(crate) fn read_body(message_id: &str, body: &str, stats: &RunStats) -> BodyAction {
     match parse_body(body) {
         Notification::Unknown { why, excerpt } => {
+            bump(&stats.messages_unknown);
             metrics::counter!("logrouter_queue_messages_unknown_total").increment(1);
             error!(%message_id, %why, %excerpt,
                 "message of unknown shape left on the queue for its redrive policy (dead-letter queue)");

@@ -194,11 +194,8 @@ pub async fn handle_batch<H: ObjectHandler>(
         bump(&stats.messages_received);
         metrics::counter!("logrouter_queue_messages_received_total").increment(1);
         let id = record.message_id;
-        match read_body(&id, &record.body) {
-            BodyAction::Leave => {
-                bump(&stats.messages_unknown);
-                unknown.push(id);
-            }
+        match read_body(&id, &record.body, stats) {
+            BodyAction::Leave => unknown.push(id),
             BodyAction::Consume => consumed += 1,
             BodyAction::Process(_) if out_of_time => {
                 warn!(message_id = %id, "no time left before the invocation's deadline (less lambda.deadline_margin_secs): not started; it is retried");
