@@ -48,6 +48,9 @@ pub enum Format {
     S3Access,
     /// Application Load Balancer access logs.
     Alb,
+    /// JSON lines shaped like the GitHub archive's events (type in `type`;
+    /// see `github.rs`).
+    Github,
 }
 
 /// CloudFront's fields, in the order of its standard log since 2019-12.
@@ -90,7 +93,7 @@ impl Format {
     /// The documented field names, in their order.
     pub fn documented(self) -> &'static [&'static str] {
         match self {
-            Format::Json => &[],
+            Format::Json | Format::Github => &[],
             Format::Cloudfront => &CLOUDFRONT_FIELDS,
             Format::S3Access => &S3_ACCESS_FIELDS,
             Format::Alb => &ALB_FIELDS,
@@ -102,7 +105,7 @@ impl Format {
         const S3: [usize; 9] = [18, 19, 20, 21, 22, 23, 24, 25, 26];
         const ALB: [usize; 14] = [17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30];
         match self {
-            Format::Json => (&[], 0),
+            Format::Json | Format::Github => (&[], 0),
             Format::Cloudfront => (&[24, 26, 33], CLOUDFRONT_FIELDS.len()),
             Format::S3Access => (&S3, S3_ACCESS_FIELDS.len()),
             Format::Alb => (&ALB, ALB_FIELDS.len()),
@@ -231,7 +234,7 @@ impl AccessGen {
     pub fn record(&mut self, out: &mut Vec<u8>, ts_ms: u64) {
         let mut fields: Vec<Vec<u8>> = Vec::with_capacity(33);
         match self.format {
-            Format::Json => unreachable!("JSON lines are not access logs"),
+            Format::Json | Format::Github => unreachable!("JSON lines are not access logs"),
             Format::Cloudfront => self.cloudfront(&mut fields, ts_ms),
             Format::S3Access => self.s3_access(&mut fields, ts_ms),
             Format::Alb => self.alb(&mut fields, ts_ms),

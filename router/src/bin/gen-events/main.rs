@@ -19,6 +19,9 @@
 //! `--format cloudfront|s3_access|alb` writes AWS access logs instead (see
 //! `access.rs`: CloudFront standard logs, S3 server access logs with an
 //! optional `--payload` event in the query string, ALB access logs).
+//! `--format github` writes JSON lines of another shape: GitHub-archive-like
+//! events, deeply nested, with long, varied and non-ASCII strings (see
+//! `github.rs`; the second corpus of `bench/router`).
 //!
 //! The output is deterministic: the same arguments give byte-identical output
 //! on every machine and with every run (plain or gzipped). It uses its own
@@ -39,7 +42,9 @@ use serde::ser::{SerializeMap, Serializer as _};
 use serde::Serialize;
 
 mod access;
+mod github;
 use access::{AccessGen, Format};
+use github::GithubGen;
 
 /// Lines written when neither `--lines` nor `--bytes` is given.
 const DEFAULT_LINES: u64 = 10_000;
@@ -90,7 +95,8 @@ struct Args {
     #[arg(long, value_name = "FILE")]
     out: Option<PathBuf>,
 
-    /// What to write: JSON lines of analytics events, or an AWS access log
+    /// What to write: JSON lines of analytics events, JSON lines of
+    /// GitHub-archive-like events (`github`: at most 50 types), or an AWS access log
     /// (with --lines N: N records; CloudFront's two header lines come first).
     #[arg(long, value_enum, default_value_t = Format::Json)]
     format: Format,
@@ -1325,7 +1331,9 @@ fn generate<W: Write>(args: &Args, out: &mut W) -> io::Result<Stats> {
     const HOUR_MS: u128 = 3_600_000;
     let mut access = access_gen(args).map_err(io::Error::other)?;
     // JSON lines need the user pool; access logs do not.
-    let mut gen = access.is_none().then(|| Gen::new(args));
+    let mut gen = (args.format == Format::Json).then(|| Gen::new(args));
+    let mut github =
+        (args.format == Format::Github).then(|| GithubGen::new(args.types, args.seed, args.start));
     let mut line = Vec::with_capacity(4096);
     let mut stats = Stats::default();
     if let Some(a) = &access {
@@ -1350,14 +1358,15 @@ fn generate<W: Write>(args: &Args, out: &mut W) -> io::Result<Stats> {
             ts_ms = ts_ms.max(u128::from(stats.bytes) * HOUR_MS / u128::from(b));
         }
         line.clear();
-        match (&mut gen, &mut access) {
-            (Some(gen), _) => {
+        match (&mut gen, &mut access, &mut github) {
+            (Some(gen), _, _) => {
                 if let Some(ty) = gen.next_line(&mut line, ts_ms as u64) {
                     stats.types_seen |= 1 << ty;
                 }
             }
-            (None, Some(a)) => a.record(&mut line, ts_ms as u64),
-            (None, None) => unreachable!("one generator"),
+            (None, Some(a), _) => a.record(&mut line, ts_ms as u64),
+            (None, None, Some(g)) => stats.types_seen |= 1 << g.record(&mut line, ts_ms as u64),
+            (None, None, None) => unreachable!("one generator"),
         }
         line.push(b'\n');
         out.write_all(&line)?;
@@ -1369,7 +1378,10 @@ fn generate<W: Write>(args: &Args, out: &mut W) -> io::Result<Stats> {
 
 /// The access-log generator `args` ask for, if any; the error is a usage error.
 fn access_gen(args: &Args) -> Result<Option<AccessGen>, String> {
-    if args.format == Format::Json {
+    if matches!(args.format, Format::Json | Format::Github) {
+        if args.format == Format::Github && args.dirty {
+            return Err("--dirty is for --format json".into());
+        }
         if args.fields.is_some() || args.payload {
             return Err(
                 "--fields and --payload are for access logs (--format cloudfront|s3_access|alb)"
@@ -1420,7 +1432,9 @@ fn run(args: &Args) -> Result<()> {
             let stats = write_output(args, file)
                 .with_context(|| format!("cannot write {}", path.display()))?;
             let what = match args.format {
-                Format::Json => format!("{} event types", stats.types_seen.count_ones()),
+                Format::Json | Format::Github => {
+                    format!("{} event types", stats.types_seen.count_ones())
+                }
                 f => format!("{f:?} access log records"),
             };
             eprintln!(
