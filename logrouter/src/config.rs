@@ -321,7 +321,7 @@ pub struct RouteConfig {
     /// A routed part rolls over once this many compressed bytes are written.
     pub part_size_bytes: u64,
     pub output_compression: OutputCompression,
-    /// gzip 0–9 (default 1) or zstd 1–19 (default 3).
+    /// gzip 0–12 (libdeflate's levels; default 1) or zstd 1–19 (default 3).
     pub compression_level: Option<i32>,
     /// When set, only these (normalised) types are routed; the others are
     /// quarantined as `event_type_not_allowed`.
@@ -330,15 +330,15 @@ pub struct RouteConfig {
     /// quarantined as `too_many_event_types` (each open type holds a
     /// compressor, so this bounds memory against hostile input).
     pub max_types_per_source: usize,
-    /// Open parts of one source that keep a compressor of their own. A
-    /// compressor's window and tables take about 300 KB, so a source of
-    /// 1,000 types needed 400 MB; a part opened while this many are open
-    /// compresses each 64 KiB block as a gzip member (zstd frame) of its
-    /// own instead, and holds only its block in between (such a part is
-    /// multi-member gzip, as RFC 1952 allows and gzip, zcat, Python and the
-    /// loader read; within a few percent of one member's size). The
-    /// default, 128, keeps the router under 200 MB however many types a
-    /// source holds.
+    /// zstd: open parts of one source that keep a compressor of their own.
+    /// A compressor's window and tables take a few hundred KB, so a source
+    /// of 1,000 types needed 400 MB; a part opened while this many are open
+    /// compresses each 64 KiB block as a zstd frame of its own instead, and
+    /// holds only its block in between. The default, 128, keeps the router
+    /// under 200 MB however many types a source holds. gzip parts keep no
+    /// compressor at all: every block is a gzip member of its own (RFC 1952
+    /// multi-member, which gzip, zcat, Python, Redshift and the loader
+    /// read), written by the compressor thread's libdeflate.
     pub max_open_compressors: usize,
     /// Where parts bound for S3 are spooled before upload (default: the
     /// system temporary directory).
@@ -567,13 +567,13 @@ impl Config {
         }
         if let Some(level) = r.compression_level {
             let ok = match r.output_compression {
-                OutputCompression::Gzip => (0..=9).contains(&level),
+                OutputCompression::Gzip => (0..=12).contains(&level),
                 OutputCompression::Zstd => (1..=19).contains(&level),
             };
             if !ok {
                 return invalid(
                     "route.compression_level",
-                    format!("{level} is out of range (gzip: 0-9, zstd: 1-19)"),
+                    format!("{level} is out of range (gzip: 0-12, zstd: 1-19)"),
                 );
             }
         }
@@ -841,7 +841,7 @@ mod tests {
                 "route.allowed_types",
             ),
             (
-                "[route]\ncompression_level = 12\n",
+                "[route]\ncompression_level = 13\n",
                 "route.compression_level",
             ),
             ("[queue]\nwait_time_secs = 30\n", "queue.wait_time_secs"),
