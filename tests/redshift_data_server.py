@@ -118,10 +118,14 @@ OFF by default (tests keep their speed and behaviour). On with
 POST /_test/rules {"cost_model": {"enabled": true, "time_scale": 0.01, …}}:
 every field not given takes its default; {"cost_model": {"enabled": false}}
 or null turns it off. The real PostgreSQL work still runs (what is loaded
-is checked for real); each step below lasts max(its real time, its simulated
-time × time_scale): the server sleeps what the real work did not take, while
-holding the locks Redshift would hold. A step whose real work took longer is
-an overrun (counted by step; many of them: raise time_scale). To keep the
+is checked for real), and the simulated time comes from the model alone (see
+"The simulated clock" below): the real time the stand-ins take is no part of
+it. time_scale only paces the real run: each step below lasts at least its
+simulated time × time_scale (the server sleeps what the real work did not
+take, while holding the locks Redshift would hold), so that while the
+stand-ins keep up the real order of events follows the model's. A step whose
+real work took longer is an overrun (counted by step, reported as a check on
+the stand-ins: the simulated figure does not include it). To keep the
 real floor low while the model is on, a transaction takes a PostgreSQL
 connection opened ahead (still a new backend: its own session and pid), and
 a jsonpaths URI is read from S3 once (the loader names them by a hash of
@@ -189,7 +193,7 @@ with the source of each default or ASSUMED where the sources give no figure:
 - quotas, calls a simulated second: ExecuteStatement 30, GetStatementResult
   20, DescribeStatement 100 [jitsu: "per region, non-adjustable"],
   BatchExecuteStatement 20 (ASSUMED); a burst of one second's worth
-  (ASSUMED). Calls over them are counted (over_quota); with throttle true
+  (ASSUMED); measured on the virtual clock's latest time. Calls over them are counted (over_quota); with throttle true
   they fail with ThrottlingException "Rate exceeded" (off by default: the
   SDK's retry backoff is real time, unscaled).
 Not modelled: WLM and its queues beyond wlm_slots, short query acceleration,
@@ -199,9 +203,63 @@ caching, the network beyond api_latency_s, slices and file sizes beyond the
 per-MB rate (multi-file COPYs, skew, the cluster's size), the tables' size
 (a DELETE scans a growing table), Serializable isolation violations (1023),
 the Data API's limits on active statements, throttling unless throttle is
-on, and the client: its polling is real time (the loader's DescribeStatement
-backoff starts at 50 ms, 5 simulated seconds at 1/100; poll_lag_s counts it;
-WaitTimeSeconds avoids it).
+on, and the client's own time: it sees a statement end one api_latency_s
+after the end (ideal long polling; a poll that does not see the end costs
+nothing; poll_lag_s reports the real lag), and its work between calls is
+free.
+
+The simulated clock (issue #27; the model alone, not the real time):
+- Virtual time starts at 0 when the statistics are reset (or a cost model is
+  set). Each transaction has a virtual clock: it starts at the virtual time
+  its client submitted it plus api_latency_s, advances by call_s, then by
+  each statement's and its commit's modelled cost, in the order the client
+  sent them; its end is when its client may see it.
+- Shared resources keep the virtual time they are free again: each table's
+  write lock (the virtual time its holder committed or rolled back; an
+  explicit LOCK also makes reads of the table wait if they fall within it
+  [LOCK]), the commit queue (one commit at a time: a commit starts at
+  max(ready, the previous commit's end)), the WLM and COPY slots. A
+  transaction that takes one waits until max(its clock, free-at): the waits
+  reported (table_lock_s, commit_queue_s, wlm_s, copy_slot_s) are these.
+- The real locks, queue and slots are still taken (the real work must not
+  interleave wrongly), so who goes first is decided in real time; to make
+  that the model's order, a transaction takes a shared resource only when
+  no transaction in flight that may still take it is behind it in virtual
+  time (the Gate; "virtual_order": false turns it off), nor while a client
+  whose last statement ended before it has not submitted again, for up to
+  pending_wait_s (0.25) real seconds. Its limits: it does not see a
+  client's next transaction before it is submitted (beyond that wait), and
+  does not wait more than 2 real seconds for one busy in a real step
+  (possibly blocked inside PostgreSQL) nor more than 60 in all
+  (gate_timeouts counts those).
+- Clients. The Data API names no client, so the server infers them. A
+  client is a chain of statements, each submitted after the client saw the
+  one before end (the loader's workers: submit, long-poll DescribeStatement
+  until the end, maybe GetStatementResult, submit again). Seeing an end
+  (DescribeStatement or ExecuteStatement's WaitTimeSeconds reporting
+  FINISHED, FAILED or ABORTED, the first time) sets the client's clock to
+  max(its clock, the end) + api_latency_s and makes it idle;
+  GetStatementResult and CancelStatement add api_latency_s to the
+  statement's client. A new submission is given, in this order: the idle
+  client whose last statement named the most of the same S3 objects (the
+  same unit of work: the loader's ledger read, then its batch), or the same
+  table (created in this run by CREATE TABLE, or a segment of an S3
+  object's path: a unit's CREATE TABLE, then its ledger read); else the
+  idle client with the earliest clock (a pool of workers: the one free first
+  takes the next unit); else a new client, starting at the clock of the
+  last end any client saw (in real order: a process connecting its workers
+  one after another). Limits: the choice among idle clients depends on
+  which are idle at that real moment; a worker that waits for work (more
+  workers than tables with work) keeps an old clock, and a unit it starts
+  later may begin early by the steps before its first lock (its table's
+  lock then holds it back); a client that submits without seeing an end
+  first (two statements at once from one worker) is two clients. With one
+  client at a time, the figure is exact; tests/loader/redshift_clock.rs
+  checks the arithmetic and a load idle and with 300 ms added to each
+  transaction (equal with one worker, within 5% with two).
+- "simulated" {wall_s, wall_h}: virtual 0 to the last end or sighting;
+  busy_s: virtual time with at least one transaction running;
+  real_wall_h: the old figure, real time / time_scale, for comparison.
 
 GET /_test/stats (JSON; counted whether the model is on or not; POST
 /_test/stats/reset, or "reset_stats" in the rules, resets it): "calls" by
@@ -212,20 +270,24 @@ having written anything), "charged_commits" (paid commit_s), "failed",
 "copy_rows", "overruns", "deadlocks", "lock_timeouts", "polls_observed",
 "running", "real" {wall_s: first start to last end, busy_s: time with at
 least one transaction running, first_start, last_end}, "commit_queue"
-{max_len, mean_len}, "tables" {name: {copies, copy_bytes, lock_waits,
-lock_wait_s}}, "cost_model" (the configuration), and, while the model is on,
-"simulated" {wall_s, busy_s, wall_h, busy_h (real / time_scale: the
-simulated clock, concurrency included), work {api_s, call_s, statement_s,
-copy_s, commit_s} and waits {commit_queue_s, table_lock_s, wlm_s,
-copy_slot_s} (sums over transactions), overrun_s, overruns_by_step {step:
-{n, s}}, poll_lag_s (statement end to the DescribeStatement that saw it,
-summed), poll_lag_max_s}.
+{max_len, mean_len} (real), "gate_timeouts", "tables" {name: {copies,
+copy_bytes, lock_waits, read_waits, lock_wait_s, held_s (simulated: the
+time its write lock was held, summed)}}, "cost_model" (the configuration),
+and, while the model is on, "simulated" {model_only: true, wall_s, busy_s,
+wall_h, busy_h (the virtual clock: the simulated time, concurrency
+included), clients, real_wall_h, work {api_s, call_s, statement_s, copy_s,
+commit_s} (modelled costs; api_s counts every call) and waits
+{commit_queue_s, table_lock_s, wlm_s, copy_slot_s} (simulated, sums over
+transactions), overrun_s (real time beyond the pace, in simulated seconds),
+overruns_by_step {step: {n, s}}, poll_lag_s (real: statement end to the
+DescribeStatement that saw it, summed, / time_scale), poll_lag_max_s}.
 
 Sources:
 [STL_COMMIT_STATS] https://docs.aws.amazon.com/redshift/latest/dg/r_STL_COMMIT_STATS.html
 [Concurrent write examples] https://docs.aws.amazon.com/redshift/latest/dg/r_Serializable_isolation_example.html
   (its snapshot-isolation section read in https://docs.amazonaws.cn/redshift/latest/dg/r_Serializable_isolation_example.html)
 [Write and read/write operations] https://docs.aws.amazon.com/redshift/latest/dg/c_write_readwrite.html
+[LOCK] https://docs.aws.amazon.com/redshift/latest/dg/r_LOCK.html
 [Use a single COPY command] https://docs.aws.amazon.com/redshift/latest/dg/c_best-practices-single-copy-command.html
 [Loading data files] https://docs.aws.amazon.com/redshift/latest/dg/c_best-practices-use-multiple-files.html
 [COPY ANALYZE] https://aws.amazon.com/premiumsupport/knowledge-center/redshift-fix-copy-analyze-statupdate-off/
@@ -235,6 +297,10 @@ Sources:
 [redshift-spectra] https://zhiweio.github.io/redshift-spectra/performance/overview
 [deep dive] https://deepaksood619.github.io/databases/sql-databases/aws-redshift/deep-dive-best-practices
   (notes of AWS's Redshift deep dive talk)
+
+RSD_TRACE=path (environment): one JSON line per transaction under the model
+(client, virtual submit and end, first statement), for looking into the
+virtual clock.
 
 Usage: redshift_data_server.py --port N --database-url postgres://…
        [--cost-model] [--time-scale S] [--cost-model-json '{…}']
@@ -299,6 +365,8 @@ COST_DEFAULTS = {
     "copy_slots": 0,
     "lock_timeout_s": 3600.0,
     "throttle": False,
+    "virtual_order": True,
+    "pending_wait_s": 0.25,
     "quotas": {"ExecuteStatement": 30, "BatchExecuteStatement": 20, "DescribeStatement": 100,
                "GetStatementResult": 20},
 }
@@ -381,6 +449,16 @@ def top_level_from(sql):
     return names
 
 
+READ_FROM_RE = re.compile(rf"\b(?:FROM|JOIN)\s+({NAME})", re.I)
+
+
+def read_tables(sql):
+    """The tables a statement reads, at any level (names after FROM or
+    JOIN; string literals left out)."""
+    s = re.sub(r"'(?:[^']|'')*'", "''", sql)
+    return {norm(m.group(1)) for m in READ_FROM_RE.finditer(s)}
+
+
 class CostModel:
     def __init__(self):
         self.cfg = json.loads(json.dumps(COST_DEFAULTS))
@@ -430,14 +508,18 @@ class TableLocks:
     def __init__(self):
         self.cv = threading.Condition()
         self.owner, self.waiting = {}, {}
+        # Tables held by an explicit LOCK: reads of them wait too.
+        self.explicit = {}
 
-    def acquire(self, st, name, timeout):
+    def acquire(self, st, name, timeout, explicit=False):
         """Real seconds waited."""
         with self.cv:
             holder = self.owner.get(name)
             if holder is None or holder is st:
                 self.owner[name] = st
                 st.sim_locks.add(name)
+                if explicit:
+                    self.explicit[name] = st
                 return 0.0
             if self.cycle(st, holder):
                 STATS.add("deadlocks")
@@ -461,7 +543,23 @@ class TableLocks:
                 self.waiting.pop(st, None)
             self.owner[name] = st
             st.sim_locks.add(name)
+            if explicit:
+                self.explicit[name] = st
             return time.time() - start
+
+    def wait_readable(self, st, name, timeout):
+        """Waits while another transaction holds an explicit LOCK of the
+        table (Redshift's LOCK makes reads wait too [LOCK])."""
+        with self.cv:
+            start = time.time()
+            while self.explicit.get(name, st) is not st:
+                if st.cancel_event.is_set():
+                    raise Aborted()
+                if time.time() - start > timeout:
+                    STATS.add("lock_timeouts")
+                    raise psycopg.errors.LockNotAvailable(
+                        f"test server cost model: waited to read {name} longer than lock_timeout_s")
+                self.cv.wait(0.05)
 
     def cycle(self, st, holder):
         seen = set()
@@ -480,6 +578,8 @@ class TableLocks:
             for name in st.sim_locks:
                 if self.owner.get(name) is st:
                     del self.owner[name]
+                if self.explicit.get(name) is st:
+                    del self.explicit[name]
             st.sim_locks.clear()
             self.cv.notify_all()
 
@@ -538,19 +638,20 @@ class Slots:
 
 class Quotas:
     """Token buckets in simulated time: `rate` calls a simulated second, a
-    burst of one second's worth (assumed)."""
+    burst of one second's worth (assumed). Reset with the statistics."""
 
     def __init__(self):
         self.lock = threading.Lock()
         self.buckets = {}
 
-    def take(self, op, rate, scale):
-        t = time.time()
+    def take(self, op, rate, t):
+        """A call at simulated second t (the virtual clock's latest time:
+        calls arrive in real order, their clients' clocks need not)."""
         with self.lock:
             tokens, last = self.buckets.get(op, (rate, t))
-            tokens = min(rate, tokens + (t - last) * rate / scale)
+            tokens = min(rate, tokens + max(t - last, 0.0) * rate)
             ok = tokens >= 1
-            self.buckets[op] = (tokens - 1 if ok else tokens, t)
+            self.buckets[op] = (tokens - 1 if ok else tokens, max(t, last))
             return ok
 
 
@@ -559,7 +660,7 @@ class Stats:
 
     COUNTS = ("statements", "executes", "batches", "transactions", "commits", "charged_commits", "failed",
               "aborted", "copies", "copy_bytes", "copy_bytes_uncompressed", "copy_rows", "overruns", "deadlocks",
-              "lock_timeouts", "polls_observed")
+              "lock_timeouts", "polls_observed", "gate_timeouts")
 
     def __init__(self):
         self.lock = threading.Lock()
@@ -604,7 +705,8 @@ class Stats:
 
     def table(self, name, **inc):
         with self.lock:
-            t = self.tables.setdefault(name, {"copies": 0, "copy_bytes": 0, "lock_waits": 0, "lock_wait_s": 0.0})
+            t = self.tables.setdefault(name, {"copies": 0, "copy_bytes": 0, "lock_waits": 0, "read_waits": 0,
+                                              "lock_wait_s": 0.0, "held_s": 0.0})
             for k, v in inc.items():
                 t[k] += v
 
@@ -642,6 +744,7 @@ class Stats:
 
     def snapshot(self):
         cfg = COST.cfg
+        vwall, vbusy, clients = VCLOCK.figures()
         with self.lock:
             t = time.time()
             wall = (self.last - self.first) if self.first is not None and self.last is not None else 0.0
@@ -661,13 +764,17 @@ class Stats:
                 "simulated": None,
                 "commit_queue": {"max_len": self.queue_max,
                                  "mean_len": r(self.queue_sum / self.n["charged_commits"]) if self.n["charged_commits"] else 0.0},
-                "tables": {k: {**v, "lock_wait_s": r(v["lock_wait_s"])} for k, v in sorted(self.tables.items())},
+                "tables": {k: {**v, "lock_wait_s": r(v["lock_wait_s"]), "held_s": r(v["held_s"])}
+                           for k, v in sorted(self.tables.items())},
             }
             if cfg["enabled"]:
                 k = cfg["time_scale"]
                 out["simulated"] = {
-                    "wall_s": r(wall / k), "busy_s": r(busy / k),
-                    "wall_h": r(wall / k / 3600), "busy_h": r(busy / k / 3600),
+                    "model_only": True,
+                    "wall_s": r(vwall), "busy_s": r(vbusy),
+                    "wall_h": r(vwall / 3600), "busy_h": r(vbusy / 3600),
+                    "clients": clients,
+                    "real_wall_h": r(wall / k / 3600),
                     "work": {n: r(v) for n, v in self.work.items()},
                     "waits": {n: r(v) for n, v in self.waits.items()},
                     "overrun_s": r(self.overrun_s),
@@ -677,6 +784,180 @@ class Stats:
             return out
 
 
+class Client:
+    """One client of the Data API as the virtual clock sees it: a chain of
+    statements, each submitted after the client saw the one before end (the
+    loader's workers submit, poll DescribeStatement until the end, maybe
+    read the result, and submit again). `clock` is the client's virtual
+    time; `keys` the S3 URIs its last statement named (for affinity)."""
+
+    __slots__ = ("n", "clock", "keys")
+
+    def __init__(self, n, clock):
+        self.n, self.clock, self.keys = n, clock, frozenset()
+
+
+S3_LITERAL_RE = re.compile(r"'(s3://(?:[^']|'')*)'")
+
+
+class VirtualClock:
+    """The simulated clock, from the model alone (see "The simulated clock"
+    in the module docstring): clients' virtual times, the virtual time each
+    shared resource is free again, and the transactions' virtual spans. The
+    real locks, queue and slots still decide who goes first; this decides
+    only when, in simulated seconds. Reset (with the statistics or a new
+    cost model) to virtual time 0, no clients."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.reset()
+
+    def reset(self):
+        with self.lock:
+            self.idle = []
+            self.clients = 0
+            self.hwm = self.last_seen = 0.0
+            self.created = set()
+            # Clients whose statement ended and that have not submitted
+            # again: {client: (virtual end, real time it ended)}.
+            self.pending = {}
+            self.tables = {}
+            self.locked = {}
+            self.commit_free = 0.0
+            self.slot_cap, self.slot_free, self.slot_held = {}, {}, {}
+            self.spans = []
+
+    def advance(self, client, to):
+        with self.lock:
+            client.clock = max(client.clock, to)
+            self.hwm = max(self.hwm, client.clock)
+
+    def submit(self, sqls, api_s):
+        """The client that submits these statements, and the virtual time
+        the transaction is submitted (after the call's api_latency_s): the
+        idle client whose last statement named the most of the same S3
+        objects (the next step of one unit of work), or else the same table
+        (created by CREATE TABLE, or named by a segment of an S3 object's
+        path: a unit's CREATE TABLE, then its ledger read); else the idle client
+        that became idle first in virtual time (a pool of workers: the one
+        free first takes the next unit); else a new client, starting when
+        the last end any client saw (in real order) was seen: it may follow
+        that (a process connecting its workers one after the other), not
+        what is still running."""
+        uris = {u for s in sqls for u in S3_LITERAL_RE.findall(s)}
+        made = set()
+        for s in sqls:
+            m = CREATE_TEMP_RE.match(head(s)) if first_word(s) == "CREATE" else None
+            if m and not m.group(1) and not m.group(2).startswith("#"):
+                made.add(norm(m.group(2)).rsplit(".", 1)[-1])
+        with self.lock:
+            self.created |= made
+            # A table named by the S3 objects: a path segment that is the
+            # name of a table created in this run (the routed layout's
+            # <type>/ prefix).
+            named = {seg for u in uris for seg in u[5:].split("/")[1:-1] if seg in self.created}
+            keys = frozenset(uris) | frozenset("table:" + t for t in made | named)
+            best = None
+            if keys and self.idle:
+                shared = [(len(uris & c.keys), len(keys & c.keys)) for c in self.idle]
+                if max(shared) > (0, 0):
+                    best = shared.index(max(shared))
+            if best is None and self.idle:
+                best = min(range(len(self.idle)), key=lambda i: (self.idle[i].clock, self.idle[i].n))
+            if best is not None:
+                client = self.idle.pop(best)
+            else:
+                self.clients += 1
+                client = Client(self.clients, self.last_seen)
+            self.pending.pop(client, None)
+            client.keys = keys
+            client.clock += api_s
+            self.hwm = max(self.hwm, client.clock)
+            return client, client.clock
+
+    def observed(self, client, vfinish, api_s):
+        """The client saw its statement's end (one api_latency_s after the
+        later of its poll and the end): it is idle, free to submit again."""
+        with self.lock:
+            client.clock = max(client.clock, vfinish) + api_s
+            self.hwm = max(self.hwm, client.clock)
+            self.last_seen = client.clock
+            if all(c is not client for c in self.idle):
+                self.idle.append(client)
+
+    def ended(self, client, vfinish):
+        with self.lock:
+            self.pending[client] = (vfinish, time.time())
+
+    def pending_behind(self, v, t, bound):
+        """Whether a client whose statement ended before v (virtual) at most
+        `bound` real seconds ago has not submitted again: its next
+        transaction may come before v."""
+        with self.lock:
+            return any(at < v and t - since < bound for at, since in self.pending.values())
+
+    def table_free(self, name):
+        with self.lock:
+            return self.tables.get(name, 0.0)
+
+    def release_tables(self, names, v, explicit):
+        """Locks released at v; `explicit`: {table: virtual time its LOCK was
+        taken}."""
+        with self.lock:
+            for n in names:
+                self.tables[n] = max(self.tables.get(n, 0.0), v)
+            for n, at in explicit.items():
+                self.locked[n] = (at, v)
+
+    def locked_span(self, name):
+        """(taken, released) of the table's last explicit LOCK, or None."""
+        with self.lock:
+            return self.locked.get(name)
+
+    def commit(self, v, cost):
+        """(start, end) of a commit ready at v: after the one before it (the
+        real queue's order), one at a time."""
+        with self.lock:
+            start = max(v, self.commit_free)
+            self.commit_free = start + cost
+            return start, self.commit_free
+
+    def slot_take(self, kind, cap, v):
+        """The virtual time one of `cap` slots is free for a holder ready at
+        v: the slot free first (the real slots make sure one is held by no
+        one)."""
+        with self.lock:
+            if self.slot_cap.get(kind) != cap:
+                self.slot_cap[kind] = cap
+                self.slot_free[kind] = [0.0] * max(cap - self.slot_held.get(kind, 0), 0)
+            free = self.slot_free[kind]
+            at = free.pop(free.index(min(free))) if free else v
+            self.slot_held[kind] = self.slot_held.get(kind, 0) + 1
+            return max(v, at)
+
+    def slot_give(self, kind, v):
+        with self.lock:
+            self.slot_held[kind] = max(self.slot_held.get(kind, 0) - 1, 0)
+            if len(self.slot_free.get(kind, [])) < self.slot_cap.get(kind, 0):
+                self.slot_free[kind].append(v)
+
+    def span(self, start, end):
+        with self.lock:
+            self.spans.append((start, end))
+            self.hwm = max(self.hwm, end)
+
+    def figures(self):
+        """(wall: virtual 0 to the last event; busy: time with at least one
+        transaction running; clients)."""
+        with self.lock:
+            busy, upto = 0.0, 0.0
+            for s, e in sorted(self.spans):
+                if e > upto:
+                    busy += e - max(s, upto)
+                    upto = e
+            return self.hwm, busy, self.clients
+
+
 COST = CostModel()
 STATS = Stats()
 TABLE_LOCKS = TableLocks()
@@ -684,12 +965,97 @@ COMMITS = CommitQueue()
 WLM = Slots()
 COPY_SLOTS = Slots()
 QUOTAS = Quotas()
+VCLOCK = VirtualClock()
+
+
+class Gate:
+    """Turns in virtual order at the shared resources. Transactions run on
+    threads in real time, so without this the first to reach a lock, the
+    commit queue or a slot in REAL time would take it, and its virtual free
+    time would make one that reached it earlier in virtual time wait: the
+    simulated figure would depend on which stand-in was faster. So before
+    taking a shared resource a transaction waits (real time) until no other
+    transaction in flight that may still take that resource (its statements
+    are known: a table it will lock, write or read, a commit; not if it
+    needs first a table this one holds) is behind it in virtual time (a
+    lower clock, ties by arrival), except one that is waiting for a resource
+    (it cannot move until it gets it) or has been in one real step (a statement on
+    PostgreSQL, a connect) longer than `GRACE` real seconds (it may be
+    blocked inside PostgreSQL, where the model does not see; or the stand-ins
+    are that slow). A client whose statement ended before it in virtual time
+    and that has not submitted again counts as behind too, for the cost
+    model's pending_wait_s real seconds (0.25: a worker submits its next
+    statement at once; one that waits longer is waiting for work, or gone;
+    on a machine too busy to submit that fast, raise it). Transactions not yet submitted are not seen: a client
+    that submits behind one that already took a resource waits for it. A
+    turn longer than `TIMEOUT` real seconds is taken anyway (counted:
+    gate_timeouts)."""
+
+    GRACE = 2.0
+    TIMEOUT = 60.0
+
+    def __init__(self):
+        self.cv = threading.Condition()
+        self.sims = set()
+        self.seq = itertools.count()
+
+    def enter(self, sim):
+        with self.cv:
+            sim.seq = next(self.seq)
+            self.sims.add(sim)
+
+    def leave(self, sim):
+        with self.cv:
+            self.sims.discard(sim)
+            self.cv.notify_all()
+
+    def moved(self):
+        with self.cv:
+            self.cv.notify_all()
+
+    def behind(self, sim, t, resource):
+        for o in self.sims:
+            if o is sim or o.blocked or (o.v, o.seq) >= (sim.v, sim.seq):
+                continue
+            if o.real_since is not None and t - o.real_since > self.GRACE:
+                continue
+            if o.may_take(resource, sim):
+                return True
+        return VCLOCK.pending_behind(sim.v, t, sim.cfg["pending_wait_s"])
+
+    def turn(self, sim, resource):
+        """Waits for the turn at `resource`: ("table", name), ("commit",)
+        or ("slot", kind)."""
+        deadline = time.time() + self.TIMEOUT
+        with self.cv:
+            while True:
+                t = time.time()
+                if not self.behind(sim, t, resource):
+                    return
+                if t >= deadline:
+                    STATS.add("gate_timeouts")
+                    return
+                if sim.st.cancel_event.is_set():
+                    raise Aborted()
+                self.cv.wait(0.01)
+
+
+GATE = Gate()
+TRACE = __import__('os').environ.get('RSD_TRACE')
+TRACE_LOCK = threading.Lock()
 
 
 class Sim:
-    """One transaction (a batch, or an ExecuteStatement) under the cost model:
-    each step lasts max(its real work, its simulated time × time_scale), while
-    holding the locks Redshift would hold."""
+    """One transaction (a batch, or an ExecuteStatement) under the cost model.
+    Its simulated time is a virtual clock `v`, from the model alone: it
+    starts at the virtual time the client submitted it, advances by each
+    step's modelled cost, and waits for a shared resource until the virtual
+    time its last holder freed it. The real work runs as well (its rows are
+    real), and the real locks are still taken, so who goes first is real;
+    each step also lasts at least its modelled time × time_scale in real time
+    (pacing: the real order then follows the model's while the stand-ins
+    keep up; a step whose real work took longer is an overrun, counted, and
+    no part of the simulated clock)."""
 
     def __init__(self, st, cfg):
         self.st, self.cfg, self.k = st, cfg, cfg["time_scale"]
@@ -699,42 +1065,144 @@ class Sim:
         self.kind = None
         self.copy_keys = []
         self.wlm = self.copy_slot = False
+        self.v0 = self.v = st.vsubmit if st.vsubmit is not None else VCLOCK.hwm
+        # For the Gate: waiting for a resource; since when in a real step
+        # (None while pacing).
+        self.blocked, self.real_since = False, time.time()
+        self.explicit = {}
+        self.acquired = {}
+        self.i, self.committed = 0, False
+        self.needs, self.will_commit = self.plan(st.sqls)
+        GATE.enter(self)
+
+    @staticmethod
+    def plan(sqls):
+        """Per statement, the permanent tables it may lock, write or read,
+        and whether the transaction will pay a full commit, for the Gate."""
+        temps, out, commits = set(), [], False
+        for sql in sqls:
+            kind, names = classify(sql)
+            if kind == "create_temp":
+                temps.update(names)
+                out.append(set())
+                continue
+            if kind == "read":
+                names = read_tables(sql)
+            elif kind == "copy" and names and names[0] in temps:
+                names = []  # its final tables are written by a later INSERT
+            names = {n for n in names if n not in temps and not n.startswith("#") and not n.startswith("pg_temp")}
+            commits = commits or kind == "ddl" or (kind in ("write", "copy") and bool(names))
+            out.append(names)
+        return out, commits
+
+    def may_take(self, resource, other):
+        """Whether this transaction may still take `resource` before `other`
+        releases what it holds."""
+        later = set()
+        for n in self.needs[self.i:]:
+            if n:
+                later |= n
+        if later & other.st.sim_locks:
+            return False  # it waits for other first
+        if resource[0] == "table":
+            return resource[1] in later and resource[1] not in self.st.sim_locks
+        if resource[0] == "commit":
+            return self.will_commit and not self.committed
+        return True
 
     def pause(self, t0, sim_s, kind, cancellable=True):
-        """Sleeps until sim_s × time_scale after t0 (the real work done since
-        t0 counts in it)."""
+        """Pacing: sleeps until sim_s × time_scale after t0 (the real work
+        done since t0 counts in it); real time beyond it is an overrun."""
         budget = sim_s * self.k
         spent = time.time() - t0
         if spent < budget:
-            if cancellable:
-                if self.st.cancel_event.wait(budget - spent):
-                    raise Aborted()
-            else:
-                time.sleep(budget - spent)
-            STATS.spent(kind, sim_s)
-        else:
-            STATS.spent(kind, spent / self.k)
-            if sim_s > 0:
-                STATS.overrun(kind, (spent - budget) / self.k)
+            self.real_since = None
+            try:
+                if cancellable:
+                    if self.st.cancel_event.wait(budget - spent):
+                        raise Aborted()
+                else:
+                    time.sleep(budget - spent)
+            finally:
+                self.real_since = time.time()
+        elif sim_s > 0:
+            STATS.overrun(kind, (spent - budget) / self.k)
+
+    def charge(self, kind, sim_s):
+        """The virtual clock advances by a step's modelled cost."""
+        self.v += sim_s
+        STATS.spent(kind, sim_s)
+        GATE.moved()
+
+    def wait_until(self, at, kind):
+        """The virtual clock waits for a resource free at `at`: simulated
+        seconds waited."""
+        waited = max(at - self.v, 0.0)
+        if waited:
+            self.v = at
+            STATS.spent(kind, waited, waited=True)
+            GATE.moved()
+        return waited
+
+    def blocking(self, resource, wait, *args):
+        """A real wait for a resource (after this transaction's turn): the
+        Gate does not wait for it meanwhile."""
+        if self.cfg["virtual_order"]:
+            GATE.turn(self, resource)
+        self.blocked = True
+        GATE.moved()
+        try:
+            return wait(*args)
+        finally:
+            self.blocked = False
+            self.real_since = time.time()
+            GATE.moved()
 
     def begin(self, submitted):
         """The Data API's part (session, connection: the PostgreSQL connect
         counts in it), then a WLM slot."""
         self.pause(submitted, self.cfg["call_s"], "call_s")
-        waited = WLM.acquire(self.cfg["wlm_slots"], self.st)
-        if waited is not None:
+        self.charge("call_s", self.cfg["call_s"])
+        self.vstart = self.v
+        cap = self.cfg["wlm_slots"]
+        if cap and self.blocking(("slot", "wlm"), WLM.acquire, cap, self.st) is not None:
             self.wlm = True
-            STATS.spent("wlm_s", waited / self.k, waited=True)
+            self.wait_until(VCLOCK.slot_take("wlm", cap, self.v), "wlm_s")
 
     def is_temp(self, name):
         return name in self.temps or name.startswith("#") or name.startswith("pg_temp")
 
-    def lock(self, names):
+    def lock(self, names, explicit=False):
         for name in names:
-            waited = TABLE_LOCKS.acquire(self.st, name, self.cfg["lock_timeout_s"] * self.k)
+            if name in self.st.sim_locks:
+                if explicit and name not in self.explicit:
+                    TABLE_LOCKS.acquire(self.st, name, 0, explicit=True)
+                    self.explicit[name] = self.v
+                continue
+            self.blocking(("table", name), TABLE_LOCKS.acquire, self.st, name, self.cfg["lock_timeout_s"] * self.k,
+                          explicit)
+            waited = self.wait_until(VCLOCK.table_free(name), "table_lock_s")
             if waited:
-                STATS.spent("table_lock_s", waited / self.k, waited=True)
-                STATS.table(name, lock_waits=1, lock_wait_s=waited / self.k)
+                STATS.table(name, lock_waits=1, lock_wait_s=waited)
+            self.acquired[name] = self.v
+            if explicit:
+                self.explicit[name] = self.v
+
+    def read(self, sql):
+        """A read of a table another transaction holds an explicit LOCK of
+        waits for its release, in real time and in virtual time (if this
+        read's virtual time falls within that LOCK's)."""
+        for name in read_tables(sql):
+            if name in self.st.sim_locks or self.is_temp(name):
+                continue
+            if VCLOCK.locked_span(name) is None and name not in TABLE_LOCKS.explicit:
+                continue
+            self.blocking(("table", name), TABLE_LOCKS.wait_readable, self.st, name,
+                          self.cfg["lock_timeout_s"] * self.k)
+            span = VCLOCK.locked_span(name)
+            if span is not None and span[0] <= self.v < span[1]:
+                waited = self.wait_until(span[1], "table_lock_s")
+                STATS.table(name, read_waits=1, lock_wait_s=waited)
 
     def final_tables(self, i, stage):
         """The permanent tables later statements of the batch fill from this
@@ -749,11 +1217,13 @@ class Sim:
 
     def before(self, i, sql):
         kind, names = classify(sql)
-        self.kind = kind
+        self.kind, self.i = kind, i
         if kind == "create_temp":
             self.temps.update(names)
         elif kind == "lock":
-            self.lock([n for n in names if not self.is_temp(n)])
+            self.lock([n for n in names if not self.is_temp(n)], explicit=True)
+        elif kind == "read":
+            self.read(sql)
         elif kind == "copy":
             target = names[0] if names else ""
             mode = self.cfg["copy_lock"]
@@ -764,10 +1234,10 @@ class Sim:
                 self.copy_keys = self.final_tables(i, target) if mode == "final" else []
             if self.cfg["copy_serial_fraction"] >= 1:
                 self.lock(self.copy_keys)
-            waited = COPY_SLOTS.acquire(self.cfg["copy_slots"], self.st)
-            if waited is not None:
+            cap = self.cfg["copy_slots"]
+            if cap and self.blocking(("slot", "copy"), COPY_SLOTS.acquire, cap, self.st) is not None:
                 self.copy_slot = True
-                STATS.spent("copy_slot_s", waited / self.k, waited=True)
+                self.wait_until(VCLOCK.slot_take("copy", cap, self.v), "copy_slot_s")
         elif kind in ("write", "ddl"):
             targets = [n for n in names if not self.is_temp(n)]
             if names and not targets:
@@ -780,6 +1250,7 @@ class Sim:
         c = self.cfg
         if self.kind != "copy":
             self.pause(t0, c["statement_s"], "statement_s")
+            self.charge("statement_s", c["statement_s"])
             return
         compressed, raw = self.st.copy_sizes
         cost = c["copy_s"] + c["copy_per_mb_s"] * raw / MB + c["copy_per_compressed_mb_s"] * compressed / MB
@@ -788,15 +1259,19 @@ class Sim:
         try:
             if f >= 1:
                 self.pause(t0, cost, "copy_s")
+                self.charge("copy_s", cost)
             else:
                 # Snapshot isolation: the part before writing runs alongside
                 # other COPYs into the table, the writing one at a time.
                 self.pause(t0, cost * (1 - f), "copy_s")
+                self.charge("copy_s", cost * (1 - f))
                 self.lock(self.copy_keys)
                 self.pause(time.time(), cost * f, "copy_s")
+                self.charge("copy_s", cost * f)
         finally:
             if self.copy_slot:
                 self.copy_slot = False
+                VCLOCK.slot_give("copy", self.v)
                 COPY_SLOTS.release()
         key = self.copy_keys[0] if self.copy_keys else "(temp, not inserted)"
         STATS.table(key, copies=1, copy_bytes=compressed)
@@ -807,27 +1282,59 @@ class Sim:
         if not self.wrote:
             conn.commit()
             return
-        queued = time.time()
-        ahead = COMMITS.enter(self.st)
-        STATS.queued(ahead, (time.time() - queued) / self.k)
+        cost = self.cfg["commit_s"] + self.cfg["commit_per_mb_s"] * self.copied_mb
+        ahead = self.blocking(("commit",), COMMITS.enter, self.st)
         try:
+            start, end = VCLOCK.commit(self.v, cost)
+            STATS.queued(ahead, start - self.v)
+            self.v = start
             t0 = time.time()
             conn.commit()
-            self.pause(t0, self.cfg["commit_s"] + self.cfg["commit_per_mb_s"] * self.copied_mb, "commit_s",
-                       cancellable=False)
+            self.pause(t0, cost, "commit_s", cancellable=False)
+            self.charge("commit_s", cost)
         finally:
+            self.committed = True
             COMMITS.leave(self.st)
         STATS.add("charged_commits")
 
+    def finish(self):
+        """The transaction's end in virtual time (before its status says so:
+        the client's clock reads it when it sees the end)."""
+        self.st.vfinish = self.v
+        VCLOCK.span(getattr(self, "vstart", self.v0), self.v)
+        if self.st.client is not None:
+            VCLOCK.ended(self.st.client, self.v)
+        if TRACE:
+            with TRACE_LOCK, open(TRACE, "a") as f:
+                f.write(json.dumps({"client": self.st.client.n if self.st.client else None, "submit": self.v0,
+                                    "end": self.v, "real_end": time.time(), "sql": self.st.sqls[0][:60],
+                                    "n": len(self.st.sqls)}) + "\n")
+
     def end(self):
-        """Rollback or commit done: every lock and slot goes."""
+        """Rollback or commit done: every lock and slot goes (the virtual
+        free times first, so that the next holder reads them)."""
+        VCLOCK.release_tables(list(self.st.sim_locks), self.v, self.explicit)
+        for name, at in self.acquired.items():
+            STATS.table(name, held_s=self.v - at)
         TABLE_LOCKS.release_all(self.st)
+        GATE.leave(self)
         if self.copy_slot:
             self.copy_slot = False
+            VCLOCK.slot_give("copy", self.v)
             COPY_SLOTS.release()
         if self.wlm:
             self.wlm = False
+            VCLOCK.slot_give("wlm", self.v)
             WLM.release()
+
+
+def reset_stats():
+    """The counters, and the virtual clock with them (virtual time 0 again,
+    no clients, every resource free), and the quotas' buckets."""
+    STATS.reset()
+    VCLOCK.reset()
+    with QUOTAS.lock:
+        QUOTAS.buckets.clear()
 
 
 def now():
@@ -1377,8 +1884,13 @@ class Statement:
         self.done = threading.Event()
         self.finished_at, self.observed = None, False
         self.sim_locks = set()
+        # The virtual clock (cost model on): the client that submitted it,
+        # the virtual times it was submitted and ended, its Sim.
+        self.client = self.vsubmit = self.vfinish = self.sim = None
 
     def set(self, status, error=None):
+        if status in ("FINISHED", "FAILED", "ABORTED") and self.sim is not None and self.vfinish is None:
+            self.sim.finish()
         self.status, self.updated = status, now()
         if error is not None:
             self.error = error
@@ -1389,7 +1901,7 @@ class Statement:
     def run(self):
         # The cost model as it is when the transaction starts (None: off).
         cfg = COST.current()
-        sim = Sim(self, cfg) if cfg else None
+        sim = self.sim = Sim(self, cfg) if cfg else None
         STATS.begin()
         if sim is None:
             self.set("STARTED")
@@ -1536,12 +2048,25 @@ def wait_seconds(req):
 
 
 def long_poll(st, wait):
-    """Waits up to `wait` real seconds for the statement to end."""
+    """Waits up to `wait` real seconds for the statement to end. Seeing the
+    end moves its client's virtual clock past it; a poll that does not see it
+    costs no virtual time (polling is modelled as ideal long polling)."""
     if wait:
         st.done.wait(wait)
     if st.done.is_set() and not st.observed:
         st.observed = True
         STATS.poll_lag(time.time() - st.finished_at)
+        cfg = COST.current()
+        if cfg is not None and st.client is not None and st.vfinish is not None:
+            VCLOCK.observed(st.client, st.vfinish, cfg["api_latency_s"])
+
+
+def client_call(st):
+    """A call about a statement (its result, a cancel) costs its client an
+    api_latency_s of virtual time."""
+    cfg = COST.current()
+    if cfg is not None and st.client is not None:
+        VCLOCK.advance(st.client, st.client.clock + cfg["api_latency_s"])
 
 
 def op_execute(req, batch):
@@ -1563,6 +2088,10 @@ def op_execute(req, batch):
         STATEMENTS[st.id] = st
         if token:
             TOKENS[token] = st.id
+    cfg = COST.current()
+    if cfg is not None:
+        st.client, st.vsubmit = VCLOCK.submit(sqls, cfg["api_latency_s"])
+        GATE.moved()
     STATS.add("batches" if batch else "executes")
     threading.Thread(target=st.run, daemon=True).start()
     out = {"Id": st.id, "CreatedAt": st.created, "Database": req["Database"],
@@ -1590,6 +2119,7 @@ def op_describe(req):
 
 def op_result(req):
     st, sid = statement(req)
+    client_call(st)
     if st.status != "FINISHED":
         raise ApiError("ValidationException", f"Query {sid} is not finished: {st.status}")
     index = int(sid.split(":")[1]) - 1 if ":" in sid else 0
@@ -1606,6 +2136,7 @@ def op_result(req):
 
 def op_cancel(req):
     st, _ = statement(req)
+    client_call(st)
     if st.status not in ("SUBMITTED", "PICKED", "STARTED"):
         raise ApiError("ValidationException", f"Could not cancel a query that is already in {st.status} state")
     st.cancelled = True
@@ -1660,14 +2191,15 @@ class Handler(BaseHTTPRequestHandler):
                     COST.configure(rules.pop("cost_model") or {})
                 except ValueError as e:
                     return self.reply(400, {"__type": "ValidationException", "message": str(e)})
+                VCLOCK.reset()
             reset = rules.pop("reset_stats", False)
             RULES.update(RULE_DEFAULTS)
             RULES.update(rules)
             if reset:
-                STATS.reset()
+                reset_stats()
             return self.reply(200, {**RULES, "cost_model": COST.cfg})
         if self.path == "/_test/stats/reset":
-            STATS.reset()
+            reset_stats()
             return self.reply(200, {"reset": True})
         target = self.headers.get("X-Amz-Target", "")
         op = target.split(".", 1)[-1]
@@ -1677,7 +2209,7 @@ class Handler(BaseHTTPRequestHandler):
         cfg = COST.current()
         if cfg is not None:
             rate = cfg["quotas"].get(op)
-            if rate and not QUOTAS.take(op, rate, cfg["time_scale"]):
+            if rate and not QUOTAS.take(op, rate, VCLOCK.hwm):
                 STATS.call(op, "over_quota")
                 if cfg["throttle"]:
                     STATS.call(op, "throttled")

@@ -11,6 +11,7 @@ mod migrate;
 mod ops;
 mod pipeline;
 mod redshift;
+mod redshift_clock;
 mod rejects;
 mod support;
 mod tls;

@@ -12,30 +12,6 @@ use logrouter::location::Location;
 
 use crate::support::*;
 
-/// A Redshift Data API test server of the test's own, on `port`.
-fn own_redshift_data(port: u16) -> Service {
-    let python = std::env::var("TEST_PYTHON").unwrap_or_else(|_| {
-        panic!("TEST_PYTHON is not set: run the tests with scripts/test, which installs the Redshift Data API test server's Python")
-    });
-    let script =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/redshift_data_server.py");
-    let server = Service::start(
-        std::process::Command::new(python)
-            .arg(script)
-            .args([
-                "--port",
-                &port.to_string(),
-                "--database-url",
-                &database_url(),
-            ])
-            .env("AWS_ENDPOINT_URL", moto()),
-    );
-    wait_for(30, "the test's own Redshift Data API server", || {
-        http_get(port, "/").filter(|(s, _)| *s == 200)
-    });
-    server
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn issue5_loader_metrics_count_the_load_and_readiness_follows_the_warehouse() {
     let s3 = s3().await;
@@ -67,7 +43,7 @@ async fn issue5_loader_metrics_count_the_load_and_readiness_follows_the_warehous
     }
 
     let rs_port = free_port();
-    let warehouse = own_redshift_data(rs_port);
+    let warehouse = own_redshift_data(rs_port, &[]);
     let endpoint = format!("http://127.0.0.1:{rs_port}");
     let port = free_port();
     let loader = Service::start(
@@ -195,7 +171,7 @@ async fn issue5_loader_metrics_count_the_load_and_readiness_follows_the_warehous
     );
 
     // Back: ready again, and the waiting notification is handled.
-    let _warehouse = own_redshift_data(rs_port);
+    let _warehouse = own_redshift_data(rs_port, &[]);
     wait_for(30, "ready again", || {
         http_get(port, "/healthz").filter(|(s, _)| *s == 200)
     });

@@ -99,6 +99,33 @@ pub fn loader_at_moto() -> Command {
     cmd
 }
 
+/// A Redshift Data API test server of the test's own
+/// (tests/redshift_data_server.py on the shared PostgreSQL and moto), on
+/// `port`, with `args` (e.g. `--cost-model`).
+pub fn own_redshift_data(port: u16, args: &[&str]) -> Service {
+    let python = std::env::var("TEST_PYTHON").unwrap_or_else(|_| {
+        panic!("TEST_PYTHON is not set: run the tests with scripts/test, which installs the Redshift Data API test server's Python")
+    });
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/redshift_data_server.py");
+    let server = Service::start(
+        std::process::Command::new(python)
+            .arg(script)
+            .args([
+                "--port",
+                &port.to_string(),
+                "--database-url",
+                &database_url(),
+            ])
+            .args(args)
+            .env("AWS_ENDPOINT_URL", moto()),
+    );
+    wait_for(30, "the test's own Redshift Data API server", || {
+        http_get(port, "/").filter(|(s, _)| *s == 200)
+    });
+    server
+}
+
 /// Runs `cmd` with `args`, returns its output; prints it on failure.
 pub fn run(cmd: &mut Command, args: &[&str]) -> Output {
     let out = cmd.args(args).output().unwrap();
