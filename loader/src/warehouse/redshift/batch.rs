@@ -16,21 +16,26 @@
 //! CREATE TEMP TABLE logrouter_stage_rejects AS  -- the COPYs' load errors, by file
 //!   SELECT … FROM sys_load_error_detail JOIN logrouter_files ON file_name
 //! guard: no file has more rejects than load.max_rejects_per_file
+//! guard: per file, stage rows + rejects = manifest lines
+//! DELETE the files' earlier rows; INSERT rows (UNION ALL of the stages)
 //! LOCK ledger                                   -- short: the writes and the commit
 //! guard: no file already loaded (same version, or a newer route)
-//! guard: per file, stage rows + rejects = manifest lines
-//! DELETE the files' earlier rows and rejects; INSERT rows (UNION ALL of the
-//! stages) and rejects; DELETE + INSERT their ledger rows
+//! DELETE the files' earlier rejects; INSERT rejects; DELETE + INSERT their
+//! ledger rows
 //! ```
 //!
 //! The one explicit lock is the ledger's, taken after the COPYs (the long
-//! part, into temporary stages that nothing else sees): batches overlap
-//! (`load.redshift_concurrency`), and only their short tails and commits
-//! take turns, as Redshift's commit queue makes them anyway. The event
-//! table is never `LOCK`ed (an `ACCESS EXCLUSIVE` lock would make every
-//! analyst's query on it wait for the COPYs); its DELETE and INSERT come
-//! after the ledger's lock, as in `forget_file`, so locks are always taken
-//! in one order: no deadlock. Batches of one table take turns in the loader
+//! part, into temporary stages that nothing else sees) and the event
+//! table's writes: batches overlap (`load.redshift_concurrency`), and only
+//! their short tails (six statements) and commits take turns, as
+//! Redshift's commit queue makes them anyway (issue #27: with statements of
+//! 0.2 s or more, the ledger's LOCK, not the commit queue, limits a
+//! backfill; each statement moved out of it counts). The event table is
+//! never `LOCK`ed (an `ACCESS EXCLUSIVE` lock would make every analyst's
+//! query on it wait for the COPYs); its DELETE and INSERT come before the
+//! ledger's lock, as in `forget_file`, so locks are always taken in one
+//! order (event table, ledger, rejects table): no deadlock. A batch whose
+//! ledger guard fails rolls its event-table writes back. Batches of one table take turns in the loader
 //! (its scheduler); two loaders on the same files are stopped by the
 //! ledger guard. The ledger is read only under its lock: a read before it
 //! would make concurrent batches fail each other with serializable
@@ -195,16 +200,6 @@ pub fn batch_sql(
         "SELECT CAST(REPEAT('0', x.n) || 'x {TOO_MANY}' || x.n || ' rejects ' || x.c AS INTEGER) FROM (SELECT n, count(*) AS c FROM {STAGE_REJECTS} GROUP BY n HAVING count(*) > {} ORDER BY n LIMIT 1) x",
         first.max_rejects
     ));
-    sqls.push(format!("LOCK {ledger}"));
-    let same = if first.reload {
-        "l.version = f.version AND l.schema_version = f.schema_version"
-    } else {
-        "l.version = f.version"
-    };
-    let already_at = sqls.len();
-    sqls.push(format!(
-        "SELECT CAST(REPEAT('0', x.n) || 'x {ALREADY}' || x.n AS INTEGER) FROM (SELECT f.n FROM {FILES} f JOIN {ledger} l ON l.file = f.file WHERE ({same}) OR l.routed_at > f.routed_at ORDER BY f.n LIMIT 1) x"
-    ));
     let counts: Vec<String> = (0..files.len())
         .map(|n| format!("SELECT {n} AS n, count(*) AS c FROM {}", stage(n)))
         .collect();
@@ -213,11 +208,12 @@ pub fn batch_sql(
         "SELECT CAST(REPEAT('0', x.n) || 'x {COUNT}' || x.n || ' rows ' || x.rows || ' rejects ' || x.rejects AS INTEGER) FROM (SELECT f.n, COALESCE(s.c, 0) AS rows, COALESCE(r.c, 0) AS rejects FROM {FILES} f LEFT JOIN ({}) s ON s.n = f.n LEFT JOIN (SELECT n, count(*) AS c FROM {STAGE_REJECTS} GROUP BY n) r ON r.n = f.n WHERE COALESCE(s.c, 0) + COALESCE(r.c, 0) <> f.lines ORDER BY f.n LIMIT 1) x",
         counts.join(" UNION ALL ")
     ));
+    // The event table's rows before the ledger's LOCK (issue #27: the less
+    // under it, the less other tables' batches wait): a batch that fails a
+    // guard below rolls them back; forget_file takes its locks in the same
+    // order (event table, then ledger).
     sqls.push(format!(
         "DELETE FROM {name} WHERE _routed_file IN (SELECT file FROM {FILES})"
-    ));
-    sqls.push(format!(
-        "DELETE FROM {rejects} WHERE file IN (SELECT file FROM {FILES})"
     ));
     let inserts: Vec<String> = files
         .iter()
@@ -233,6 +229,19 @@ pub fn batch_sql(
     sqls.push(format!(
         "INSERT INTO {name} ({own}, _routed_file, _routed_line, _loaded_at) {}",
         inserts.join(" UNION ALL ")
+    ));
+    sqls.push(format!("LOCK {ledger}"));
+    let same = if first.reload {
+        "l.version = f.version AND l.schema_version = f.schema_version"
+    } else {
+        "l.version = f.version"
+    };
+    let already_at = sqls.len();
+    sqls.push(format!(
+        "SELECT CAST(REPEAT('0', x.n) || 'x {ALREADY}' || x.n AS INTEGER) FROM (SELECT f.n FROM {FILES} f JOIN {ledger} l ON l.file = f.file WHERE ({same}) OR l.routed_at > f.routed_at ORDER BY f.n LIMIT 1) x"
+    ));
+    sqls.push(format!(
+        "DELETE FROM {rejects} WHERE file IN (SELECT file FROM {FILES})"
     ));
     let rejects_insert_at = sqls.len();
     sqls.push(format!(

@@ -934,9 +934,10 @@ impl RedshiftWarehouse {
             .and_then(|r| r[0].parse().ok())
             .unwrap_or(0);
         let rejects = qualified(REJECTS_TABLE, Dialect::Redshift, &self.schema);
+        // Locks in the batches' order: the event table, then the ledger.
         self.batch(&[
-            format!("LOCK {ledger}"),
             format!("DELETE FROM {name} WHERE _routed_file = {f}"),
+            format!("LOCK {ledger}"),
             format!("DELETE FROM {rejects} WHERE file = {f}"),
             format!("DELETE FROM {ledger} WHERE file = {f}"),
         ])
