@@ -16,7 +16,7 @@
 
 use serde_json::{json, Map, Value};
 
-use super::{hex_into, mix64, Rng, Start};
+use super::{hex_into, mix64, Rng, Start, Zipf};
 
 /// The event types, most frequent first: the archive's own, then webhook
 /// event names to make fifty.
@@ -170,20 +170,14 @@ const REPOS: usize = 8_000;
 pub struct GithubGen {
     rng: Rng,
     /// Cumulative Zipf-like weights of the first `types` types.
-    cumulative: Vec<u64>,
+    cumulative: Zipf,
     start: Start,
     next_id: u64,
 }
 
 impl GithubGen {
     pub fn new(types: u8, seed: u64, start: Start) -> Self {
-        let mut total = 0;
-        let cumulative = (0..usize::from(types).min(TYPES.len()))
-            .map(|i| {
-                total += 1_000_000 / (i as u64 + 1);
-                total
-            })
-            .collect();
+        let cumulative = Zipf::new(usize::from(types).min(TYPES.len()));
         Self {
             rng: Rng(mix64(seed ^ 0x6174_6875_6221)),
             cumulative,
@@ -195,9 +189,7 @@ impl GithubGen {
     /// Appends one event (without its `\n`) at `ts_ms` milliseconds into the
     /// hour; returns its type's index.
     pub fn record(&mut self, out: &mut Vec<u8>, ts_ms: u64) -> usize {
-        let total = *self.cumulative.last().expect("at least one type");
-        let x = self.rng.below(total);
-        let ty = self.cumulative.partition_point(|&c| c <= x);
+        let ty = self.cumulative.pick(&mut self.rng);
         self.next_id += 1 + self.rng.below(40);
         let actor = self.actor();
         let repo = self.repo();

@@ -213,6 +213,32 @@ impl Rng {
     }
 }
 
+/// Zipf-like weights of `n` types (type `i` weighs `1 / (i + 1)`),
+/// cumulative: the first types are much more frequent than the last ones.
+#[derive(Debug, Clone)]
+struct Zipf(Vec<u64>);
+
+impl Zipf {
+    fn new(n: usize) -> Self {
+        let mut total = 0;
+        Zipf(
+            (0..n)
+                .map(|i| {
+                    total += 1_000_000 / (i as u64 + 1);
+                    total
+                })
+                .collect(),
+        )
+    }
+
+    /// A type's index, drawn by its weight.
+    fn pick(&self, rng: &mut Rng) -> usize {
+        let total = *self.0.last().expect("at least one type");
+        let x = rng.below(total);
+        self.0.partition_point(|&c| c <= x)
+    }
+}
+
 /// The splitmix64 finaliser; also used to derive stable attributes from ids.
 fn mix64(mut z: u64) -> u64 {
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -767,7 +793,7 @@ struct Gen {
     dirty_rng: Rng,
     dirty: bool,
     /// Cumulative Zipf-like weights of the first `--types` types.
-    cumulative: Vec<u64>,
+    cumulative: Zipf,
     users: Vec<User>,
     start: Start,
     scratch: String,
@@ -777,13 +803,7 @@ impl Gen {
     fn new(args: &Args) -> Gen {
         let mut rng = Rng(args.seed);
         let dirty_rng = Rng(mix64(args.seed ^ 0xD1B5_4A32_D192_ED03));
-        let mut total = 0;
-        let cumulative = (0..usize::from(args.types))
-            .map(|i| {
-                total += 1_000_000 / (i as u64 + 1);
-                total
-            })
-            .collect();
+        let cumulative = Zipf::new(usize::from(args.types));
         let users = (0..USER_POOL).map(|_| User::new(&mut rng)).collect();
         Gen {
             rng,
@@ -797,9 +817,7 @@ impl Gen {
     }
 
     fn pick_type(&mut self) -> usize {
-        let total = *self.cumulative.last().expect("at least one type");
-        let x = self.rng.below(total);
-        self.cumulative.partition_point(|&c| c <= x)
+        self.cumulative.pick(&mut self.rng)
     }
 
     /// Appends one line (without its `\n`) to `line`; returns the type index
