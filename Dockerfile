@@ -22,6 +22,7 @@ COPY Cargo.toml Cargo.lock ./
 COPY logrouter logrouter
 COPY router router
 COPY loader loader
+COPY gen-events gen-events
 COPY tests tests
 # Line tables stay out of the image: 30 and 33 MB binaries instead of 150+.
 ENV CARGO_PROFILE_RELEASE_STRIP=debuginfo

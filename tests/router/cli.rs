@@ -397,12 +397,17 @@ fn issue26_gzip_parts_decode_everywhere_byte_identical_and_deterministic() {
     use std::collections::BTreeMap;
     let dir = tempfile::tempdir().unwrap();
     let source = dir.path().join("github.jsonl");
-    let gen = Command::new(env!("CARGO_BIN_EXE_gen-events"))
-        .args(["--format", "github", "--types", "50", "--lines", "6000"])
-        .args(["--out", source.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(gen.status.success(), "{}", stderr(&gen));
+    gen_events::output([
+        "--format",
+        "github",
+        "--types",
+        "50",
+        "--lines",
+        "6000",
+        "--out",
+        source.to_str().unwrap(),
+    ])
+    .unwrap();
     let input = std::fs::read_to_string(&source).unwrap();
     let mut want: BTreeMap<String, String> = BTreeMap::new();
     for line in input.lines() {

@@ -78,13 +78,9 @@ fn demo_events_fit_their_schemas() {
     .unwrap();
     // The demo's twelve types, and the three access-log formats (issue #12).
     assert_eq!(schemas.len(), 15, "{:?}", schemas.keys());
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_gen-events"))
-        .args(["--lines", "30000", "--types", "12", "--seed", "13"])
-        .output()
-        .unwrap();
-    assert!(out.status.success());
+    let out = gen_events::output(["--lines", "30000", "--types", "12", "--seed", "13"]).unwrap();
     let mut seen: BTreeMap<String, u64> = BTreeMap::new();
-    for line in out.stdout.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+    for line in out.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
         let event: Value = serde_json::from_slice(line).unwrap();
         let t = event["event_type"].as_str().unwrap().to_owned();
         let schema = schemas
@@ -125,13 +121,9 @@ fn issue10_inferred_schemas_match_the_shipped_ones() {
         "/../schemas"
     )))
     .unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_gen-events"))
-        .args(["--lines", "30000", "--types", "12", "--seed", "14"])
-        .output()
-        .unwrap();
-    assert!(out.status.success());
+    let out = gen_events::output(["--lines", "30000", "--types", "12", "--seed", "14"]).unwrap();
     let mut stats: BTreeMap<String, TypeStats> = BTreeMap::new();
-    for line in out.stdout.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+    for line in out.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
         let event: Value = serde_json::from_slice(line).unwrap();
         let t = event["event_type"].as_str().unwrap().to_owned();
         stats.entry(t).or_default().observe(line);
@@ -194,13 +186,9 @@ fn routed_object(names: &[&str], values: Vec<String>) -> String {
 /// One access-log record of gen-events → its fields (value strings, quotes
 /// and brackets removed, CloudFront's percent-encoding decoded).
 fn access_records(format: &str, extra: &[&str]) -> (Vec<String>, Vec<Vec<String>>) {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_gen-events"))
-        .args(["--format", format, "--lines", "3000", "--seed", "12"])
-        .args(extra)
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    let text = String::from_utf8(out.stdout).unwrap();
+    let args = ["--format", format, "--lines", "3000", "--seed", "12"];
+    let out = gen_events::output(args.iter().chain(extra).copied()).unwrap();
+    let text = String::from_utf8(out).unwrap();
     let mut lines = text.lines();
     let names: Vec<String> = match format {
         "cloudfront" => {

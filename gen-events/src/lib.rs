@@ -28,7 +28,15 @@
 //! seeded PRNG (splitmix64) and integer arithmetic only (floats are produced as
 //! `integer / 1000.0` and printed with serde_json's shortest round-trip
 //! formatting), and no clock, environment or hash-map ordering.
+//!
+//! It is a crate of its own (issue #25), a library with a thin binary:
+//! [`main`] is the `gen-events` command, and [`output`] runs the same
+//! command in process, which is how the router's integration tests get
+//! their input (cargo gives `CARGO_BIN_EXE_<name>` only to the tests of the
+//! binary's own package). It depends on `router` for the access-log formats'
+//! documented field lists; the router depends on it only for its tests.
 
+use std::ffi::OsString;
 use std::fmt::Write as _;
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
@@ -1440,7 +1448,8 @@ fn write_output<W: Write>(args: &Args, sink: W) -> io::Result<Stats> {
     }
 }
 
-fn run(args: &Args) -> Result<()> {
+/// Runs the command: writes to `args.out`, or else to `stdout`.
+fn run<W: Write>(args: &Args, stdout: W) -> Result<()> {
     // Usage errors before any output file is created.
     access_gen(args).map_err(anyhow::Error::msg)?;
     match &args.out {
@@ -1464,15 +1473,35 @@ fn run(args: &Args) -> Result<()> {
             );
         }
         None => {
-            write_output(args, io::stdout().lock()).context("cannot write to stdout")?;
+            write_output(args, stdout).context("cannot write to stdout")?;
         }
     }
     Ok(())
 }
 
-fn main() {
+/// `gen-events ARGS...` in this process, as the binary runs it: what it
+/// writes to standard output (nothing with `--out FILE`, which it writes
+/// instead, printing its summary line on standard error), or its usage or
+/// write error. For other crates' tests, which cannot run the binary.
+pub fn output<I, T>(args: I) -> Result<Vec<u8>>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString>,
+{
+    let argv =
+        std::iter::once(OsString::from("gen-events")).chain(args.into_iter().map(Into::into));
+    let args = Args::try_parse_from(argv)?;
+    let mut out = Vec::new();
+    run(&args, &mut out)?;
+    Ok(out)
+}
+
+/// The `gen-events` command (`src/main.rs`): arguments from the command
+/// line, output to standard output or `--out`; exits 1 on an error (usage
+/// errors: clap's exit status 2), 0 when the reader of a pipe goes away.
+pub fn main() {
     let args = Args::parse();
-    if let Err(e) = run(&args) {
+    if let Err(e) = run(&args, io::stdout().lock()) {
         // `gen-events | head` is fine: stop quietly when the reader goes away.
         let broken_pipe = e
             .chain()
@@ -1623,6 +1652,16 @@ mod tests {
         let total = blank + bad;
         assert!((50..=150).contains(&total), "{total} bad lines");
         assert!(blank > 0 && odd_names.len() > 3, "{odd_names:?}");
+    }
+
+    /// The library's way in, for other crates' tests: the command's bytes,
+    /// and its usage errors as errors.
+    #[test]
+    fn output_runs_the_command_in_process() {
+        let extra = ["--lines", "500", "--format", "github", "--seed", "3"];
+        assert_eq!(crate::output(extra).unwrap(), output(&extra));
+        assert!(crate::output(["--format", "alb", "--dirty"]).is_err());
+        assert!(crate::output(["--no-such-flag"]).is_err());
     }
 
     #[test]
