@@ -16,8 +16,8 @@ use logrouter::process::shutdown_signal;
 use logrouter::queue::RunStats;
 use serde_json::json;
 
-use crate::lines::FirstError;
 use crate::route::{RouteOutcome, Router};
+use crate::summary::summary_line;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -558,50 +558,6 @@ fn backfill_summary(s: &crate::backfill::BackfillSummary, enqueued: bool) -> Vec
         out.push(format!("FAILED {}: {}", f.key, f.error));
     }
     out
-}
-
-/// One line per source for people: counts, types, reasons, the manifest.
-pub fn summary_line(
-    m: &Manifest,
-    manifest_key: &str,
-    first_errors: &BTreeMap<String, FirstError>,
-) -> String {
-    let l = m.lines;
-    let mut s = format!(
-        "{}: {} lines: {} routed to {} types, {} quarantined, {} blank",
-        m.source.object.uri,
-        l.read,
-        l.routed,
-        m.types.len(),
-        l.quarantined,
-        l.blank
-    );
-    if l.filtered > 0 {
-        s.push_str(&format!(
-            ", {} filtered out by the replay filter",
-            l.filtered
-        ));
-    }
-    if !m.quarantine.by_reason.is_empty() {
-        let reasons: Vec<String> = m
-            .quarantine
-            .by_reason
-            .iter()
-            .map(|(r, n)| match first_errors.get(r) {
-                Some(f) => format!("{r} {n} (first at line {}: {})", f.line, f.error),
-                None => format!("{r} {n}"),
-            })
-            .collect();
-        s.push_str(&format!(" [{}]", reasons.join("; ")));
-    }
-    if let Some(d) = &m.damage {
-        s.push_str(&format!(
-            "; DAMAGED at byte {} of the object (line {}): {}; lines before it were routed",
-            d.raw_offset, d.line, d.error
-        ));
-    }
-    s.push_str(&format!("; manifest {manifest_key}"));
-    s
 }
 
 fn json_report(m: &Manifest, manifest_key: &str) -> serde_json::Value {

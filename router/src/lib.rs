@@ -9,6 +9,8 @@
 //!   [`decode`] the compression detection, [`reason`] the quarantine reasons;
 //! - [`service`] is `router run`: the SQS worker that routes each notified
 //!   object;
+//! - [`summary`] is the one line per routed source that `route` prints and
+//!   `run` logs;
 //! - [`cli`] is the command line, kept here so that tests can drive it.
 
 pub mod backfill;
@@ -21,3 +23,4 @@ pub mod pipe;
 pub mod reason;
 pub mod route;
 pub mod service;
+pub mod summary;

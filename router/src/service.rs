@@ -14,8 +14,8 @@ use std::time::Duration;
 
 use logrouter::telemetry::{self, Health, QUEUE};
 
-use crate::cli::summary_line;
 use crate::route::{RouteOutcome, Router};
+use crate::summary::summary_line;
 
 /// Routes each notified object; duplicates of an already routed ETag are
 /// skipped cheaply (the manifest is the record).
