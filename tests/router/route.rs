@@ -744,7 +744,7 @@ mod issue12 {
             CLOUDFRONT,
             r#"
 read 3: routed 1, quarantined 0, blank 2
-hit: {"date":"2019-12-04","time":"21:02:31","x_edge_location":"LAX1","sc_bytes":"392","c_ip":"192.0.2.100","cs_method":"GET","cs_host":"d111111abcdef8.cloudfront.net","cs_uri_stem":"/index.html","sc_status":"200","cs_referer":null,"cs_user_agent":"Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/78.0.3904.108 Safari/537.36","cs_uri_query":null,"cs_uri_query_raw":null,"cs_cookie":null,"x_edge_result_type":"Hit","x_edge_request_id":"SOX4xwn4XV6Q4rgb7XiVGOHms_BGlTAC4KyHmureZmBNrjGdRLiNIQ==","x_host_header":"d111111abcdef8.cloudfront.net","cs_protocol":"https","cs_bytes":"23","time_taken":"0.001","x_forwarded_for":null,"ssl_protocol":"TLSv1.2","ssl_cipher":"ECDHE-RSA-AES128-GCM-SHA256","x_edge_response_result_type":"Hit","cs_protocol_version":"HTTP/2.0","fle_status":null,"fle_encrypted_fields":null,"c_port":"11040","time_to_first_byte":"0.001","x_edge_detailed_result_type":"Hit","sc_content_type":"text/html","sc_content_len":"78","sc_range_start":null,"sc_range_end":null}"#,
+hit: {"date":"2019-12-04","time":"21:02:31","x_edge_location":"LAX1","sc_bytes":"392","c_ip":"192.0.2.100","cs_method":"GET","cs_host":"d111111abcdef8.cloudfront.net","cs_uri_stem":"/index.html","sc_status":"200","cs_referer":null,"cs_user_agent":"Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/78.0.3904.108 Safari/537.36","cs_uri_query":null,"cs_uri_query_raw":null,"cs_cookie":null,"x_edge_result_type":"Hit","x_edge_request_id":"SOX4xwn4XV6Q4rgb7XiVGOHms_BGlTAC4KyHmureZmBNrjGdRLiNIQ==","x_host_header":"d111111abcdef8.cloudfront.net","cs_protocol":"https","cs_bytes":"23","time_taken":"0.001","x_forwarded_for":null,"ssl_protocol":"TLSv1.2","ssl_cipher":"ECDHE-RSA-AES128-GCM-SHA256","x_edge_response_result_type":"Hit","cs_protocol_version":"HTTP/2.0","fle_status":null,"fle_encrypted_fields":null,"c_port":"11040","time_to_first_byte":"0.001","x_edge_detailed_result_type":"Hit","sc_content_type":"text/html","sc_content_len":"78","sc_range_start":null,"sc_range_end":null,"timestamp":"2019-12-04T21:02:31Z"}"#,
         )
         .await;
         // The same object gzipped, as CloudFront delivers it, and by `auto`.
@@ -767,8 +767,8 @@ hit: {"date":"2019-12-04","time":"21:02:31","x_edge_location":"LAX1","sc_bytes":
             input.as_bytes(),
             r#"
 read 7: routed 2, quarantined 2, blank 3
-embed: {"date":"2019-12-04","cs_uri_stem":"/embed/a b","cs_uri_query":"x=1&y=2","cs_uri_query_raw":"x=1%26y%3D2","cs_user_agent":"curl/8.0 (x\"y)"}
-share: {"date":"2019-12-05","sc_status":"200","cs_uri_stem":"/share/c"}
+embed: {"date":"2019-12-04","cs_uri_stem":"/embed/a b","cs_uri_query":"x=1&y=2","cs_uri_query_raw":"x=1%26y%3D2","cs_user_agent":"curl/8.0 (x\"y)","timestamp":null}
+share: {"date":"2019-12-05","sc_status":"200","cs_uri_stem":"/share/c","timestamp":null}
 quarantine: 6 malformed_record
 quarantine: 7 malformed_record"#,
         )
@@ -783,9 +783,10 @@ quarantine: 7 malformed_record"#,
     async fn issue13_a_converted_object_over_max_line_bytes_is_quarantined() {
         let mut c = config(LineFormat::Cloudfront, "/cs_uri_stem");
         c.route.type_pattern = Some("^/(embed|share|download)/".into());
-        c.route.max_line_bytes = 120;
+        c.route.max_line_bytes = 130;
         // The first line is 64 bytes, its object (backslashes escaped, the
-        // query twice) 271; the second line's object is 107.
+        // query twice, a null timestamp: the header names no time) 288;
+        // the second line's object is 124.
         let query = format!("q={}", "\\".repeat(40));
         let input = format!("#Fields: date cs-uri-stem cs-uri-query cs(Cookie)\n2019-12-04\t/embed/a\t{query}\t-\n2019-12-05\t/share/b\t-\t-\n");
         check_with(
@@ -793,7 +794,7 @@ quarantine: 7 malformed_record"#,
             input.as_bytes(),
             r#"
 read 3: routed 1, quarantined 1, blank 1
-share: {"date":"2019-12-05","cs_uri_stem":"/share/b","cs_uri_query":null,"cs_uri_query_raw":null,"cs_cookie":null}
+share: {"date":"2019-12-05","cs_uri_stem":"/share/b","cs_uri_query":null,"cs_uri_query_raw":null,"cs_cookie":null,"timestamp":null}
 quarantine: 2 line_too_long"#,
         )
         .await;
@@ -821,6 +822,10 @@ quarantine: 2 line_too_long"#,
                 .map(|f| {
                     if *f == "x-edge-result-type" {
                         "Miss".into()
+                    } else if *f == "date" {
+                        "2019-12-04".into()
+                    } else if *f == "time" {
+                        "21:02:31".into()
                     } else {
                         format!("v{}", f.len())
                     }
@@ -835,12 +840,13 @@ quarantine: 2 line_too_long"#,
         )
         .await;
         assert_eq!((m.lines.read, m.lines.routed, m.lines.blank), (9, 4, 5));
-        // One more key than fields: cs_uri_query_raw.
+        // Two more keys than fields: cs_uri_query_raw and timestamp.
         let sizes: Vec<usize> = got
             .iter()
             .map(|(_, v)| v.as_object().unwrap().len())
             .collect();
-        assert_eq!(sizes, [25, 27, 34, 35]);
+        assert_eq!(sizes, [26, 28, 35, 36]);
+        assert!(got.iter().all(|(_, v)| v["timestamp"] == "2019-12-04T21:02:31Z"));
         assert!(got.iter().all(|(t, _)| t == "miss"));
         assert_eq!(got[3].1["x_future_field"], "v14");
         assert_eq!(got[3].1["sc_range_end"], "v12");
@@ -880,7 +886,7 @@ quarantine: 2 invalid_json"#,
             S3_ACCESS,
             r#"
 read 1: routed 1, quarantined 0, blank 0
-rest_put_object: {"bucket_owner":"79a59df900b949e55d96a1e698fbacedfd6e09d98eacf8f8d5218e7cd47ef2be","bucket":"DOC-EXAMPLE-BUCKET1","time":"06/Feb/2019:00:01:57 +0000","remote_ip":"192.0.2.3","requester":"79a59df900b949e55d96a1e698fbacedfd6e09d98eacf8f8d5218e7cd47ef2be","request_id":"DD6CC733AEXAMPLE","operation":"REST.PUT.OBJECT","key":"s3-dg.pdf","request_uri":"PUT /DOC-EXAMPLE-BUCKET1/s3-dg.pdf HTTP/1.1","http_status":"200","error_code":null,"bytes_sent":null,"object_size":"4406583","total_time":"41754","turn_around_time":"28","referer":null,"user_agent":"S3Console/0.4","version_id":null,"host_id":"10S62Zv81kBW7BB6SX4XJ48o6kpcl6LPwEoizZQQxJd5qDSCTLX0TgS37kYUBKQW3+bPdrg1234=","signature_version":"SigV4","cipher_suite":"ECDHE-RSA-AES128-SHA","authentication_type":"AuthHeader","host_header":"DOC-EXAMPLE-BUCKET1.s3.us-west-1.amazonaws.com","tls_version":"TLSV1.2","access_point_arn":null,"acl_required":"Yes"}"#,
+rest_put_object: {"bucket_owner":"79a59df900b949e55d96a1e698fbacedfd6e09d98eacf8f8d5218e7cd47ef2be","bucket":"DOC-EXAMPLE-BUCKET1","time":"06/Feb/2019:00:01:57 +0000","remote_ip":"192.0.2.3","requester":"79a59df900b949e55d96a1e698fbacedfd6e09d98eacf8f8d5218e7cd47ef2be","request_id":"DD6CC733AEXAMPLE","operation":"REST.PUT.OBJECT","key":"s3-dg.pdf","request_uri":"PUT /DOC-EXAMPLE-BUCKET1/s3-dg.pdf HTTP/1.1","http_status":"200","error_code":null,"bytes_sent":null,"object_size":"4406583","total_time":"41754","turn_around_time":"28","referer":null,"user_agent":"S3Console/0.4","version_id":null,"host_id":"10S62Zv81kBW7BB6SX4XJ48o6kpcl6LPwEoizZQQxJd5qDSCTLX0TgS37kYUBKQW3+bPdrg1234=","signature_version":"SigV4","cipher_suite":"ECDHE-RSA-AES128-SHA","authentication_type":"AuthHeader","host_header":"DOC-EXAMPLE-BUCKET1.s3.us-west-1.amazonaws.com","tls_version":"TLSV1.2","access_point_arn":null,"acl_required":"Yes","timestamp":"2019-02-06T00:01:57Z"}"#,
         )
         .await;
     }
@@ -922,7 +928,7 @@ rest_put_object: {"bucket_owner":"79a59df900b949e55d96a1e698fbacedfd6e09d98eacf8
         assert_eq!(v[1]["acl_required"], "Yes");
         assert_eq!(v[2]["user_agent"], "S3Console/0.4");
         assert_eq!(v[2]["host_id"], Value::Null);
-        assert_eq!(v[2].as_object().unwrap().len(), 26);
+        assert_eq!(v[2].as_object().unwrap().len(), 27);
         assert_eq!(v[3]["key"], "my file+1.pdf");
     }
 
@@ -933,7 +939,7 @@ rest_put_object: {"bucket_owner":"79a59df900b949e55d96a1e698fbacedfd6e09d98eacf8
             ALB,
             r#"
 read 1: routed 1, quarantined 0, blank 0
-http: {"type":"http","time":"2018-07-02T22:23:00.186641Z","elb":"app/my-loadbalancer/50dc6c495c0c9188","client_port":"192.168.131.39:2817","target_port":"10.0.0.1:80","request_processing_time":"0.000","target_processing_time":"0.001","response_processing_time":"0.000","elb_status_code":"200","target_status_code":"200","received_bytes":"34","sent_bytes":"366","request":"GET http://www.example.com:80/ HTTP/1.1","user_agent":"curl/7.46.0","ssl_cipher":null,"ssl_protocol":null,"target_group_arn":"arn:aws:elasticloadbalancing:us-east-2:123456789012:targetgroup/my-targets/73e2d6bc24d8a067","trace_id":"Root=1-58337262-36d228ad5d99923122bbe354","domain_name":null,"chosen_cert_arn":null,"matched_rule_priority":"0","request_creation_time":"2018-07-02T22:22:48.364000Z","actions_executed":"forward","redirect_url":null,"error_reason":null,"target_port_list":"10.0.0.1:80","target_status_code_list":"200","classification":null,"classification_reason":null,"conn_trace_id":null}"#,
+http: {"type":"http","time":"2018-07-02T22:23:00.186641Z","elb":"app/my-loadbalancer/50dc6c495c0c9188","client_port":"192.168.131.39:2817","target_port":"10.0.0.1:80","request_processing_time":"0.000","target_processing_time":"0.001","response_processing_time":"0.000","elb_status_code":"200","target_status_code":"200","received_bytes":"34","sent_bytes":"366","request":"GET http://www.example.com:80/ HTTP/1.1","user_agent":"curl/7.46.0","ssl_cipher":null,"ssl_protocol":null,"target_group_arn":"arn:aws:elasticloadbalancing:us-east-2:123456789012:targetgroup/my-targets/73e2d6bc24d8a067","trace_id":"Root=1-58337262-36d228ad5d99923122bbe354","domain_name":null,"chosen_cert_arn":null,"matched_rule_priority":"0","request_creation_time":"2018-07-02T22:22:48.364000Z","actions_executed":"forward","redirect_url":null,"error_reason":null,"target_port_list":"10.0.0.1:80","target_status_code_list":"200","classification":null,"classification_reason":null,"conn_trace_id":null,"timestamp":"2018-07-02T22:23:00.186641Z"}"#,
         )
         .await;
         // Newer lines with fields appended, and one that is not ALB's.
@@ -968,9 +974,9 @@ http: {"type":"http","time":"2018-07-02T22:23:00.186641Z","elb":"app/my-loadbala
             input.as_bytes(),
             r#"
 read 5: routed 3, quarantined 2, blank 0
-pause: {"event_timestamp":"2014-01-15T19:33:24","event_guid":"g2","user_id":"7","user_type":"Guest","consumer":null,"country":"Wales","event_type":"pause","video_type":"video","content_id":"5","start":null,"end":null,"field_12":"new","access_log":{"bucket_owner":"79a5","bucket":"bucket1","time":"15/Jan/2014:19:33:24 +0000","remote_ip":"192.0.2.3","requester":null,"request_id":"REQ1","operation":"REST.GET.OBJECT","key":"tick","request_uri":"GET /tick?x=1&data=|2014-01-15T19:33:24|g2|7|Guest||Wales|pause|video|5|||new HTTP/1.1","http_status":"200","error_code":null,"bytes_sent":"0","object_size":"0","total_time":"12","turn_around_time":"11","referer":null,"user_agent":null,"version_id":null,"host_id":"host1","signature_version":"SigV4","cipher_suite":"ECDHE-RSA-AES128-SHA","authentication_type":"QueryString","host_header":"bucket1.s3.amazonaws.com","tls_version":"TLSv1.2","access_point_arn":null,"acl_required":null}}
-stop: {"event_timestamp":"2014-01-15T19:33:25","event_guid":"g3","user_id":"8","user_type":"Guest","consumer":"c","country":"North East","event_type":"stop","video_type":null,"content_id":null,"start":null,"end":null,"access_log":{"bucket_owner":"79a5","bucket":"bucket1","time":"15/Jan/2014:19:33:24 +0000","remote_ip":"192.0.2.3","requester":null,"request_id":"REQ1","operation":"REST.GET.OBJECT","key":"tick","request_uri":"GET /tick?data=|2014-01-15T19:33:25|g3|8|Guest|c|North+East|stop HTTP/1.1","http_status":"200","error_code":null,"bytes_sent":"0","object_size":"0","total_time":"12","turn_around_time":"11","referer":null,"user_agent":null,"version_id":null,"host_id":"host1","signature_version":"SigV4","cipher_suite":"ECDHE-RSA-AES128-SHA","authentication_type":"QueryString","host_header":"bucket1.s3.amazonaws.com","tls_version":"TLSv1.2","access_point_arn":null,"acl_required":null}}
-watch: {"event_timestamp":"2014-01-15T19:33:23","event_guid":"xxxxxxxx-xxxx-4xxx-yxxx-xxxxxxxxxxxx","user_id":"1234567","user_type":"Registered","consumer":"InternalCodeForConsumerType","country":"Wales","event_type":"watch","video_type":"video","content_id":"4","start":"60","end":"120","access_log":{"bucket_owner":"79a5","bucket":"bucket1","time":"15/Jan/2014:19:33:24 +0000","remote_ip":"192.0.2.3","requester":null,"request_id":"REQ1","operation":"REST.GET.OBJECT","key":"tick","request_uri":"GET /tick?data=|2014-01-15T19:33:23|xxxxxxxx-xxxx-4xxx-yxxx-xxxxxxxxxxxx|1234567|Registered|InternalCodeForConsumerType|Wales|watch|video|4|60|120| HTTP/1.1","http_status":"200","error_code":null,"bytes_sent":"0","object_size":"0","total_time":"12","turn_around_time":"11","referer":null,"user_agent":"Mozilla/5.0 (X11)","version_id":null,"host_id":"host1","signature_version":"SigV4","cipher_suite":"ECDHE-RSA-AES128-SHA","authentication_type":"QueryString","host_header":"bucket1.s3.amazonaws.com","tls_version":"TLSv1.2","access_point_arn":null,"acl_required":null}}
+pause: {"event_timestamp":"2014-01-15T19:33:24","event_guid":"g2","user_id":"7","user_type":"Guest","consumer":null,"country":"Wales","event_type":"pause","video_type":"video","content_id":"5","start":null,"end":null,"field_12":"new","access_log":{"bucket_owner":"79a5","bucket":"bucket1","time":"15/Jan/2014:19:33:24 +0000","remote_ip":"192.0.2.3","requester":null,"request_id":"REQ1","operation":"REST.GET.OBJECT","key":"tick","request_uri":"GET /tick?x=1&data=|2014-01-15T19:33:24|g2|7|Guest||Wales|pause|video|5|||new HTTP/1.1","http_status":"200","error_code":null,"bytes_sent":"0","object_size":"0","total_time":"12","turn_around_time":"11","referer":null,"user_agent":null,"version_id":null,"host_id":"host1","signature_version":"SigV4","cipher_suite":"ECDHE-RSA-AES128-SHA","authentication_type":"QueryString","host_header":"bucket1.s3.amazonaws.com","tls_version":"TLSv1.2","access_point_arn":null,"acl_required":null,"timestamp":"2014-01-15T19:33:24Z"}}
+stop: {"event_timestamp":"2014-01-15T19:33:25","event_guid":"g3","user_id":"8","user_type":"Guest","consumer":"c","country":"North East","event_type":"stop","video_type":null,"content_id":null,"start":null,"end":null,"access_log":{"bucket_owner":"79a5","bucket":"bucket1","time":"15/Jan/2014:19:33:24 +0000","remote_ip":"192.0.2.3","requester":null,"request_id":"REQ1","operation":"REST.GET.OBJECT","key":"tick","request_uri":"GET /tick?data=|2014-01-15T19:33:25|g3|8|Guest|c|North+East|stop HTTP/1.1","http_status":"200","error_code":null,"bytes_sent":"0","object_size":"0","total_time":"12","turn_around_time":"11","referer":null,"user_agent":null,"version_id":null,"host_id":"host1","signature_version":"SigV4","cipher_suite":"ECDHE-RSA-AES128-SHA","authentication_type":"QueryString","host_header":"bucket1.s3.amazonaws.com","tls_version":"TLSv1.2","access_point_arn":null,"acl_required":null,"timestamp":"2014-01-15T19:33:24Z"}}
+watch: {"event_timestamp":"2014-01-15T19:33:23","event_guid":"xxxxxxxx-xxxx-4xxx-yxxx-xxxxxxxxxxxx","user_id":"1234567","user_type":"Registered","consumer":"InternalCodeForConsumerType","country":"Wales","event_type":"watch","video_type":"video","content_id":"4","start":"60","end":"120","access_log":{"bucket_owner":"79a5","bucket":"bucket1","time":"15/Jan/2014:19:33:24 +0000","remote_ip":"192.0.2.3","requester":null,"request_id":"REQ1","operation":"REST.GET.OBJECT","key":"tick","request_uri":"GET /tick?data=|2014-01-15T19:33:23|xxxxxxxx-xxxx-4xxx-yxxx-xxxxxxxxxxxx|1234567|Registered|InternalCodeForConsumerType|Wales|watch|video|4|60|120| HTTP/1.1","http_status":"200","error_code":null,"bytes_sent":"0","object_size":"0","total_time":"12","turn_around_time":"11","referer":null,"user_agent":"Mozilla/5.0 (X11)","version_id":null,"host_id":"host1","signature_version":"SigV4","cipher_suite":"ECDHE-RSA-AES128-SHA","authentication_type":"QueryString","host_header":"bucket1.s3.amazonaws.com","tls_version":"TLSv1.2","access_point_arn":null,"acl_required":null,"timestamp":"2014-01-15T19:33:24Z"}}
 quarantine: 4 payload_missing
 quarantine: 5 missing_event_type"#,
         )
@@ -1122,7 +1128,7 @@ quarantine: 2 type_pattern_no_match"#,
         .unwrap();
         assert_eq!(
             text,
-            "{\"date\":\"2019-12-04\",\"cs_uri_stem\":\"/share/2\"}\n{\"cs_uri_stem\":\"/share/3\",\"date\":\"2019-12-05\"}\n"
+            "{\"date\":\"2019-12-04\",\"cs_uri_stem\":\"/share/2\",\"timestamp\":null}\n{\"cs_uri_stem\":\"/share/3\",\"date\":\"2019-12-05\",\"timestamp\":null}\n"
         );
     }
 

@@ -16,6 +16,7 @@
 //! redirect_url, error_reason, target_port_list, target_status_code_list,
 //! classification, classification_reason, conn_trace_id.
 
+use super::shape::{Shape, TimeField};
 use super::spaced::Documented;
 use super::{Field, Format, Reject};
 
@@ -58,6 +59,46 @@ pub const FIELDS: [&str; 30] = [
 /// end (conn_trace_id too, which some writers quote).
 const QUOTED: [usize; 13] = [12, 13, 17, 18, 19, 22, 23, 24, 25, 26, 27, 28, 29];
 
+/// What each documented field can be (see [`super::shape`]).
+const SHAPES: [Shape; 30] = {
+    use Shape::*;
+    [
+        Word,             // type
+        Rfc3339Utc,       // time
+        Any,              // elb
+        IpPort,           // client:port
+        IpPort,           // target:port
+        Seconds,          // request_processing_time
+        Seconds,          // target_processing_time
+        Seconds,          // response_processing_time
+        Status,           // elb_status_code
+        Status,           // target_status_code
+        Count,            // received_bytes
+        Count,            // sent_bytes
+        Request,          // request
+        Any,              // user_agent
+        Word,             // ssl_cipher
+        Word,             // ssl_protocol
+        Arn,              // target_group_arn
+        Any,              // trace_id
+        Any,              // domain_name
+        Any,              // chosen_cert_arn
+        Count,            // matched_rule_priority
+        Rfc3339UtcOrNone, // request_creation_time
+        Any,              // actions_executed
+        Any,              // redirect_url
+        Any,              // error_reason
+        Any,              // target:port_list
+        Any,              // target_status_code_list
+        Any,              // classification
+        Any,              // classification_reason
+        Any,              // conn_trace_id
+    ]
+};
+
+/// `request` and `user_agent`, which every ALB line has in quotes.
+const ALWAYS_QUOTED: [usize; 2] = [12, 13];
+
 pub struct Alb(Documented);
 
 impl Alb {
@@ -69,6 +110,9 @@ impl Alb {
             min: 14,
             decoded: &[],
             quoted: &QUOTED,
+            always_quoted: &ALWAYS_QUOTED,
+            shapes: &SHAPES,
+            time: TimeField::Rfc3339Utc(1),
         })
     }
 }
@@ -133,6 +177,8 @@ mod tests {
         assert_eq!(v["classification_reason"], serde_json::Value::Null);
         // The example predates conn_trace_id.
         assert_eq!(v["conn_trace_id"], serde_json::Value::Null);
-        assert_eq!(v.as_object().unwrap().len(), 30);
+        // The time, RFC 3339 in UTC already, as the timestamp.
+        assert_eq!(v["timestamp"], v["time"]);
+        assert_eq!(v.as_object().unwrap().len(), 31);
     }
 }

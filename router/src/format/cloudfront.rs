@@ -26,6 +26,7 @@ use std::borrow::Cow;
 
 use logrouter::scan::Stops;
 
+use super::shape::{self, shown, TIMESTAMP};
 use super::{object, Field, Format, Reject};
 use crate::reason::Reason;
 
@@ -96,6 +97,13 @@ struct Column {
 #[derive(Debug, Default)]
 pub struct Cloudfront {
     columns: Vec<Column>,
+    /// The columns of `date` and `time` (`usize::MAX`: none), whose
+    /// values make the record's `timestamp`.
+    date_col: usize,
+    time_col: usize,
+    /// `,"timestamp":`, unless the header names a `timestamp` of its own
+    /// (that column is then kept as written, and no other is made).
+    stamp_prefix: Option<object::Padded>,
     header_line: u64,
     /// The bytes of all the columns' prefixes: what every object holds
     /// besides its values.
@@ -155,11 +163,24 @@ impl Cloudfront {
                 }
             })
             .collect();
+        let col = |name: &str| {
+            self.columns
+                .iter()
+                .position(|c| c.key == name)
+                .unwrap_or(usize::MAX)
+        };
+        (self.date_col, self.time_col) = (col("date"), col("time"));
+        self.stamp_prefix = (col(TIMESTAMP) == usize::MAX).then(|| {
+            let mut p = vec![b','];
+            object::write_key(&mut p, TIMESTAMP);
+            object::Padded::new(&p)
+        });
         self.prefixes = self
             .columns
             .iter()
             .map(|c| c.prefix.len() + c.raw_prefix.len() + 16)
-            .sum();
+            .sum::<usize>()
+            + 40;
         self.header_line = line_no;
         *self.typed.get_mut() = None;
     }
@@ -209,10 +230,16 @@ impl Format for Cloudfront {
             return Err(Self::no_fields_header());
         }
         let mut values = Tabs(Some(line));
+        let mut when = ["-"; 2];
         for (i, c) in self.columns.iter().enumerate() {
             let Some(text) = values.next() else {
                 return Err(self.miscounted(i));
             };
+            if i == self.date_col {
+                when[0] = text;
+            } else if i == self.time_col {
+                when[1] = text;
+            }
             let value = super::value(text);
             let decoded = match (&value, c.decode) {
                 (Some(_), true) => logrouter::percent::decode(text, false).or(value.clone()),
@@ -223,9 +250,20 @@ impl Format for Cloudfront {
                 out.push((Cow::Borrowed(raw.as_str()), value));
             }
         }
-        let more = values.count();
-        if more > 0 {
-            return Err(self.miscounted(self.columns.len() + more));
+        // One empty value after the last named field (a trailing tab) is
+        // tolerated: every named field is there.
+        if values.0 != Some("") {
+            let more = values.count();
+            if more > 0 {
+                return Err(self.miscounted(self.columns.len() + more));
+            }
+        }
+        if self.stamp_prefix.is_some() {
+            let stamp = match self.timestamp(when[0], when[1])? {
+                true => Some(Cow::Owned(format!("{}T{}Z", when[0], when[1]))),
+                false => None,
+            };
+            out.push((Cow::Borrowed(TIMESTAMP), stamp));
         }
         Ok(())
     }
@@ -252,6 +290,9 @@ impl Format for Cloudfront {
         // The column of the type, and whether it is the value as written.
         let typed = type_key.and_then(|k| self.typed_column(k));
         let mut typed_text = None;
+        // Where the date's and the time's texts are.
+        let mut when = [(0, 0); 2];
+        let mut ended = false;
         let mut field = Open::new(cols, 0, b, 0, out);
         for p in STOPS.positions(b) {
             let c = b[p];
@@ -261,8 +302,15 @@ impl Format for Cloudfront {
                     if typed.is_some_and(|(i, _)| i == field.column) {
                         typed_text = Some(&line[field.start..p]);
                     }
+                    field.note_when(self, p, &mut when);
                     let next = field.column + 1;
                     if next == cols.len() {
+                        // A trailing tab: one empty value after the last
+                        // named field, tolerated.
+                        if p + 1 == b.len() {
+                            ended = true;
+                            break;
+                        }
                         let more = memchr::memchr_iter(b'\t', &b[p + 1..]).count() + 1;
                         return Err(self.miscounted(cols.len() + more));
                     }
@@ -289,12 +337,29 @@ impl Format for Cloudfront {
                 }
             }
         }
-        field.close(line, b.len(), out);
-        if typed.is_some_and(|(i, _)| i == field.column) {
-            typed_text = Some(&line[field.start..]);
+        if !ended {
+            field.close(line, b.len(), out);
+            if typed.is_some_and(|(i, _)| i == field.column) {
+                typed_text = Some(&line[field.start..]);
+            }
+            field.note_when(self, b.len(), &mut when);
         }
         if field.column + 1 < cols.len() {
             return Err(self.miscounted(field.column + 1));
+        }
+        if let Some(prefix) = &self.stamp_prefix {
+            let [(d0, d1), (t0, t1)] = when;
+            let (d, t) = (&line[d0..d1], &line[t0..t1]);
+            object::put_padded(out, prefix);
+            if self.timestamp(d, t)? {
+                out.push(b'"');
+                out.extend_from_slice(d.as_bytes());
+                out.push(b'T');
+                out.extend_from_slice(t.as_bytes());
+                out.extend_from_slice(b"Z\"");
+            } else {
+                out.extend_from_slice(b"null");
+            }
         }
         out.push(b'}');
         Ok(typed.zip(typed_text).and_then(|((i, raw), text)| {
@@ -326,6 +391,17 @@ struct Open<'c> {
 }
 
 impl<'c> Open<'c> {
+    /// Notes where the text of this field ends (`end`) if it is the date
+    /// or the time.
+    #[inline(always)]
+    fn note_when(&self, f: &Cloudfront, end: usize, when: &mut [(usize, usize); 2]) {
+        if self.column == f.date_col {
+            when[0] = (self.start, end);
+        } else if self.column == f.time_col {
+            when[1] = (self.start, end);
+        }
+    }
+
     /// Writes the key of column `column`, whose text starts at `start`, and
     /// either `null` or the opening quote.
     #[inline(always)]
@@ -374,6 +450,28 @@ impl<'c> Open<'c> {
 }
 
 impl Cloudfront {
+    /// Whether a record of this header has a timestamp (`false`: the header
+    /// names no date or no time column), once its `date` and `time` texts
+    /// are checked: one that cannot be what CloudFront writes there is a
+    /// malformed record, named.
+    fn timestamp(&self, date: &str, time: &str) -> Result<bool, Reject> {
+        if self.date_col == usize::MAX || self.time_col == usize::MAX {
+            return Ok(false);
+        }
+        shape::date_and_time(date, time).map_err(|(field, what)| {
+            let text = if field == "date" { date } else { time };
+            (
+                Reason::MalformedRecord,
+                format!(
+                    "{field} is {}, which is not {what} (UTC, as CloudFront writes it); the #Fields: header on line {} names the columns, so the record was edited or is not a CloudFront log (check the line, and --format / route.format)",
+                    shown(text),
+                    self.header_line
+                ),
+            )
+        })?;
+        Ok(true)
+    }
+
     fn miscounted(&self, values: usize) -> Reject {
         (
             Reason::MalformedRecord,
@@ -550,8 +648,9 @@ mod tests {
         assert_eq!(v["cs_uri_query"], serde_json::Value::Null);
         assert_eq!(v["cs_uri_query_raw"], serde_json::Value::Null);
         assert_eq!(v["sc_content_len"], "78");
-        // 33 fields plus the raw query.
-        assert_eq!(v.as_object().unwrap().len(), 34);
+        assert_eq!(v["timestamp"], "2019-12-04T21:02:31Z");
+        // 33 fields, the raw query and the timestamp.
+        assert_eq!(v.as_object().unwrap().len(), 35);
     }
 
     #[test]
@@ -565,9 +664,27 @@ mod tests {
         let second = got[1].as_ref().unwrap();
         assert_eq!(
             second,
-            &serde_json::json!({"date": "2019-12-05", "sc_status": "200", "cs_uri_stem": "/c", "x_new": "v"})
+            &serde_json::json!({"date": "2019-12-05", "sc_status": "200", "cs_uri_stem": "/c", "x_new": "v", "timestamp": null})
         );
         assert_eq!(got[2], Err(Reason::MalformedRecord));
+    }
+
+    /// The timestamp and the trailing tab, through both writers (`objects`
+    /// asserts they agree byte for byte, errors included).
+    #[test]
+    fn timestamps_and_a_trailing_tab_through_both_writers() {
+        let got = objects("#Fields: date time cs-uri-query\n2019-12-04\t21:02:31\ta%26b\t\n2019-12-04\t21:02:31\t-\n2019-12-04\tbad\t-\t\n2019-12-04\t21:02:31\t-\t\t\n");
+        assert_eq!(
+            got[0].as_ref().unwrap()["timestamp"],
+            "2019-12-04T21:02:31Z"
+        );
+        assert_eq!(got[0].as_ref().unwrap()["cs_uri_query_raw"], "a%26b");
+        assert_eq!(
+            got[1].as_ref().unwrap()["timestamp"],
+            "2019-12-04T21:02:31Z"
+        );
+        assert_eq!(got[2], Err(Reason::MalformedRecord));
+        assert_eq!(got[3], Err(Reason::MalformedRecord));
     }
 
     #[test]
@@ -578,7 +695,7 @@ mod tests {
         let got = objects("#Fields: cs(User-Agent) date date\n%FF%20x\td1\td2\n");
         assert_eq!(
             got[0].as_ref().unwrap(),
-            &serde_json::json!({"cs_user_agent": "%FF%20x", "date": "d1", "field_3": "d2"})
+            &serde_json::json!({"cs_user_agent": "%FF%20x", "date": "d1", "field_3": "d2", "timestamp": null})
         );
         // A header that names the position key of another field: every key
         // of the object is still unique (serde_json would keep the last of
@@ -592,7 +709,8 @@ mod tests {
             let line = vec!["v"; names].join("\t");
             let got = objects(&format!("#Fields: {header}\n{line}\n"));
             let object = got[0].as_ref().unwrap().as_object().unwrap().clone();
-            assert_eq!(object.len(), names, "{header}: {object:?}");
+            // Plus the timestamp (null: no date or time column).
+            assert_eq!(object.len(), names + 1, "{header}: {object:?}");
         }
     }
 }

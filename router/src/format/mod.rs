@@ -31,6 +31,7 @@ pub mod json;
 pub mod object;
 pub mod payload;
 pub mod s3_access;
+pub mod shape;
 pub mod spaced;
 
 /// Why a line could not be converted: its quarantine reason and a detail
@@ -212,6 +213,149 @@ pub fn find<'l>(fields: &[Field<'_, 'l>], key: &str) -> Option<Cow<'l, str>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Converts each line of `input` as `format` and describes what it
+    /// became, one line each: `ok` with the values of `keys` (and the
+    /// timestamp), or the quarantine reason and its message.
+    fn check(format: LineFormat, keys: &[&str], input: &str, expected: &str) {
+        let mut c = Converter::new(format, None).expect("an access-log format");
+        let mut got = String::new();
+        let mut out = Vec::new();
+        for (n, line) in input.lines().enumerate() {
+            if c.is_header(line.as_bytes()) {
+                c.header(line, n as u64 + 1).unwrap();
+                continue;
+            }
+            match c.record(line, &[], &mut out) {
+                Ok(_) => {
+                    let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+                    got.push_str(&format!("{}: ok timestamp={}", n + 1, v["timestamp"]));
+                    for k in keys {
+                        got.push_str(&format!(" {k}={}", v[k]));
+                    }
+                }
+                Err((reason, detail)) => {
+                    got.push_str(&format!("{}: {reason}: {detail}", n + 1));
+                }
+            }
+            got.push('\n');
+        }
+        let got = got.replace(SHIFTED, " {shifted}");
+        assert_eq!(got.trim(), expected.trim(), "\n--- got ---\n{got}");
+    }
+
+    const ALB: &str = include_str!("../../../tests/data/logs/alb-example.log");
+    const S3: &str = include_str!("../../../tests/data/logs/s3-access-2019-02-06-00-01-57-EXAMPLE");
+
+    #[test]
+    fn alb_fields_that_would_shift_are_named_not_routed() {
+        let line = ALB.trim_end();
+        let lines = [
+            line.to_owned(),
+            // A run of spaces after the first field.
+            line.replacen("http ", "http   ", 1),
+            // The user agent missing mid-line.
+            line.replacen("\"curl/7.46.0\" ", "", 1),
+            // The load balancer's name missing.
+            line.replacen("app/my-loadbalancer/50dc6c495c0c9188 ", "", 1),
+            // A time that does not parse.
+            line.replacen("2018-07-02T22:23:00.186641Z", "xxx", 1),
+            // A request without its protocol.
+            line.replacen(" HTTP/1.1\"", "\"", 1),
+        ];
+        check(
+            LineFormat::Alb,
+            &["time", "elb_status_code", "request"],
+            &lines.join("\n"),
+            r#"
+1: ok timestamp="2018-07-02T22:23:00.186641Z" time="2018-07-02T22:23:00.186641Z" elb_status_code="200" request="GET http://www.example.com:80/ HTTP/1.1"
+2: malformed_record: the line does not read as an ALB access log line: field 2 (time) is empty, where the format writes - for no value: a run of spaces split one separator in two; {shifted}
+3: malformed_record: the line does not read as an ALB access log line: request is "GET http://www.example.com:80/ HTTP/1.1\" - - arn:aws:elasticloadbalancing:us-eas"…, which is not a request: method, URL and protocol (or -); {shifted}
+4: malformed_record: the line does not read as an ALB access log line: target_port is "0.000", which is not ip:port (or -); {shifted}
+5: malformed_record: the line does not read as an ALB access log line: time is "xxx", which is not a time such as 2018-07-02T22:23:00.186641Z; {shifted}
+6: malformed_record: the line does not read as an ALB access log line: request is "GET http://www.example.com:80/", which is not a request: method, URL and protocol (or -); {shifted}
+"#,
+        );
+    }
+
+    /// The end of every message about a field that cannot be its own
+    /// (`{shifted}` in the expected texts).
+    const SHIFTED: &str = " its fields have shifted (a value missing, split or added mid-line) or it was edited, and it is not routed with values under the wrong names (check the line, and --format / route.format)";
+
+    #[test]
+    fn s3_times_become_utc_and_shifted_fields_are_named() {
+        let line = S3.trim_end();
+        let lines = [
+            line.to_owned(),
+            line.replacen("+0000", "-0700", 1),
+            line.replacen(
+                "[06/Feb/2019:00:01:57 +0000]",
+                "[31/Dec/2019:20:30:00 -0700]",
+                1,
+            ),
+            line.replacen(
+                "[06/Feb/2019:00:01:57 +0000]",
+                "[01/Mar/2020:01:00:00 +0530]",
+                1,
+            ),
+            line.replacen("06/Feb/2019", "2019-02-06", 1),
+            // The owner missing: every value one field to the left.
+            line.split_once(' ').unwrap().1.to_owned(),
+            // A run of spaces before the status.
+            line.replacen("\" 200 ", "\"  200 ", 1),
+            // The oldest lines end after the user agent.
+            line.split(" - 10S62").next().unwrap().to_owned(),
+        ];
+        check(
+            LineFormat::S3Access,
+            &["time", "http_status", "operation"],
+            &lines.join("\n"),
+            r#"
+1: ok timestamp="2019-02-06T00:01:57Z" time="06/Feb/2019:00:01:57 +0000" http_status="200" operation="REST.PUT.OBJECT"
+2: ok timestamp="2019-02-06T07:01:57Z" time="06/Feb/2019:00:01:57 -0700" http_status="200" operation="REST.PUT.OBJECT"
+3: ok timestamp="2020-01-01T03:30:00Z" time="31/Dec/2019:20:30:00 -0700" http_status="200" operation="REST.PUT.OBJECT"
+4: ok timestamp="2020-02-29T19:30:00Z" time="01/Mar/2020:01:00:00 +0530" http_status="200" operation="REST.PUT.OBJECT"
+5: malformed_record: the line does not read as an S3 server access log line: time is "2019-02-06:00:01:57 +0000", which is not a time such as 06/Feb/2019:00:01:57 +0000; {shifted}
+6: malformed_record: the line does not read as an S3 server access log line: time is "192.0.2.3", which is not a time such as 06/Feb/2019:00:01:57 +0000; {shifted}
+7: malformed_record: the line does not read as an S3 server access log line: field 10 (http_status) is empty, where the format writes - for no value: a run of spaces split one separator in two; {shifted}
+8: ok timestamp="2019-02-06T00:01:57Z" time="06/Feb/2019:00:01:57 +0000" http_status="200" operation="REST.PUT.OBJECT"
+"#,
+        );
+    }
+
+    #[test]
+    fn cloudfront_timestamps_trailing_tab_and_midnight() {
+        let input = "#Version: 1.0\n#Fields: date time x-edge-location sc-status cs-uri-stem\n\
+            2019-12-04\t23:59:59\tLAX1\t200\t/a\n\
+            2019-12-05\t00:00:00\tLAX1\t200\t/b\n\
+            2019-12-05\t00:00:01.5\tLAX1\t200\t/c\t\n\
+            2019-12-05\t00:00:02\tLAX1\t200\t/d\t\t\n\
+            2019-12-05\t00:00:03\tLAX1\t200\t/e\tx\n\
+            2019-12-05\t24:00:00\tLAX1\t200\t/f\n\
+            2019-02-29\t00:00:00\tLAX1\t200\t/g\n\
+            -\t00:00:00\tLAX1\t200\t/h\n\
+            #Fields: x-edge-location sc-status\n\
+            LAX1\t200\n\
+            #Fields: timestamp date time\n\
+            1575500400.123\t2019-12-05\t00:00:00\n";
+        check(
+            LineFormat::Cloudfront,
+            &["date", "time", "cs_uri_stem"],
+            input,
+            r#"
+3: ok timestamp="2019-12-04T23:59:59Z" date="2019-12-04" time="23:59:59" cs_uri_stem="/a"
+4: ok timestamp="2019-12-05T00:00:00Z" date="2019-12-05" time="00:00:00" cs_uri_stem="/b"
+5: ok timestamp="2019-12-05T00:00:01.5Z" date="2019-12-05" time="00:00:01.5" cs_uri_stem="/c"
+6: malformed_record: 7 tab-separated values, but the #Fields: header on line 2 names 5: the record is cut or the file was edited (CloudFront writes one value per field, - when empty)
+7: malformed_record: 6 tab-separated values, but the #Fields: header on line 2 names 5: the record is cut or the file was edited (CloudFront writes one value per field, - when empty)
+8: malformed_record: time is "24:00:00", which is not a time of day such as 21:02:31 (UTC, as CloudFront writes it); the #Fields: header on line 2 names the columns, so the record was edited or is not a CloudFront log (check the line, and --format / route.format)
+9: malformed_record: date is "2019-02-29", which is not a date such as 2019-12-04 (UTC, as CloudFront writes it); the #Fields: header on line 2 names the columns, so the record was edited or is not a CloudFront log (check the line, and --format / route.format)
+10: malformed_record: date is "-", which is not a date such as 2019-12-04 (UTC, as CloudFront writes it); the #Fields: header on line 2 names the columns, so the record was edited or is not a CloudFront log (check the line, and --format / route.format)
+12: ok timestamp=null date=null time=null cs_uri_stem=null
+14: ok timestamp="1575500400.123" date="2019-12-05" time="00:00:00" cs_uri_stem=null
+"#,
+        );
+    }
 
     /// The fields' vector of one line is the next line's, allocation and
     /// all.

@@ -18,6 +18,7 @@
 //! authentication_type, host_header, tls_version, access_point_arn,
 //! acl_required.
 
+use super::shape::{Shape, TimeField};
 use super::spaced::Documented;
 use super::{Field, Format, Reject};
 
@@ -57,6 +58,39 @@ const KEY: usize = 7;
 /// Positions of the quoted fields: Request-URI, Referer, User-Agent.
 const QUOTED: [usize; 3] = [8, 15, 16];
 
+/// What each documented field can be (see [`super::shape`]).
+const SHAPES: [Shape; 26] = {
+    use Shape::*;
+    [
+        Any,       // Bucket Owner
+        Any,       // Bucket
+        S3Time,    // Time
+        Ip,        // Remote IP
+        Any,       // Requester
+        Word,      // Request ID
+        Operation, // Operation
+        Any,       // Key
+        Request,   // Request-URI
+        Status,    // HTTP status
+        Word,      // Error Code
+        Count,     // Bytes Sent
+        Count,     // Object Size
+        Count,     // Total Time
+        Count,     // Turn-Around Time
+        Any,       // Referer
+        Any,       // User-Agent
+        Any,       // Version Id
+        Any,       // Host Id
+        Word,      // Signature Version
+        Word,      // Cipher Suite
+        Word,      // Authentication Type
+        Any,       // Host Header
+        Word,      // TLS version
+        Any,       // Access Point ARN
+        Any,       // aclRequired
+    ]
+};
+
 pub struct S3Access(Documented);
 
 impl S3Access {
@@ -68,6 +102,9 @@ impl S3Access {
             min: 17,
             decoded: &[KEY],
             quoted: &QUOTED,
+            always_quoted: &[],
+            shapes: &SHAPES,
+            time: TimeField::S3(2),
         })
     }
 }
@@ -128,7 +165,8 @@ mod tests {
         assert_eq!(v["user_agent"], "S3Console/0.4");
         assert_eq!(v["tls_version"], "TLSV1.2");
         assert_eq!(v["acl_required"], "Yes");
-        assert_eq!(v.as_object().unwrap().len(), 26);
+        assert_eq!(v["timestamp"], "2019-02-06T00:01:57Z");
+        assert_eq!(v.as_object().unwrap().len(), 27);
     }
 
     #[test]
@@ -139,7 +177,7 @@ mod tests {
         assert_eq!(old["key"], "a b.txt");
         assert_eq!(old["requester"], serde_json::Value::Null);
         assert_eq!(old["acl_required"], serde_json::Value::Null);
-        assert_eq!(old.as_object().unwrap().len(), 26);
+        assert_eq!(old.as_object().unwrap().len(), 27);
         let tail = " - host SigV4 c AuthHeader h TLSv1.3 - - extra1 extra2";
         let new = object(&format!("{head} \"-\" \"ua\"{tail}"));
         assert_eq!(new["field_27"], "extra1");

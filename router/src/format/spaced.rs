@@ -32,24 +32,27 @@
 //! former rule, which counted the quotes left after every candidate, took
 //! 8 s at 128 KB and hours at 4 MiB).
 
+use super::shape::{shown, Shape, TimeField, TIMESTAMP};
+
 /// Splits `line`, handing each field (as written, without its quotes or
 /// brackets) to `out` in order (no allocation: this runs once per line),
 /// with no documented layout: only the bare-field rule picks a quoted
 /// field's closing quote. `Err` names what is wrong.
-pub fn split<'l>(line: &'l str, out: impl FnMut(&'l str)) -> Result<(), String> {
-    split_as(line, 0, &[], out)
+pub fn split<'l>(line: &'l str, mut out: impl FnMut(&'l str)) -> Result<(), String> {
+    split_as(line, 0, &[], |t, _| out(t))
 }
 
 /// [`split`] for a format whose first `documented` fields are known:
 /// those at positions (from 0) in `quoted` may be written in quotes, the
 /// others never are, which rules out a close after which the next quoted
 /// field would fall at one of them. Fields past `documented` may be
-/// anything.
+/// anything. `out` is also told whether each field was enclosed (in quotes
+/// or brackets), so that a format can check a field's writing too.
 pub fn split_as<'l>(
     line: &'l str,
     documented: usize,
     quoted: &[usize],
-    mut out: impl FnMut(&'l str),
+    mut out: impl FnMut(&'l str, bool),
 ) -> Result<(), String> {
     let b = line.as_bytes();
     let never_quoted = |pos: usize| pos < documented && !quoted.contains(&pos);
@@ -128,7 +131,7 @@ pub fn split_as<'l>(
                 (i, end, end)
             }
         };
-        out(&line[from..to]);
+        out(&line[from..to], from != i);
         pos += 1;
         // `end` is a space or the end of the line; a space that ends the
         // line ends this field too.
@@ -143,6 +146,9 @@ pub fn split_as<'l>(
 /// the documented ones are kept as `field_N`; documented fields missing
 /// at the end of a shorter (older) line are `null`, so every line of a
 /// format has the same keys; fewer than `min` fields is a malformed record.
+/// Every field is checked against its documented [`Shape`] before the line
+/// is routed (see [`super::shape`]), and the record ends with its
+/// `timestamp`.
 pub struct Documented {
     /// What the format is called in messages.
     pub name: &'static str,
@@ -151,10 +157,17 @@ pub struct Documented {
     /// Positions (from 0) of the documented fields that may be written in
     /// quotes; the other documented ones never are (see [`split_as`]).
     pub quoted: &'static [usize],
+    /// Positions of the fields the format always writes in quotes (`"-"`
+    /// when empty): one written bare is another field's value, moved.
+    pub always_quoted: &'static [usize],
     /// Positions of fields the format percent-encodes: decoded when the
     /// result is UTF-8 (decoding once is then lossless), else kept as
     /// written.
     pub decoded: &'static [usize],
+    /// The documented fields' shapes, in order (one per key).
+    pub shapes: &'static [Shape],
+    /// The field that becomes `timestamp` (required in every line).
+    pub time: TimeField,
 }
 
 impl Documented {
@@ -173,12 +186,20 @@ impl Documented {
             )
         };
         let start = out.len();
-        split_as(line, self.keys.len(), self.quoted, |t| {
+        let mut misfit: Option<String> = None;
+        let mut stamp = None;
+        split_as(line, self.keys.len(), self.quoted, |t, enclosed| {
             let i = out.len() - start;
             let key = match self.keys.get(i) {
                 Some(k) => std::borrow::Cow::Borrowed(k.as_str()),
                 None => super::extra_key(i + 1),
             };
+            if misfit.is_none() {
+                misfit = self.misfit(i, &key, t, enclosed);
+                if i == self.time.position() && misfit.is_none() {
+                    stamp = self.time.timestamp(t);
+                }
+            }
             let mut value = super::value(t);
             if self.decoded.contains(&i) {
                 value = value.map(|v| logrouter::percent::decode(t, false).unwrap_or(v));
@@ -193,10 +214,45 @@ impl Documented {
                 self.min
             )));
         }
+        if let Some(why) = misfit {
+            return Err((
+                crate::reason::Reason::MalformedRecord,
+                format!(
+                    "the line does not read as {}: {why}; its fields have shifted (a value missing, split or added mid-line) or it was edited, and it is not routed with values under the wrong names (check the line, and --format / route.format)",
+                    self.name
+                ),
+            ));
+        }
         for k in self.keys.iter().skip(n) {
             out.push((std::borrow::Cow::Borrowed(k.as_str()), None));
         }
+        out.push((std::borrow::Cow::Borrowed(TIMESTAMP), stamp));
         Ok(())
+    }
+
+    /// Why field `i` (`key`), written as `text`, cannot be what the format
+    /// documents there; `None` if it can.
+    fn misfit(&self, i: usize, key: &str, text: &str, enclosed: bool) -> Option<String> {
+        if text.is_empty() && !enclosed {
+            return Some(format!(
+                "field {} ({key}) is empty, where the format writes - for no value: a run of spaces split one separator in two",
+                i + 1
+            ));
+        }
+        let shape = *self.shapes.get(i)?;
+        if !enclosed && self.always_quoted.contains(&i) {
+            return Some(format!(
+                "{key} is {}, written without the quotes it always has",
+                shown(text)
+            ));
+        }
+        (!shape.fits(text)).then(|| {
+            format!(
+                "{key} is {}, which is not {}",
+                shown(text),
+                shape.describe()
+            )
+        })
     }
 }
 
@@ -257,7 +313,7 @@ mod tests {
         let line = S3.replace("\"UA\"", &format!("\"{user_agent}\""));
         let f = crate::format::s3_access::S3Access::new();
         let mut out = Vec::new();
-        split_as(&line, f.layout().0, f.layout().1, |t| {
+        split_as(&line, f.layout().0, f.layout().1, |t, _| {
             out.push(t.to_owned())
         })?;
         Ok(out)
@@ -291,7 +347,7 @@ mod tests {
         for uri in ["|2\"3|", "|2\" 3|", "|2\" \"3|"] {
             let line = S3.replace("|2|", uri);
             let mut out = Vec::new();
-            split_as(&line, documented, quoted, |t| out.push(t)).unwrap();
+            split_as(&line, documented, quoted, |t, _| out.push(t)).unwrap();
             assert_eq!(out[8], format!("GET /tick?data=|1{uri} HTTP/1.1"));
             assert_eq!((out.len(), out[9]), (26, "200"), "{uri}");
         }
@@ -305,7 +361,7 @@ mod tests {
         assert_eq!(get("http_status").as_deref(), Some("200"));
         assert_eq!(get("user_agent").as_deref(), Some("curl \"x"));
         assert_eq!(get("host_id").as_deref(), Some("hostid"));
-        assert_eq!(fields.len(), 26);
+        assert_eq!(fields.len(), 27);
     }
 
     /// A documented bare position after a quoted field does not open with
@@ -316,14 +372,14 @@ mod tests {
         assert_eq!(s3_fields(ua).unwrap()[16], ua);
         assert_eq!(texts("\"x\" \"y\" z\" -"), ["x", "y\" z", "-"]);
         assert_eq!(
-            split_as("\"x\" \"y\" z\" -", 2, &[0], |_| {}).map(|_| ()),
+            split_as("\"x\" \"y\" z\" -", 2, &[0], |_, _| {}).map(|_| ()),
             Ok(())
         );
         let mut out = Vec::new();
-        split_as("\"x\" \"y\" z\" -", 2, &[0], |t| out.push(t)).unwrap();
+        split_as("\"x\" \"y\" z\" -", 2, &[0], |t, _| out.push(t)).unwrap();
         assert_eq!(out, ["x\" \"y\" z", "-"]);
         // No close fits: an error, not a guess.
-        assert!(split_as("\"x\" \"y", 2, &[0], |_| {}).is_err());
+        assert!(split_as("\"x\" \"y", 2, &[0], |_, _| {}).is_err());
     }
 
     /// Every line of up to 7 of `a "[]` and space splits or errs, never
@@ -341,7 +397,7 @@ mod tests {
                 let spaces = line.matches(' ').count();
                 for (documented, quoted) in [(0, &[][..]), (3, &[1][..])] {
                     let mut count = 0;
-                    if split_as(&line, documented, quoted, |_| count += 1).is_ok() {
+                    if split_as(&line, documented, quoted, |_, _| count += 1).is_ok() {
                         assert!(count <= spaces + 1, "{line:?}");
                     }
                 }
@@ -363,7 +419,7 @@ mod tests {
         let t = std::time::Instant::now();
         assert!(split(&line, |_| {}).is_err());
         let layout = crate::format::s3_access::S3Access::new();
-        assert!(split_as(&line, layout.layout().0, layout.layout().1, |_| {}).is_err());
+        assert!(split_as(&line, layout.layout().0, layout.layout().1, |_, _| {}).is_err());
         // Candidates that are all passed over, in one quoted field.
         let mut line = String::from("\"");
         line.push_str(&"a\" b\"".repeat(size / 6));
