@@ -171,7 +171,7 @@ async fn shipped_migrations_match_the_schemas_and_apply() {
         assert!(out.status.success());
         assert!(
             text(&out).contains(
-                "2 migrations applied (0001_create_demo_tables, 0002_create_access_log_tables)"
+                "3 migrations applied (0001_create_demo_tables, 0002_create_access_log_tables, 0003_add_access_log_timestamp)"
             ),
             "{}",
             text(&out)
@@ -188,6 +188,25 @@ async fn shipped_migrations_match_the_schemas_and_apply() {
         .get(0);
     // The twelve demo types and the three access-log formats (issue #12).
     assert_eq!(n, 15);
+    // Issue #25: 0003 gave every access-log table its UTC `timestamp`.
+    let stamps: Vec<String> = c
+        .query(
+            "SELECT table_name::text || ' ' || data_type || ' ' || is_nullable FROM information_schema.columns WHERE table_schema = $1 AND column_name = 'timestamp' ORDER BY table_name",
+            &[&schema],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(
+        stamps,
+        [
+            "alb timestamp without time zone YES",
+            "cloudfront timestamp without time zone YES",
+            "s3_access timestamp without time zone YES"
+        ]
+    );
 }
 
 /// The schema-change workflow: a new optional field → `schema diff` writes

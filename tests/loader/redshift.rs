@@ -107,7 +107,7 @@ async fn redshift_through_the_data_api() {
     );
     assert!(
         text(&out).contains(
-            "2 migrations applied (0001_create_demo_tables, 0002_create_access_log_tables)"
+            "3 migrations applied (0001_create_demo_tables, 0002_create_access_log_tables, 0003_add_access_log_timestamp)"
         ),
         "{}",
         text(&out)
