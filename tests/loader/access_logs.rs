@@ -2,7 +2,9 @@
 //! all strings, load into the shipped typed schemas (`schemas/`): the
 //! columns marked `x-logrouter-from-text` hold integers and numbers parsed
 //! from the strings, on SQLite, PostgreSQL and Redshift (the Data API test
-//! server); a string that is not one is a reject like any other.
+//! server); a string that is not one is a reject like any other. Issue #25:
+//! their `timestamp` column (UTC, from the router) answers a time range on
+//! every warehouse.
 
 use std::path::Path;
 
@@ -406,5 +408,298 @@ async fn issue12_cloudfront_logs_in_s3_become_typed_rows_in_postgres_and_sqlite(
         );
         let out = run(&mut at_moto(), &["verify", "--warehouse", &url, &root]);
         assert!(out.status.success(), "{url}: {}", text(&out));
+    }
+}
+
+/// One access-log format of issue #25's test: its sample log's record
+/// (tests/data/logs/) with other times, routed by the router, and the rows
+/// a `"timestamp" BETWEEN from AND to` query must find.
+struct TimeCase {
+    format: logrouter::config::LineFormat,
+    /// The fixed type, and so the table.
+    table: &'static str,
+    /// The source object's key.
+    key: &'static str,
+    log: String,
+    /// The column that tells the lines apart.
+    id: &'static str,
+    from: &'static str,
+    to: &'static str,
+    /// `id`, then the timestamp as `YYYY-MM-DD HH:MM:SS.ffffff`, by time.
+    want: &'static [&'static str],
+}
+
+impl TimeCase {
+    /// Its log's records (not its header lines).
+    fn records(&self) -> usize {
+        self.log.lines().filter(|l| !l.starts_with('#')).count()
+    }
+}
+
+/// The sample log `name`'s header (its first `header` lines) and its first
+/// record once per entry of `lines`, with the record's time (`time`) and
+/// id (`id`) replaced by the entry's.
+fn sample_lines(
+    name: &str,
+    header: usize,
+    (time, id): (&str, &str),
+    lines: &[(&str, &str)],
+) -> String {
+    let sample = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../tests/data/logs")
+            .join(name),
+    )
+    .unwrap();
+    let mut it = sample.lines();
+    let mut out: String = it.by_ref().take(header).map(|h| format!("{h}\n")).collect();
+    let record = it.next().unwrap();
+    assert!(record.contains(time) && record.contains(id), "{record}");
+    for (t, i) in lines {
+        out += &record.replacen(time, t, 1).replacen(id, i, 1);
+        out.push('\n');
+    }
+    out
+}
+
+fn time_cases() -> Vec<TimeCase> {
+    use logrouter::config::LineFormat;
+    // CloudFront: a pair around midnight in the range; the sample's
+    // 21:02:31 before it; the first one's time of day a day later, after it.
+    let cloudfront = sample_lines(
+        "cloudfront-EMLARXS9EXAMPLE.2019-12-04-21.example",
+        2,
+        (
+            "2019-12-04\t21:02:31",
+            "SOX4xwn4XV6Q4rgb7XiVGOHms_BGlTAC4KyHmureZmBNrjGdRLiNIQ==",
+        ),
+        &[
+            ("2019-12-04\t21:02:31", "cf-before"),
+            ("2019-12-04\t23:59:59", "cf-last-second"),
+            ("2019-12-05\t00:00:01", "cf-next-day"),
+            ("2019-12-05\t23:59:59", "cf-a-day-later"),
+        ],
+    );
+    // S3: times at +0000 and at other offsets, converted to UTC.
+    let s3 = sample_lines(
+        "s3-access-2019-02-06-00-01-57-EXAMPLE",
+        0,
+        ("[06/Feb/2019:00:01:57 +0000]", "DD6CC733AEXAMPLE"),
+        &[
+            ("[06/Feb/2019:00:01:57 +0000]", "s3-utc"),
+            // 00:30:00 UTC, written at +0200.
+            ("[06/Feb/2019:02:30:00 +0200]", "s3-east"),
+            // 00:15:00 UTC on the 6th, written on the 5th at -0500.
+            ("[05/Feb/2019:19:15:00 -0500]", "s3-west-day-before"),
+            // 01:30:00 UTC: out, though its local time is in the range.
+            ("[06/Feb/2019:00:30:00 -0100]", "s3-local-in-utc-out"),
+            ("[05/Feb/2019:23:59:59 +0000]", "s3-before"),
+        ],
+    );
+    // ALB: the last microsecond in the range, and the first after it.
+    let alb = sample_lines(
+        "alb-example.log",
+        0,
+        (
+            "2018-07-02T22:23:00.186641Z",
+            "Root=1-58337262-36d228ad5d99923122bbe354",
+        ),
+        &[
+            ("2018-07-02T22:23:00.186641Z", "Root=alb-sample"),
+            ("2018-07-02T22:59:59.999999Z", "Root=alb-last"),
+            ("2018-07-02T23:00:00.000001Z", "Root=alb-after"),
+            ("2018-07-02T21:59:59.999999Z", "Root=alb-before"),
+        ],
+    );
+    vec![
+        TimeCase {
+            format: LineFormat::Cloudfront,
+            table: "cloudfront",
+            key: "logs/cf/EMLARXS9EXAMPLE.2019-12-04-23.a1b2c3d4.gz",
+            log: cloudfront,
+            id: "x_edge_request_id",
+            from: "2019-12-04 23:59:00",
+            to: "2019-12-05 00:01:00",
+            want: &[
+                "cf-last-second\t2019-12-04 23:59:59.000000",
+                "cf-next-day\t2019-12-05 00:00:01.000000",
+            ],
+        },
+        TimeCase {
+            format: LineFormat::S3Access,
+            table: "s3_access",
+            key: "logs/s3/2019-02-06-00-01-57-EXAMPLE",
+            log: s3,
+            id: "request_id",
+            from: "2019-02-06 00:00:00",
+            to: "2019-02-06 01:00:00",
+            want: &[
+                "s3-utc\t2019-02-06 00:01:57.000000",
+                "s3-west-day-before\t2019-02-06 00:15:00.000000",
+                "s3-east\t2019-02-06 00:30:00.000000",
+            ],
+        },
+        TimeCase {
+            format: LineFormat::Alb,
+            table: "alb",
+            key: "logs/alb/123456789012_elasticloadbalancing_us-east-2_app.my-loadbalancer.50dc6c495c0c9188_20180702T2225Z_10.0.0.1_abc.log.gz",
+            log: alb,
+            id: "trace_id",
+            from: "2018-07-02 22:00:00",
+            to: "2018-07-02 23:00:00",
+            want: &[
+                "Root=alb-sample\t2018-07-02 22:23:00.186641",
+                "Root=alb-last\t2018-07-02 22:59:59.999999",
+            ],
+        },
+    ]
+}
+
+/// Issue #25: every access-log table has a `timestamp` column (UTC), filled
+/// from the `timestamp` the router writes into every object of the three
+/// formats, so one query finds a time range on every warehouse: real
+/// CloudFront, S3 access and ALB lines, routed by the router from (moto)
+/// S3, into tables built by the shipped migrations (0003 adds the column to
+/// the tables 0002 made) on SQLite, PostgreSQL and Redshift (the Data API
+/// test server), answer `"timestamp" BETWEEN … AND …` with exactly the
+/// expected rows: a CloudFront pair around midnight (its `date` and `time`
+/// joined), S3 times written at +0000 and at other offsets (converted to
+/// UTC: a line whose local time is in the range but whose UTC time is not
+/// is left out), ALB's microseconds at the range's ends. `timestamp` is a
+/// reserved word in Redshift: the query quotes it, as the loader's DDL,
+/// COPY and INSERT column lists do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue25_access_log_tables_answer_a_time_range_on_every_warehouse() {
+    use logrouter::manifest::Manifest;
+
+    const ROLE: &str = "arn:aws:iam::123456789012:role/logrouter-copy";
+    let s3 = s3().await;
+    let bucket = unique("ts");
+    s3.create_bucket().bucket(&bucket).send().await.unwrap();
+    let at = |key: &str| Location::S3 {
+        bucket: bucket.clone(),
+        key: key.to_owned(),
+    };
+    let cases = time_cases();
+    let mut lines = 0;
+    for case in &cases {
+        let body = if case.key.ends_with(".gz") {
+            gzip(case.log.as_bytes())
+        } else {
+            case.log.clone().into_bytes()
+        };
+        s3.put_object()
+            .bucket(&bucket)
+            .key(case.key)
+            .body(ByteStream::from(body))
+            .send()
+            .await
+            .unwrap();
+        let mut config = test_config();
+        config.route.format = case.format;
+        config.route.fixed_type = Some(case.table.into());
+        config.validate().unwrap();
+        let router = router::route::Router::new(
+            &config,
+            &at("routed"),
+            std::sync::Arc::new(logrouter::aws::AwsClients::new(config.aws.clone())),
+        )
+        .await
+        .unwrap();
+        let manifest: Manifest = match router.route_object(&at(case.key), false).await.unwrap() {
+            router::route::RouteOutcome::Routed { manifest, .. } => *manifest,
+            other => panic!("{}: {other:?}", case.key),
+        };
+        assert_eq!(
+            (manifest.lines.routed, manifest.lines.quarantined),
+            (case.records() as u64, 0),
+            "{}",
+            case.key
+        );
+        assert_eq!(
+            manifest.types.keys().collect::<Vec<_>>(),
+            [case.table],
+            "{}",
+            case.key
+        );
+        lines += manifest.lines.routed;
+    }
+    assert_eq!(lines, 13);
+
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite = format!("sqlite:{}", dir.path().join("w.db").display());
+    let redshift = format!("redshift://test-cluster/dev?db_user=loader&iam_role={ROLE}");
+    let root = format!("s3://{bucket}/routed");
+    let migrations = shipped_schemas().join("../migrations");
+    // A schema each: the Data API test server runs on the same PostgreSQL,
+    // and its migrations are Redshift's.
+    for (url, schema) in [
+        (sqlite.clone(), unique_schema("ts25")),
+        (database_url(), unique_schema("ts25")),
+        (redshift, unique_schema("rsts25")),
+    ] {
+        let cmd = || {
+            let mut cmd = loader_in(&schema);
+            cmd.env("AWS_ENDPOINT_URL", moto())
+                .env("LOGROUTER_AWS__FORCE_PATH_STYLE", "true")
+                .env("AWS_ENDPOINT_URL_REDSHIFT_DATA", redshift_data());
+            cmd
+        };
+        let out = run(
+            &mut cmd(),
+            &[
+                "migrate",
+                "--warehouse",
+                &url,
+                "--migrations",
+                migrations.to_str().unwrap(),
+            ],
+        );
+        assert!(
+            out.status.success() && text(&out).contains("0003_add_access_log_timestamp"),
+            "{url}: {}",
+            text(&out)
+        );
+        let out = run(&mut cmd(), &["load", "--warehouse", &url, &root]);
+        assert!(
+            out.status.success() && text(&out).contains(&format!("loaded 3 files ({lines} rows)")),
+            "{url}: {}",
+            text(&out)
+        );
+        // SQLite keeps the loader's UTC text, which sorts as time.
+        let stamp = if url == sqlite {
+            "\"timestamp\""
+        } else {
+            "to_char(\"timestamp\", 'YYYY-MM-DD HH24:MI:SS.US')"
+        };
+        let qualify = |t: &str| {
+            if url == sqlite {
+                format!("\"{t}\"")
+            } else {
+                format!("\"{schema}\".\"{t}\"")
+            }
+        };
+        for case in &cases {
+            let table = qualify(case.table);
+            let got = query(
+                &mut cmd(),
+                &url,
+                &format!(
+                    "SELECT {id}, {stamp} FROM {table} WHERE \"timestamp\" BETWEEN '{from}' AND '{to}' ORDER BY \"timestamp\"",
+                    id = case.id,
+                    from = case.from,
+                    to = case.to,
+                ),
+            );
+            assert_eq!(got, case.want, "{url}: {}", case.table);
+            // Every row has its timestamp.
+            let got = query(
+                &mut cmd(),
+                &url,
+                &format!("SELECT count(*), count(\"timestamp\") FROM {table}"),
+            );
+            let n = case.records();
+            assert_eq!(got, [format!("{n}\t{n}")], "{url}: {}", case.table);
+        }
     }
 }
