@@ -6,6 +6,7 @@ mod backfill;
 mod cli;
 mod lambda;
 mod ops;
+mod peer_logs;
 mod queue;
 mod route;
 mod s3_sqs;
