@@ -111,7 +111,7 @@ struct Args {
 
     /// Access logs: write the first N of the format's documented fields
     /// (CloudFront 24, 26 or 33 [default]; s3_access 18 to 26 [default];
-    /// alb 17 to 30 [default]), as files of that vintage have.
+    /// alb 18 to 30 [default]), as files of that vintage have.
     #[arg(long, value_name = "N")]
     fields: Option<usize>,
 

@@ -846,7 +846,9 @@ quarantine: 2 line_too_long"#,
             .map(|(_, v)| v.as_object().unwrap().len())
             .collect();
         assert_eq!(sizes, [26, 28, 35, 36]);
-        assert!(got.iter().all(|(_, v)| v["timestamp"] == "2019-12-04T21:02:31Z"));
+        assert!(got
+            .iter()
+            .all(|(_, v)| v["timestamp"] == "2019-12-04T21:02:31Z"));
         assert!(got.iter().all(|(t, _)| t == "miss"));
         assert_eq!(got[3].1["x_future_field"], "v14");
         assert_eq!(got[3].1["sc_range_end"], "v12");

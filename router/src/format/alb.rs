@@ -5,7 +5,12 @@
 //! `trace_id`, ...) split as in [`super::spaced`], `-` or `"-"` for no
 //! value; values are kept as written (ALB encodes nothing). Fields that AWS
 //! appends after this list are kept as `field_31`, ...; lines of older
-//! load balancers that end early have the later keys as `null`.
+//! load balancers that end early (after `trace_id` at the earliest) have
+//! the later keys as `null`. Each value is checked against its field's
+//! [`Shape`] first, and `request` and `user_agent` must be in quotes, as
+//! ALB always writes them: a line whose values have shifted is
+//! quarantined, never routed (see [`super::shape`]). `timestamp` is `time`,
+//! which is RFC 3339 in UTC already.
 //!
 //! Keys: type, time, elb, client_port, target_port,
 //! request_processing_time, target_processing_time,
@@ -79,11 +84,11 @@ const SHAPES: [Shape; 30] = {
         Any,              // user_agent
         Word,             // ssl_cipher
         Word,             // ssl_protocol
-        Arn,              // target_group_arn
+        Word,             // target_group_arn
         Any,              // trace_id
         Any,              // domain_name
         Any,              // chosen_cert_arn
-        Count,            // matched_rule_priority
+        Integer,          // matched_rule_priority
         Rfc3339UtcOrNone, // request_creation_time
         Any,              // actions_executed
         Any,              // redirect_url
@@ -106,8 +111,12 @@ impl Alb {
         Self(Documented {
             name: "an ALB access log line",
             keys: super::keys(&FIELDS),
-            // Every ALB line has at least the request and its user agent.
-            min: 14,
+            // ALB has written at least the 18 fields up to trace_id since
+            // its launch (2016). A line that ends earlier is cut, or a
+            // quoted field ran to its end: a value missing after the user
+            // agent leaves no plausible close for its quote (see
+            // `super::spaced`), and it would swallow the rest of the line.
+            min: 18,
             decoded: &[],
             quoted: &QUOTED,
             always_quoted: &ALWAYS_QUOTED,

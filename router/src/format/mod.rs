@@ -262,18 +262,26 @@ mod tests {
             line.replacen("2018-07-02T22:23:00.186641Z", "xxx", 1),
             // A request without its protocol.
             line.replacen(" HTTP/1.1\"", "\"", 1),
+            // The TLS cipher missing: the trace id lands, quoted, where
+            // the target group is never quoted.
+            line.replacen(" - - arn:", " - arn:", 1),
+            // Rules that could not be evaluated: priority -1, as AWS
+            // documents.
+            line.replacen("\"-\" 0 2018", "\"-\" -1 2018", 1),
         ];
         check(
             LineFormat::Alb,
-            &["time", "elb_status_code", "request"],
+            &["time", "elb_status_code", "matched_rule_priority"],
             &lines.join("\n"),
             r#"
-1: ok timestamp="2018-07-02T22:23:00.186641Z" time="2018-07-02T22:23:00.186641Z" elb_status_code="200" request="GET http://www.example.com:80/ HTTP/1.1"
+1: ok timestamp="2018-07-02T22:23:00.186641Z" time="2018-07-02T22:23:00.186641Z" elb_status_code="200" matched_rule_priority="0"
 2: malformed_record: the line does not read as an ALB access log line: field 2 (time) is empty, where the format writes - for no value: a run of spaces split one separator in two; {shifted}
 3: malformed_record: the line does not read as an ALB access log line: request is "GET http://www.example.com:80/ HTTP/1.1\" - - arn:aws:elasticloadbalancing:us-eas"…, which is not a request: method, URL and protocol (or -); {shifted}
 4: malformed_record: the line does not read as an ALB access log line: target_port is "0.000", which is not ip:port (or -); {shifted}
 5: malformed_record: the line does not read as an ALB access log line: time is "xxx", which is not a time such as 2018-07-02T22:23:00.186641Z; {shifted}
 6: malformed_record: the line does not read as an ALB access log line: request is "GET http://www.example.com:80/", which is not a request: method, URL and protocol (or -); {shifted}
+7: malformed_record: the line does not read as an ALB access log line: user_agent runs to the end of the line, "curl/7.46.0\" - arn:aws:elasticloadbalancing:us-east-2:123456789012:targetgroup/m"…, and leaves 14 fields where every such line has 18: no quote in it closes a field that leaves the rest of the line well-formed; {shifted}
+8: ok timestamp="2018-07-02T22:23:00.186641Z" time="2018-07-02T22:23:00.186641Z" elb_status_code="200" matched_rule_priority="-1"
 "#,
         );
     }

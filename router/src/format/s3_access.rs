@@ -10,6 +10,9 @@
 //! kept as is (a payload inside it is decoded by [`super::payload`]).
 //! Fields that S3 appends after this list are kept as `field_27`, ...;
 //! older lines that end after User-Agent have the later keys as `null`.
+//! Each value is checked against its field's [`Shape`] before the line is
+//! routed (a line whose values have shifted is quarantined, see
+//! [`super::shape`]); `timestamp` is `Time` converted to UTC.
 //!
 //! Keys: bucket_owner, bucket, time, remote_ip, requester, request_id,
 //! operation, key, request_uri, http_status, error_code, bytes_sent,

@@ -31,8 +31,11 @@ pub const TIMESTAMP: &str = "timestamp";
 pub enum Shape {
     /// Anything (names, ids, user agents, URLs).
     Any,
-    /// An unsigned integer (byte counts, milliseconds, rule priorities).
+    /// An unsigned integer (byte counts, milliseconds).
     Count,
+    /// An integer, possibly negative (ALB's matched_rule_priority, `-1`
+    /// when rules could not be evaluated).
+    Integer,
     /// A decimal number, possibly negative (ALB's processing times, `-1`
     /// when it could not dispatch).
     Seconds,
@@ -48,10 +51,8 @@ pub enum Shape {
     Request,
     /// An S3 operation: `REST.GET.OBJECT`, `S3.EXPIRE.OBJECT`, ...
     Operation,
-    /// An Amazon Resource Name.
-    Arn,
-    /// One word of letters, digits and `-_.=/`: a protocol, a cipher, an
-    /// ALB request type.
+    /// One word of letters, digits and `-_.=/+:`: a protocol, a cipher,
+    /// an ALB request type, a target group's ARN.
     Word,
     /// ALB's time, RFC 3339 in UTC (`2018-07-02T22:23:00.186641Z`);
     /// required.
@@ -68,13 +69,13 @@ impl Shape {
         match self {
             Shape::Any => "any value",
             Shape::Count => "a whole number (or -)",
+            Shape::Integer => "an integer (or -)",
             Shape::Seconds => "a number of seconds (or -)",
             Shape::Status => "an HTTP status code of 3 digits (or -)",
             Shape::Ip => "an IP address (or -)",
             Shape::IpPort => "ip:port (or -)",
             Shape::Request => "a request: method, URL and protocol (or -)",
             Shape::Operation => "an S3 operation such as REST.GET.OBJECT (or -)",
-            Shape::Arn => "an ARN, arn:... (or -)",
             Shape::Word => "one word, without quotes or brackets (or -)",
             Shape::Rfc3339Utc => "a time such as 2018-07-02T22:23:00.186641Z",
             Shape::Rfc3339UtcOrNone => "a time such as 2018-07-02T22:23:00.186641Z (or -)",
@@ -92,6 +93,7 @@ impl Shape {
         match self {
             Shape::Any => true,
             Shape::Count => digits(b),
+            Shape::Integer => digits(b.strip_prefix(b"-").unwrap_or(b)),
             Shape::Seconds => {
                 let b = b.strip_prefix(b"-").unwrap_or(b);
                 match b.iter().position(|&c| c == b'.') {
@@ -112,7 +114,6 @@ impl Shape {
                         c.is_ascii_uppercase() || c.is_ascii_digit() || b"._".contains(&c)
                     })
             }
-            Shape::Arn => text.starts_with("arn:"),
             Shape::Word => b
                 .iter()
                 .all(|&c| c.is_ascii_alphanumeric() || b"-_.=/+:".contains(&c)),
@@ -294,6 +295,8 @@ mod tests {
             (Count, "0"),
             (Count, "123"),
             (Count, "-"),
+            (Integer, "-1"),
+            (Integer, "0"),
             (Seconds, "0.000073"),
             (Seconds, "-1"),
             (Seconds, "12"),
@@ -310,10 +313,6 @@ mod tests {
             (Request, "-"),
             (Operation, "REST.GET.OBJECT"),
             (Operation, "S3.EXPIRE.OBJECT"),
-            (
-                Arn,
-                "arn:aws:elasticloadbalancing:us-east-2:1:targetgroup/t/1",
-            ),
             (Word, "TLSv1.2"),
             (Word, "ECDHE-RSA-AES128-GCM-SHA256"),
             (Rfc3339Utc, "2018-07-02T22:23:00.186641Z"),
@@ -328,6 +327,9 @@ mod tests {
         let misfits = [
             (Count, ""),
             (Count, "1.5"),
+            (Count, "-1"),
+            (Integer, "--1"),
+            (Integer, "1.0"),
             (Count, "\"-\""),
             (Seconds, "0.0.1"),
             (Seconds, "."),
@@ -340,7 +342,6 @@ mod tests {
             (Request, "GET /"),
             (Request, "curl/7.46.0"),
             (Operation, "a.txt"),
-            (Arn, "Root=1-58337262"),
             (Word, "GET / HTTP/1.1"),
             (Rfc3339Utc, "-"),
             (Rfc3339Utc, "xxx"),

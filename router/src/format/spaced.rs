@@ -46,13 +46,13 @@ pub fn split<'l>(line: &'l str, mut out: impl FnMut(&'l str)) -> Result<(), Stri
 /// those at positions (from 0) in `quoted` may be written in quotes, the
 /// others never are, which rules out a close after which the next quoted
 /// field would fall at one of them. Fields past `documented` may be
-/// anything. `out` is also told whether each field was enclosed (in quotes
-/// or brackets), so that a format can check a field's writing too.
+/// anything. `out` is also told how each field was written (bare, in
+/// quotes or in brackets), so that a format can check that too.
 pub fn split_as<'l>(
     line: &'l str,
     documented: usize,
     quoted: &[usize],
-    mut out: impl FnMut(&'l str, bool),
+    mut out: impl FnMut(&'l str, Written),
 ) -> Result<(), String> {
     let b = line.as_bytes();
     let never_quoted = |pos: usize| pos < documented && !quoted.contains(&pos);
@@ -131,7 +131,12 @@ pub fn split_as<'l>(
                 (i, end, end)
             }
         };
-        out(&line[from..to], from != i);
+        let written = match b.get(i) {
+            _ if from == i => Written::Bare,
+            Some(b'"') => Written::Quoted,
+            _ => Written::Bracketed,
+        };
+        out(&line[from..to], written);
         pos += 1;
         // `end` is a space or the end of the line; a space that ends the
         // line ends this field too.
@@ -140,6 +145,14 @@ pub fn split_as<'l>(
         }
         i = end + 1;
     }
+}
+
+/// How a field was written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Written {
+    Bare,
+    Quoted,
+    Bracketed,
 }
 
 /// A space-separated format with a documented field order: fields past
@@ -188,14 +201,16 @@ impl Documented {
         let start = out.len();
         let mut misfit: Option<String> = None;
         let mut stamp = None;
-        split_as(line, self.keys.len(), self.quoted, |t, enclosed| {
+        let mut last = ("", Written::Bare);
+        split_as(line, self.keys.len(), self.quoted, |t, written| {
             let i = out.len() - start;
+            last = (t, written);
             let key = match self.keys.get(i) {
                 Some(k) => std::borrow::Cow::Borrowed(k.as_str()),
                 None => super::extra_key(i + 1),
             };
             if misfit.is_none() {
-                misfit = self.misfit(i, &key, t, enclosed);
+                misfit = self.misfit(i, &key, t, written);
                 if i == self.time.position() && misfit.is_none() {
                     stamp = self.time.timestamp(t);
                 }
@@ -208,11 +223,25 @@ impl Documented {
         })
         .map_err(malformed)?;
         let n = out.len() - start;
-        if n < self.min {
-            return Err(malformed(format!(
-                "{n} fields, fewer than the {} every such line has",
-                self.min
-            )));
+        if misfit.is_none() && n < self.min {
+            // A quoted field holding a '"' that runs to the end of a short
+            // line: no quote in it closed a field that left the rest of
+            // the line well-formed (see `split_as`), because a value after
+            // it is missing or extra.
+            let (text, written) = last;
+            if written == Written::Quoted && text.contains('"') {
+                misfit = Some(format!(
+                    "{} runs to the end of the line, {}, and leaves {n} fields where every such line has {}: no quote in it closes a field that leaves the rest of the line well-formed",
+                    out[out.len() - 1].0,
+                    shown(text),
+                    self.min
+                ));
+            } else {
+                return Err(malformed(format!(
+                    "{n} fields, fewer than the {} every such line has",
+                    self.min
+                )));
+            }
         }
         if let Some(why) = misfit {
             return Err((
@@ -232,17 +261,23 @@ impl Documented {
 
     /// Why field `i` (`key`), written as `text`, cannot be what the format
     /// documents there; `None` if it can.
-    fn misfit(&self, i: usize, key: &str, text: &str, enclosed: bool) -> Option<String> {
-        if text.is_empty() && !enclosed {
+    fn misfit(&self, i: usize, key: &str, text: &str, written: Written) -> Option<String> {
+        if text.is_empty() && written == Written::Bare {
             return Some(format!(
                 "field {} ({key}) is empty, where the format writes - for no value: a run of spaces split one separator in two",
                 i + 1
             ));
         }
         let shape = *self.shapes.get(i)?;
-        if !enclosed && self.always_quoted.contains(&i) {
+        if written != Written::Quoted && self.always_quoted.contains(&i) {
             return Some(format!(
                 "{key} is {}, written without the quotes it always has",
+                shown(text)
+            ));
+        }
+        if written == Written::Quoted && !self.quoted.contains(&i) {
+            return Some(format!(
+                "{key} is {}, written in quotes, which it never is",
                 shown(text)
             ));
         }
