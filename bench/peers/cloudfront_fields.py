@@ -10,6 +10,12 @@ DECODED = {"cs-uri-stem", "cs-uri-query", "cs(Referer)", "cs(User-Agent)", "cs(C
 KEEP_RAW = {"cs-uri-query"}
 
 
+def timestamp(date, time):
+    """The router's `timestamp` of a record: `{date}T{time}Z` (CloudFront
+    writes both in UTC), None when either is missing."""
+    return None if date is None or time is None else f"{date}T{time}Z"
+
+
 def key(name):
     return re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
 

@@ -13,6 +13,8 @@ in-memory connection with SET threads=N (default 2):
 
   COPY (SELECT <each field as its key; url_decode() of the fields
                 CloudFront percent-encodes, cs_uri_query also as written>,
+               date || 'T' || time || 'Z' AS timestamp (as the router
+               writes it: NULL when either is; NULL without both columns),
                regexp_extract(KEY, REGEX, 1) AS type
         FROM read_csv(INPUT, tab-separated, the two header lines skipped,
                       '-' as NULL, every column VARCHAR, no quoting))
@@ -46,6 +48,9 @@ def main(argv):
         select.append(f"url_decode({k}) AS {k}" if n in DECODED else k)
         if n in KEEP_RAW:
             select.append(f"{k} AS {ident(key(n) + '_raw')}")
+    if "timestamp" not in names:
+        both = "date" in names and "time" in names
+        select.append("\"date\" || 'T' || \"time\" || 'Z' AS \"timestamp\"" if both else 'NULL AS "timestamp"')
     columns = "{" + ", ".join(f"{lit(key(n))}: 'VARCHAR'" for n in names) + "}"
     type_key = ident(opts["--type-field"].lstrip("/"))
     con = duckdb.connect()

@@ -10,7 +10,8 @@ Reads INPUT line by line (gzip.open, text), takes the field names from each
 through the same normalisation as the router (cloudfront_fields.key), `-`
 as None, the fields CloudFront percent-encodes decoded with
 urllib.parse.unquote (cs_uri_query also kept as written, under
-cs_uri_query_raw). The type is REGEX's first group in obj[KEY]; the object
+cs_uri_query_raw), and the router's `timestamp` last
+(cloudfront_fields.timestamp of date and time). The type is REGEX's first group in obj[KEY]; the object
 goes out with json.dumps (compact, UTF-8) to one
 gzip.open(..., "wb", compresslevel=1) writer per type:
 OUT_DIR/<type>.jsonl.gz. A line whose field count is not the header's, or
@@ -25,7 +26,7 @@ import re
 import sys
 import urllib.parse
 
-from cloudfront_fields import DECODED, KEEP_RAW, key
+from cloudfront_fields import DECODED, KEEP_RAW, key, timestamp
 
 
 def main(argv):
@@ -41,6 +42,7 @@ def main(argv):
     os.makedirs(out, exist_ok=True)
     writers = {}
     columns = []
+    stamp = True
     lines = 0
     unquote = urllib.parse.unquote
     try:
@@ -52,6 +54,9 @@ def main(argv):
                             (key(n), n in DECODED, key(n) + "_raw" if n in KEEP_RAW else None)
                             for n in line[len("#Fields:"):].split()
                         ]
+                        # The router adds a timestamp unless the header
+                        # names one; without date and time it is null.
+                        stamp = "timestamp" not in (c[0] for c in columns)
                     continue
                 values = line.rstrip("\n").split("\t")
                 obj = None
@@ -68,6 +73,8 @@ def main(argv):
                                 obj[raw] = v
                         else:
                             obj[k] = v
+                    if stamp:
+                        obj["timestamp"] = timestamp(obj.get("date"), obj.get("time"))
                 m = obj and pattern.match(obj.get(type_key) or "")
                 name = m.group(1) if m else None
                 w = writers.get(name)
