@@ -16,8 +16,14 @@ ARG RUST_VERSION=1.95
 FROM rust:${RUST_VERSION}-slim-bookworm AS build
 WORKDIR /src
 # The C parts (bundled SQLite, zstd, aws-lc) need only the compiler the
-# image ships. The cache mounts keep the registry and the target folder
-# between builds.
+# image ships; ISA-L (the router's `isal` feature, which writes gzip parts
+# 1.7-2.6x faster than libdeflate: issue #26) is assembled with nasm and
+# built with autotools. Unpinned: Debian 12's own versions, as the image's.
+# The cache mounts keep the registry and the target folder between builds.
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends nasm autoconf automake libtool make \
+    && rm -rf /var/lib/apt/lists/*
 COPY Cargo.toml Cargo.lock ./
 COPY logrouter logrouter
 COPY router router
@@ -28,7 +34,7 @@ COPY tests tests
 ENV CARGO_PROFILE_RELEASE_STRIP=debuginfo
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
-    cargo build --release --locked --bin router --bin loader \
+    cargo build --release --locked --features router/isal --bin router --bin loader \
     && install -D -m 0755 target/release/router target/release/loader -t /out/bin
 
 FROM gcr.io/distroless/cc-debian12:nonroot

@@ -17,6 +17,8 @@ pub mod backfill;
 pub mod cli;
 pub mod decode;
 pub mod format;
+#[cfg(feature = "isal")]
+pub mod isal;
 pub mod lines;
 pub mod parts;
 pub mod pipe;

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use base64::Engine;
-use logrouter::config::{LineFormat, OutputCompression, PayloadConfig};
+use logrouter::config::{LineFormat, PayloadConfig};
 use logrouter::json::MAX_JSON_DEPTH;
 use logrouter::layout::SourceName;
 use logrouter::manifest::{LineCounts, PartOutput, QuarantineOutput, TypeOutput};
@@ -20,7 +20,7 @@ use serde::Serialize;
 use tokio::sync::mpsc;
 
 use crate::format::Converter;
-use crate::parts::{Compressor, FinishedPart, Keep, PartWriter};
+use crate::parts::{Compressor, Encoding, FinishedPart, Keep, PartWriter};
 use crate::reason::Reason;
 
 /// The per-line maps: a fast hash, seeded per process (keys are type
@@ -64,8 +64,7 @@ impl RouteRules {
             allowed_types: r.allowed_types.clone(),
             max_types_per_source: r.max_types_per_source,
             max_open_compressors: r.max_open_compressors,
-            compression: r.output_compression,
-            level: config.compression_level(),
+            encoding: Encoding::of(config),
             part_size: r.part_size_bytes,
         }
     }
@@ -181,8 +180,7 @@ pub struct RouteRules {
     pub allowed_types: Option<Vec<String>>,
     pub max_types_per_source: usize,
     pub max_open_compressors: usize,
-    pub compression: OutputCompression,
-    pub level: i32,
+    pub encoding: Encoding,
     pub part_size: u64,
 }
 
@@ -463,7 +461,10 @@ impl<'a> LineRouter<'a> {
             );
             return self.reject(Reason::LineTooLong, &detail, raw);
         }
-        let text = match std::str::from_utf8(line) {
+        // simdutf8's check, several times std's on non-ASCII text (the
+        // routing thread is what the router waits on); its `compat` error
+        // says where, as std's does.
+        let text = match simdutf8::compat::from_utf8(line) {
             Ok(t) => t,
             Err(e) => {
                 let detail = format!("invalid UTF-8 at byte {} of the line", e.valid_up_to());
@@ -570,7 +571,8 @@ impl<'a> LineRouter<'a> {
                 .parts
                 .len() as u32;
             let writer = self.new_part(
-                self.name.part_key(&name, next, self.rules.compression),
+                self.name
+                    .part_key(&name, next, self.rules.encoding.compression()),
                 false,
             )?;
             self.open.insert(name.clone(), (next, writer));
@@ -601,10 +603,10 @@ impl<'a> LineRouter<'a> {
     }
 
     fn new_part(&mut self, key: String, quarantine: bool) -> io::Result<PartWriter> {
-        let (compression, level) = if quarantine {
-            (OutputCompression::Gzip, 6)
+        let encoding = if quarantine {
+            Encoding::Libdeflate(6)
         } else {
-            (self.rules.compression, self.rules.level)
+            self.rules.encoding
         };
         let Sink::Parts {
             out,
@@ -630,7 +632,7 @@ impl<'a> LineRouter<'a> {
         } else {
             Keep::BlockMembers
         };
-        PartWriter::create(compressor, temp, key, compression, level, keep)
+        PartWriter::create(compressor, temp, key, encoding, keep)
     }
 
     /// Hands a finished part to the committer and returns its record.

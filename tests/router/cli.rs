@@ -386,14 +386,36 @@ fn issue13_a_thousand_types_in_one_source_stay_under_200_mb() {
     eprintln!("{TYPES} types: peak RSS {} MB", peak_kb / 1024);
 }
 
-/// Issue #26: gzip parts are a libdeflate member per 64 KiB block. Routed
-/// twice (GitHub-archive-like events: nested, long non-ASCII strings; small
-/// parts, so that every busy type rolls over), the two runs write the same
-/// parts byte for byte; every part decodes with `gzip -dc`, Python's `gzip`
-/// and flate2's multi-member decoder alike; and each type's parts, in
-/// order, hold exactly the input's lines of that type, byte for byte.
+/// Issue #26: gzip parts are a member per 64 KiB block, by libdeflate or,
+/// in a router built with the `isal` feature, by ISA-L. With each encoder,
+/// routed twice (GitHub-archive-like events: nested, long non-ASCII
+/// strings; small parts, so that every busy type rolls over), the two runs
+/// write the same parts byte for byte; every part decodes with `gzip -dc`,
+/// Python's `gzip` and flate2's multi-member decoder alike; and each type's
+/// parts, in order, hold exactly the input's lines of that type, byte for
+/// byte. ISA-L is checked where scripts/test built it (TEST_ROUTER_ISAL=1)
+/// and under CI, where a router without it fails the test.
 #[test]
 fn issue26_gzip_parts_decode_everywhere_byte_identical_and_deterministic() {
+    let mut encoders = vec!["libdeflate"];
+    let env_is = |k: &str, v: &str| std::env::var(k).is_ok_and(|x| x == v);
+    if env_is("TEST_ROUTER_ISAL", "1") || env_is("CI", "true") {
+        encoders.push("isal");
+    } else {
+        eprintln!("TEST_ROUTER_ISAL is not 1: ISA-L's parts are not checked (scripts/test builds the router with them)");
+    }
+    let sizes: Vec<u64> = encoders
+        .iter()
+        .map(|e| gzip_parts_decode_everywhere(e))
+        .collect();
+    // Each encoder wrote parts of its own (not the same bytes twice).
+    if let [libdeflate, isal] = sizes[..] {
+        assert_ne!(libdeflate, isal, "ISA-L's parts are libdeflate's");
+    }
+}
+
+/// Routes and checks as above with `encoder`; returns the parts' bytes.
+fn gzip_parts_decode_everywhere(encoder: &str) -> u64 {
     use std::collections::BTreeMap;
     let dir = tempfile::tempdir().unwrap();
     let source = dir.path().join("github.jsonl");
@@ -418,7 +440,7 @@ fn issue26_gzip_parts_decode_everywhere_byte_identical_and_deterministic() {
         lines.push('\n');
     }
     let route = |name: &str| {
-        let out = dir.path().join(name);
+        let out = dir.path().join(format!("{encoder}-{name}"));
         let o = router(
             &[
                 "route",
@@ -428,9 +450,12 @@ fn issue26_gzip_parts_decode_everywhere_byte_identical_and_deterministic() {
                 "/type",
                 source.to_str().unwrap(),
             ],
-            &[("LOGROUTER_ROUTE__PART_SIZE_BYTES", "100000")],
+            &[
+                ("LOGROUTER_ROUTE__PART_SIZE_BYTES", "100000"),
+                ("LOGROUTER_ROUTE__GZIP_ENCODER", encoder),
+            ],
         );
-        assert!(o.status.success(), "{}", stderr(&o));
+        assert!(o.status.success(), "{encoder}: {}", stderr(&o));
         out
     };
     let (a, b) = (route("a"), route("b"));
@@ -446,10 +471,16 @@ fn issue26_gzip_parts_decode_everywhere_byte_identical_and_deterministic() {
     assert_eq!(keys, parts(&b), "the same parts on every run");
     let mut got: BTreeMap<String, String> = BTreeMap::new();
     let mut rolled = 0;
+    let mut total = 0;
     for key in &keys {
         let (pa, pb) = (a.join(key), b.join(key));
         let bytes = std::fs::read(&pa).unwrap();
-        assert_eq!(bytes, std::fs::read(&pb).unwrap(), "{key}: the same bytes");
+        total += bytes.len() as u64;
+        assert_eq!(
+            bytes,
+            std::fs::read(&pb).unwrap(),
+            "{encoder} {key}: the same bytes"
+        );
         let gzip = Command::new("gzip").arg("-dc").arg(&pa).output().unwrap();
         assert!(gzip.status.success(), "gzip -dc {key}: {}", stderr(&gzip));
         let python = Command::new("python3")
@@ -482,8 +513,9 @@ fn issue26_gzip_parts_decode_everywhere_byte_identical_and_deterministic() {
     got.sort();
     assert!(
         got == want,
-        "each type's parts hold its lines, in order, byte for byte"
+        "{encoder}: each type's parts hold its lines, in order, byte for byte"
     );
+    total
 }
 
 fn support_files(root: &std::path::Path) -> Vec<String> {
