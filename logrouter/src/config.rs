@@ -32,8 +32,8 @@ pub enum OutputCompression {
 
 /// What writes gzip parts (issue #26). Both write standard multi-member
 /// `.json.gz`; they differ in speed and size: on bench/router's two shapes
-/// ISA-L's igzip at level 2 compressed 2.6x and 1.7x faster than
-/// libdeflate at level 1, for 2-4% more bytes (still below `gzip -1`'s).
+/// ISA-L's igzip at levels 1-2 compressed 2.6x and 1.7x faster than
+/// libdeflate at level 1, for 2-6% more bytes (still below `gzip -1`'s).
 /// ISA-L is assembly built with nasm and autotools, so it is a cargo
 /// feature (`isal`) of the router rather than a default dependency.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -65,9 +65,10 @@ impl GzipEncoder {
     pub fn levels(self) -> (std::ops::RangeInclusive<i32>, i32) {
         match self {
             GzipEncoder::Libdeflate => (0..=12, 1),
-            // Level 2 rather than 1: as fast on both shapes of bench/router
-            // and 2-3% smaller.
-            GzipEncoder::Isal => (0..=3, 2),
+            // Level 1: in the router, 14% less wall time than level 2 on
+            // bench/router's analytics events (5 paired runs) for 0.9% more
+            // bytes; 0.83x and 1.00x `gzip -1`'s bytes on its two shapes.
+            GzipEncoder::Isal => (0..=3, 1),
         }
     }
 }
@@ -366,7 +367,7 @@ pub struct RouteConfig {
     /// What writes gzip parts; unset: `isal` where the router was built
     /// with it, else `libdeflate`.
     pub gzip_encoder: Option<GzipEncoder>,
-    /// gzip 0–12 with libdeflate (default 1), 0-3 with ISA-L (default 2),
+    /// gzip 0–12 with libdeflate (default 1), 0-3 with ISA-L (default 1),
     /// or zstd 1–19 (default 1:
     /// at level 3 a part's compressor took about 3 MB, 173 MB peak RSS on
     /// 50 types, and ran at 2.1x the `zcat | gzip -1` pipe against 3.0x at
@@ -902,7 +903,7 @@ mod tests {
         assert_eq!(c.route.fixed_type.as_deref(), Some("Load Balancer"));
     }
 
-    /// The gzip encoder: ISA-L where built (level 2), else libdeflate
+    /// The gzip encoder: ISA-L where built (level 1), else libdeflate
     /// (level 1); each encoder's levels are checked, and ISA-L in a build
     /// without it names the feature.
     #[test]
@@ -911,7 +912,7 @@ mod tests {
         let built = GzipEncoder::Isal.is_built();
         assert_eq!(built, cfg!(feature = "isal"));
         let (encoder, level) = if built {
-            (GzipEncoder::Isal, 2)
+            (GzipEncoder::Isal, 1)
         } else {
             (GzipEncoder::Libdeflate, 1)
         };
