@@ -118,7 +118,9 @@ mod tests {
         let text: Vec<u8> = (0..3000)
             .flat_map(|i| format!("{{\"event_type\":\"t{}\",\"n\":{i}}}\n", i % 7).into_bytes())
             .collect();
-        let mut noise = vec![0u8; 64 * 1024 + 17];
+        // Past a block: a block holds at least one line, up to
+        // route.max_line_bytes (4 MiB).
+        let mut noise = vec![0u8; (1 << 20) + 17];
         let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
         for b in &mut noise {
             x ^= x << 13;
