@@ -626,20 +626,18 @@ impl Config {
             }
         }
         if let Some(level) = r.compression_level {
-            let (ok, range) = match r.output_compression {
+            let (name, levels) = match r.output_compression {
                 OutputCompression::Gzip => {
-                    let (levels, _) = self.gzip_encoder().levels();
-                    let range = format!(
-                        "gzip with {}: {}-{}",
-                        self.gzip_encoder().as_str(),
-                        levels.start(),
-                        levels.end()
-                    );
-                    (levels.contains(&level), range)
+                    let encoder = self.gzip_encoder();
+                    (
+                        format!("gzip with {}", encoder.as_str()),
+                        encoder.levels().0,
+                    )
                 }
-                OutputCompression::Zstd => ((1..=19).contains(&level), "zstd: 1-19".to_owned()),
+                OutputCompression::Zstd => ("zstd".to_owned(), 1..=19),
             };
-            if !ok {
+            if !levels.contains(&level) {
+                let range = format!("{name}: {}-{}", levels.start(), levels.end());
                 return invalid(
                     "route.compression_level",
                     format!("{level} is out of range ({range}; libdeflate takes gzip levels 0-12, ISA-L 0-3)"),
